@@ -1,0 +1,50 @@
+# paramcast — every set-up step lives here; `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PRESET ?= standard
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test test-slow lint assets data bench-all clean help
+
+help:
+	@echo "make demo       set up .venv, prepare EmojiClips ($(PRESET)), run the main benchmark"
+	@echo "make test       set up .venv, run the fast tests (CI runs this)"
+	@echo "make test-slow  the long checks (marked slow)"
+	@echo "make lint       ruff"
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $@
+
+# OS packages with the real emoji art; optional (the procedural `shapes` source needs none).
+assets:
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get install -y -q fonts-noto-color-emoji fonts-symbola >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q fonts-noto-color-emoji fonts-symbola >/dev/null 2>&1)) \
+	   || echo "assets: apt-get could not install the emoji fonts; 'paramcast data prepare' will say what is missing"; \
+	else echo "assets: no apt-get as root here; 'paramcast data prepare' will say what is missing"; fi
+
+data: $(STAMP) assets
+	$(PY) -m paramcast data prepare --preset $(PRESET)
+
+demo: data
+	$(PY) -m paramcast data card --preset $(PRESET)
+	$(PY) -m paramcast data show --preset $(PRESET)
+	$(PY) -m paramcast bench videoqa --preset $(PRESET)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -x --durations=10
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,3 @@
+from paramcast.cli.main import app
+
+app()

@@ -1,0 +1,24 @@
+"""The ``paramcast`` command. One module per subcommand group; this file only wires them up."""
+
+from __future__ import annotations
+
+import typer
+
+from paramcast.cli import bench, data, validate
+
+app = typer.Typer(
+    name="paramcast",
+    help="Cloud-device collaborative adaptation of on-device multi-modal models.\n\n"
+    "Typical flow: `paramcast data prepare` builds the EmojiClips benchmark, "
+    "`paramcast bench videoqa` trains every method and compares them.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data", help="Build, describe and look at the EmojiClips benchmark.")
+app.add_typer(bench.app, name="bench", help="Benchmarks: accuracy, payload sizes, latency.")
+app.command("validate", help="Check every YAML config under benchmarks/ and report all errors at once.")(
+    validate.validate
+)
+
+if __name__ == "__main__":
+    app()
