@@ -1,0 +1,66 @@
+"""Writing benchmark results: a JSON with the command that produced it, a Markdown table, a PNG.
+
+Every benchmark returns a JSON-able dict; :func:`write_result` stores it next to its Markdown and
+records the exact command line, the package version and the machine, so a committed result can be
+regenerated and compared.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["environment", "markdown_table", "write_result"]
+
+
+def environment() -> dict[str, Any]:
+    from paramcast import __version__
+
+    return {
+        "paramcast": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if v != v:  # NaN
+            return "–"
+        if abs(v) >= 1000 or (abs(v) < 0.01 and v != 0):
+            return f"{v:.3g}"
+        return f"{v:.2f}"
+    return "–" if v is None else str(v)
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """A GitHub Markdown table; ``columns`` picks and orders keys (default: the first row's)."""
+    if not rows:
+        return "(no rows)\n"
+    cols = list(columns or rows[0].keys())
+    out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    out += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def write_result(result: dict[str, Any], out: Path, markdown: str) -> dict[str, Path]:
+    """Write ``out.with_suffix('.json')`` and ``.md``; return the paths written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = ["paramcast", *sys.argv[1:]] if Path(sys.argv[0]).name in ("paramcast", "__main__.py") else sys.argv
+    payload = {"command": shlex.join(argv), "environment": environment(), **result}
+    json_path, md_path = out.with_suffix(".json"), out.with_suffix(".md")
+    json_path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    md_path.write_text(f"<!-- produced by: {payload['command']} -->\n\n{markdown}")
+    return {"json": json_path, "markdown": md_path}
