@@ -29,6 +29,9 @@ class Vocab:
     devices: list[str]    # device (domain) names, index = ClipSet.device
     categories: list[str] # sprite categories, index = ClipSet.category
     qtypes: list[str]     # question types, index = ClipSet.qtype
+    mc_answers: list[str] = field(default_factory=list)  # strings indexed by ClipSet.candidates:
+                          #   answers first (same indices), then candidates outside the vocabulary
+    styles: list[str] = field(default_factory=list)      # art styles of the devices' sprites
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
