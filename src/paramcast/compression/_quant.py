@@ -73,7 +73,9 @@ def _bnb():
     try:
         import bitsandbytes.functional as bnbf
     except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise ImportError("int8/nf4 quantisation needs bitsandbytes: pip install 'bitsandbytes>=0.45'") from exc
+        raise ImportError(
+            "int8/nf4 quantisation needs bitsandbytes: pip install 'bitsandbytes>=0.45'"
+        ) from exc
     return bnbf
 
 
@@ -120,7 +122,8 @@ def payload_nbytes(shape: Sequence[int], scheme: str, blocksize: int = 64) -> in
     568.4 KB, DESIGN.md's downlink figure.
     """
     return sum(
-        _numel(s) * torch.empty((), dtype=dt).element_size() for dt, s in part_specs(shape, scheme, blocksize).values()
+        _numel(s) * torch.empty((), dtype=dt).element_size()
+        for dt, s in part_specs(shape, scheme, blocksize).values()
     )
 
 
@@ -177,7 +180,9 @@ def quantise(t: torch.Tensor, scheme: str, blocksize: int = 64) -> dict[str, tor
     return {"codes": codes.contiguous(), **_quantise_absmax(state.absmax.float())}
 
 
-def dequantise(parts: dict[str, torch.Tensor], scheme: str, shape: tuple[int, ...], blocksize: int = 64) -> torch.Tensor:
+def dequantise(
+    parts: dict[str, torch.Tensor], scheme: str, shape: tuple[int, ...], blocksize: int = 64
+) -> torch.Tensor:
     """Inverse of :func:`quantise`: the fp32 tensor of ``shape``.
 
     Checks every part's name, dtype and shape against :func:`part_specs` first (``ValueError``
