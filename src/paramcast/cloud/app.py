@@ -1,0 +1,291 @@
+"""The cloud service: a FastAPI app around one method.
+
+Routes (OpenAPI docs at ``/docs``):
+
+* ``POST /v1/adapt``    body: a wire-encoded :class:`~paramcast.types.Upload`
+  (``application/octet-stream``); ``?quant=`` or header ``X-Paramcast-Quant`` picks the downlink
+  quantisation (one of ``QUANTS``, default fp32). Answers the wire-encoded update.
+* ``POST /v1/history``  body: labelled samples (:mod:`paramcast.cloud.history`); stored in SQLite.
+* ``GET /v1/info``      method, task, model version, upload and head shapes, quant options, limits.
+* ``GET /healthz``      liveness.
+* ``GET /metrics``      Prometheus text format.
+
+Concurrent adapt requests are grouped by :class:`~paramcast.cloud.batching.DynamicBatcher` into one
+``method.cloud_step_batch`` call. Every refusal is a 4xx whose JSON body ``{"error", "detail"}`` says
+what is wrong; a 500 means a bug in the server, never bad input. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import torch
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from paramcast import registry, wire
+from paramcast.cloud.auth import TokenStore
+from paramcast.cloud.batching import DynamicBatcher
+from paramcast.cloud.errors import ApiError
+from paramcast.cloud.history import HistoryError, decode_history
+from paramcast.cloud.metrics import Metrics, MetricsMiddleware
+from paramcast.cloud.store import HistoryStore
+from paramcast.methods.base import Method
+from paramcast.types import QUANTS, HeadParams, Upload, WeightDelta
+
+__all__ = ["Batching", "Limits", "create_app", "load_method"]
+
+log = logging.getLogger("paramcast.cloud")
+OCTET = "application/octet-stream"
+ROUTES = ("/v1/adapt", "/v1/history", "/v1/info", "/healthz", "/metrics", "/docs", "/openapi.json")
+
+
+@dataclass(frozen=True)
+class Batching:
+    max_batch: int = 32       # uploads answered by one generator call; 1 = naive per-request generation
+    max_wait_ms: float = 2.0  # how long a non-full batch waits for more uploads
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1 (1 disables batching), got {self.max_batch}")
+        if self.max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_upload_bytes: int = 1 << 20    # body of /v1/adapt; a 192-float feature is < 2 KB on the wire
+    max_history_bytes: int = 16 << 20  # body of /v1/history
+    max_rows: int = 4096               # rows of Upload.features and of one history upload
+    max_feature_dim: int = 65536       # columns of Upload.features when the method does not fix them
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if value < 1:
+                raise ValueError(f"limit {name} must be >= 1, got {value}")
+
+
+def load_method(name: str, checkpoint: str | Path | None = None, **kwargs: Any) -> Method:
+    """Build the served method through the registry; load ``checkpoint`` with its ``load_checkpoint``."""
+    method = registry.create(name, **kwargs)
+    if checkpoint is not None:
+        loader = getattr(method, "load_checkpoint", None)
+        if loader is None:
+            raise ValueError(f"method {name!r} cannot load a checkpoint: it has no load_checkpoint(path)")
+        loader(Path(checkpoint))
+    return method
+
+
+def _error(status: int, error: str, detail: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) as soon as it exceeds ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError(400, "bad_request", f"Content-Length must be a non-negative integer, got {declared[:32]!r}")
+        if int(declared) > limit:
+            raise ApiError(413, "body_too_large", f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "body_too_large", f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _upload_key(upload: Upload) -> tuple:
+    return tuple(upload.features.shape), upload.positions is None, upload.samples is None
+
+
+def create_app(method: Method, *, store_path: str | Path | None = None,
+               tokens: TokenStore | str | Path | None = None, batching: Batching = Batching(),
+               limits: Limits = Limits(), upload_shape: tuple[int, int] | None = None,
+               task: str | None = None, model_version: str | None = None) -> FastAPI:
+    """The service for ``method``.
+
+    ``tokens``: a :class:`TokenStore` or a token file (no tokens: every device is refused, 401).
+    ``upload_shape``: the (N, C) every Upload.features must have (default: ``method.upload_shape``
+    if the method has one, else any shape within ``limits``). ``task`` / ``model_version``: what
+    uploads must name (default: the method's attributes of that name, if any).
+    """
+    if not getattr(method, "collaborative", False):
+        raise ValueError(f"method {method.name!r} is device-only (collaborative = False): nothing to serve")
+    if not isinstance(tokens, TokenStore):
+        tokens = TokenStore.from_file(tokens) if tokens is not None else TokenStore()
+    if len(tokens) == 0:
+        log.warning("no device tokens configured: every adapt/history request will be refused (401)")
+    upload_shape = upload_shape or getattr(method, "upload_shape", None)
+    task = task or getattr(method, "task", None)
+    model_version = model_version or getattr(method, "model_version", None)
+    store = HistoryStore(store_path) if store_path is not None else None
+    metrics = Metrics(ROUTES)
+
+    def generate(uploads):
+        with torch.inference_mode():
+            if len(uploads) == 1:
+                return [method.cloud_step(uploads[0])]
+            return method.cloud_step_batch(uploads)
+
+    batcher = DynamicBatcher(generate, max_batch=batching.max_batch, max_wait_ms=batching.max_wait_ms,
+                             key=_upload_key, on_batch=metrics.observe_batch)
+    update_info = _probe(method, upload_shape, task, model_version)
+
+    def close() -> None:
+        batcher.close()
+        if store is not None:
+            store.close()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        close()
+
+    app = FastAPI(title="paramcast cloud", version="1", lifespan=lifespan,
+                  description="Cloud side of cloud-device collaborative adaptation: uploads in, "
+                              "generated head parameters / weight deltas out.")
+    app.state.batcher, app.state.store, app.state.metrics, app.state.close = batcher, store, metrics, close
+
+    # ---- error handling: every refusal a JSON 4xx -------------------------------------------
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError):
+        return _error(exc.status, exc.error, exc.detail, exc.headers)
+
+    @app.exception_handler(wire.WireError)
+    async def _wire_error(request: Request, exc: wire.WireError):
+        return _error(400, "bad_payload", str(exc) or "malformed payload")
+
+    @app.exception_handler(HistoryError)
+    async def _history_error(request: Request, exc: HistoryError):
+        return _error(400, "bad_history", str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        name = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, name, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        detail = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}" for e in exc.errors())
+        return _error(422, "invalid_request", detail or "invalid request")
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception):
+        # Log the route and the exception only: never headers (they carry bearer tokens).
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return _error(500, "internal", "internal server error (a bug in the server, not your request); see the server log")
+
+    # ---- routes ---------------------------------------------------------------------------
+    def _check_meta(obj_device: str, authed: str, what: str) -> None:
+        if obj_device != authed:
+            raise ApiError(403, "forbidden", f"{what} names device {obj_device[:128]!r} but the token belongs to "
+                                             f"{authed!r}; a device may only speak for itself")
+
+    def _check_upload(upload: Upload) -> None:
+        if upload.method != method.name:
+            raise ApiError(400, "wrong_method", f"upload is for method {upload.method[:64]!r}; this server serves {method.name!r}")
+        if task is not None and upload.task != task:
+            raise ApiError(400, "wrong_task", f"upload is for task {upload.task[:64]!r}; this server serves {task!r}")
+        if model_version is not None and upload.model_version != model_version:
+            raise ApiError(409, "model_version_mismatch",
+                           f"upload was made by model {upload.model_version[:64]!r}; this server serves {model_version!r}: "
+                           "update the device model")
+        f = upload.features
+        if not isinstance(f, torch.Tensor) or f.dtype != torch.float32 or f.ndim != 2:
+            raise ApiError(422, "bad_shape", "features must be a 2-D float32 tensor (N, C)")
+        if upload_shape is not None and tuple(f.shape) != tuple(upload_shape):
+            raise ApiError(422, "bad_shape", f"features must have shape {tuple(upload_shape)}, got {tuple(f.shape)}")
+        if not (1 <= f.shape[0] <= limits.max_rows and 1 <= f.shape[1] <= limits.max_feature_dim):
+            raise ApiError(422, "bad_shape", f"features must be (N, C) with 1 <= N <= {limits.max_rows} and "
+                                             f"1 <= C <= {limits.max_feature_dim}, got {tuple(f.shape)}")
+        for name in ("positions", "samples"):
+            t = getattr(upload, name)
+            if t is not None and (t.dtype != torch.int64 or tuple(t.shape) != (f.shape[0],)):
+                raise ApiError(422, "bad_shape", f"{name} must be an int64 tensor of shape ({f.shape[0]},)")
+        if not bool(torch.isfinite(f).all()):
+            raise ApiError(400, "non_finite", "features contain NaN or Inf")
+
+    @app.post("/v1/adapt", response_class=Response, summary="Generate an update for one device's upload",
+              openapi_extra={"requestBody": {"required": True, "content": {OCTET: {"schema": {"type": "string", "format": "binary"}}}}},
+              responses={200: {"content": {OCTET: {}}, "description": "wire-encoded HeadParams or WeightDelta"}})
+    async def adapt(request: Request,
+                    quant: str | None = Query(None, description=f"downlink quantisation, one of {list(QUANTS)}"),
+                    x_paramcast_quant: str | None = Header(None, description="same as ?quant= (the query wins)")):
+        device = tokens.authenticate(request.headers.get("authorization"))
+        q = quant or x_paramcast_quant or "fp32"
+        if q not in QUANTS:
+            raise ApiError(400, "bad_quant", f"quant {q[:32]!r} is not one of {list(QUANTS)}")
+        body = await _read_body(request, limits.max_upload_bytes)
+        upload = wire.decode(body, max_bytes=limits.max_upload_bytes, expect=Upload)
+        if not isinstance(upload, Upload):
+            raise ApiError(400, "bad_payload", f"expected an Upload, got a {type(upload).__name__}")
+        _check_meta(upload.device_id, device, "the upload")
+        _check_upload(upload)
+        update = await batcher.run(upload)
+        if not isinstance(update, HeadParams | WeightDelta):
+            raise RuntimeError(f"{method.name}.cloud_step returned {type(update).__name__}, not an Update")
+        data = await anyio.to_thread.run_sync(lambda: wire.encode(update, quant=q))
+        return Response(data, media_type=OCTET, headers={"X-Paramcast-Quant": q})
+
+    @app.post("/v1/history", summary="Store a device's labelled samples in the cloud's history",
+              openapi_extra={"requestBody": {"required": True, "content": {OCTET: {"schema": {"type": "string", "format": "binary"}}}}})
+    async def history(request: Request) -> dict:
+        device = tokens.authenticate(request.headers.get("authorization"))
+        if store is None:
+            raise ApiError(404, "history_disabled", "this server keeps no history (start it with --store PATH)")
+        body = await _read_body(request, limits.max_history_bytes)
+        feature_dim = upload_shape[1] if upload_shape is not None else None
+        batch = decode_history(body, max_rows=limits.max_rows, feature_dim=feature_dim)
+        _check_meta(batch.device_id, device, "the history upload")
+        if task is not None and batch.task != task:
+            raise ApiError(400, "wrong_task", f"history is for task {batch.task[:64]!r}; this server serves {task!r}")
+        ids = await anyio.to_thread.run_sync(lambda: store.add(device, batch.task, batch.tensors))
+        return {"stored": len(ids), "first_id": ids[0], "last_id": ids[-1]}
+
+    @app.get("/v1/info", summary="What this server serves")
+    async def info() -> dict:
+        return {"method": method.name, "task": task, "model_version": model_version,
+                "upload": {"features": list(upload_shape) if upload_shape else None},
+                "update": update_info, "quants": list(QUANTS), "default_quant": "fp32",
+                "batching": asdict(batching), "limits": asdict(limits), "history": store is not None}
+
+    @app.get("/healthz", summary="Liveness")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def _probe(method: Method, upload_shape, task, model_version) -> dict | None:
+    """Shapes of the method's update, from one call on a zero upload (also warms the generator up)."""
+    if upload_shape is None:
+        return None
+    zero = Upload(device_id="probe", method=method.name, task=task or "", model_version=model_version or "",
+                  features=torch.zeros(tuple(upload_shape)))
+    try:
+        with torch.inference_mode():
+            update = method.cloud_step(zero)
+    except Exception as exc:  # the info route says so; serving still works
+        log.warning("could not probe %s for its update shape: %r", method.name, exc)
+        return None
+    if isinstance(update, HeadParams):
+        return {"type": "HeadParams", "weight": list(update.weight.shape), "bias": list(update.bias.shape)}
+    if isinstance(update, WeightDelta):
+        return {"type": "WeightDelta", "deltas": {k: list(v.shape) for k, v in update.deltas.items()},
+                "base_version": update.base_version}
+    return None
