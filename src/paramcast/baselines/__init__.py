@@ -1,1 +1,7 @@
-"""Baselines the seeds compare against, behind the same :class:`~paramcast.methods.Method` interface."""
+"""Baselines named by the seeds; each registers itself and implements :class:`paramcast.methods.Method`."""
+
+from paramcast.baselines.f_hyper import FHyper
+from paramcast.baselines.finetune import FineTuning, FLinear
+from paramcast.baselines.source_only import SourceOnly
+
+__all__ = ["FHyper", "FLinear", "FineTuning", "SourceOnly"]

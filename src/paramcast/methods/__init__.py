@@ -1,5 +1,6 @@
 """The seeds' systems, one folder each: fda_adr (CDC-MMPG), stablesynthnet, cd_cca."""
 
 from paramcast.methods.base import Method
+from paramcast.methods.fda_adr import CDCMMPG  # noqa: F401 - registers "cdc-mmpg"
 
 __all__ = ["Method"]

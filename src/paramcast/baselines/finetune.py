@@ -1,0 +1,141 @@
+"""Device-side fine-tuning baselines of the seed (§4.4.1): F-linear and Fine-tuning.
+
+Both adapt on the device with ``k`` labelled samples of its own inside ``device_step`` (and upload
+nothing): F-linear fine-tunes the QA head's MLP layers on the frozen encoder's features;
+Fine-tuning fine-tunes the whole model, encoder included, from the raw frames. ``last_adapt_seconds``
+holds the measured on-device training time of the last adaptation.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from paramcast.baselines._static import StaticHeadConfig, StaticHeadMethod
+from paramcast.models.features import FeatureSet
+from paramcast.models.training import labelled
+from paramcast.registry import register
+from paramcast.types import Upload
+
+__all__ = ["FLinear", "FineTuning", "FineTuneConfig"]
+
+
+@dataclass(frozen=True)
+class FineTuneConfig(StaticHeadConfig):
+    """Cloud head training (inherited) + the device's few-shot fine-tuning."""
+
+    k: int = 16                  # labelled samples the device annotates and trains on
+    adapt_steps: int = 30        # full-batch optimisation steps on the k samples
+    adapt_lr: float = 1e-3       # AdamW learning rate on the device
+    sampled_frames: int = 3      # D frames per clip when Fine-tuning runs the encoder (All-in-One-Ti: 3)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.k < 1 or self.adapt_steps < 0 or self.sampled_frames < 1:
+            raise ValueError("k >= 1, adapt_steps >= 0 and sampled_frames >= 1 are required")
+        if self.adapt_lr <= 0:
+            raise ValueError(f"adapt_lr={self.adapt_lr}: must be > 0")
+
+
+@register("f-linear")
+class FLinear(StaticHeadMethod):
+    """Fine-tune the QA head (all its layers) on the device's first k labelled samples."""
+
+    config_class = FineTuneConfig
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.last_adapt_seconds = 0.0
+
+    def _adapt_rows(self, batch: FeatureSet) -> torch.Tensor:
+        return labelled(batch.answer)[: self.config.k]
+
+    def _trainable(self) -> list[nn.Parameter]:
+        return list(self.head.parameters())
+
+    def device_step(self, batch: FeatureSet) -> Upload | None:
+        rows = self._adapt_rows(batch)
+        t0 = time.perf_counter()
+        if rows.numel():
+            self._adapt(batch.subset(rows))
+        self.last_adapt_seconds = time.perf_counter() - t0
+        return None
+
+    def _adapt(self, shots: FeatureSet) -> None:
+        opt = torch.optim.AdamW(self._trainable(), lr=self.config.adapt_lr, weight_decay=0.0)
+        self.head.train()
+        x, y = shots.features.to(self.device), shots.answer.to(self.device)
+        for _ in range(self.config.adapt_steps):
+            loss = nn.functional.cross_entropy(self.head(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        self.head.eval()
+
+
+@register("fine-tuning")
+class FineTuning(FLinear):
+    """Fine-tune the whole device model (encoder + QA head) on the device's k labelled samples.
+
+    Needs the encoder (``encoder=``) and raw frames/questions in the batches; it works on a private
+    copy of the encoder, so the shared frozen encoder other methods use is never touched.
+    """
+
+    def __init__(self, *args: Any, encoder: nn.Module | None = None, **kwargs: Any):
+        if encoder is None:
+            raise ValueError("fine-tuning retrains the encoder on the device: pass encoder=<AllInOneEncoder>")
+        self._own_encoder = copy.deepcopy(encoder).requires_grad_(True)
+        super().__init__(*args, encoder=encoder, **kwargs)
+        self._own_encoder.to(self.device).eval()
+        self.adapted = False
+
+    def _modules(self) -> dict[str, nn.Module]:
+        return {"head": self.head, "encoder": self._own_encoder}
+
+    def _trainable(self) -> list[nn.Parameter]:
+        return list(self.head.parameters()) + list(self._own_encoder.parameters())
+
+    def _adapt(self, shots: FeatureSet) -> None:
+        if shots.frames is None or shots.question is None:
+            raise ValueError("fine-tuning needs raw frames and questions: build the FeatureSet with keep_raw=True")
+        enc, c = self._own_encoder, self.config
+        opt = torch.optim.AdamW(self._trainable(), lr=c.adapt_lr, weight_decay=0.0)
+        g = torch.Generator().manual_seed(self.seed)
+        T = shots.frames.shape[1]
+        y = shots.answer.to(self.device)
+        enc.train()
+        self.head.train()
+        for _ in range(c.adapt_steps):
+            fidx = torch.randperm(T, generator=g)[: min(c.sampled_frames, T)].sort().values
+            feats = enc(shots.frames[:, fidx], shots.question, frame_index=fidx.to(self.device))
+            loss = nn.functional.cross_entropy(self.head(feats), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        enc.eval()
+        self.head.eval()
+        self.adapted = True
+
+    @torch.no_grad()
+    def predict(self, batch: FeatureSet) -> torch.Tensor:
+        if not self.adapted:
+            return super().predict(batch)
+        if batch.frames is None or batch.question is None:
+            raise ValueError("an adapted fine-tuning model re-encodes the frames: pass raw frames and questions")
+        out = []
+        for s in range(0, len(batch), 64):
+            feats = self._own_encoder(batch.frames[s: s + 64], batch.question[s: s + 64])
+            out.append(self.head(feats).cpu())
+        return torch.cat(out) if out else torch.zeros(0, self.num_answers)
+
+    def reset(self) -> None:
+        super().reset()
+        self.adapted = False
+
+    def device_params(self) -> int:
+        return super().device_params() + sum(p.numel() for p in self._own_encoder.parameters())

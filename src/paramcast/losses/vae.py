@@ -1,0 +1,60 @@
+"""VAE and feature re-normalisation pieces used by CDC-MMPG's AnchorFrame Distribution Reasoner.
+
+* :func:`kl_standard_normal`  — eq. 14, ``D_KL(N(mu, sigma) || N(0, I))``.
+* :func:`adain`               — eq. 16, the adaptive generator Φ's channel-wise re-normalisation.
+* :func:`adr_loss`            — eq. 15, 17, 18: ``L = L_ag + L_rec + L_KL``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+__all__ = ["adain", "adr_loss", "kl_standard_normal"]
+
+
+def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Eq. 14: ``D_KL(N(mu, exp(logvar)) || N(0, I))``, averaged over latent dimensions and the batch.
+
+    mu, logvar (B, Z) -> scalar. Averaging over Z (not summing) keeps the KL on the same per-element
+    scale as the two MSE terms it is added to in eq. 18, which the seed adds with weight 1.
+    """
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+
+
+def adain(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Eq. 16: re-normalise ``content`` to the channel statistics of ``style``.
+
+    ``Φ(F̂, F) = σ(F) · (F̂ − μ(F̂)) / σ(F̂) + μ(F)`` with μ, σ the mean and (biased) standard
+    deviation over the last (channel) axis of each feature vector. content, style (..., C) -> (..., C).
+
+    Reading of the garbled eq. 16: the statistics are taken over the C channels of each vector,
+    because at inference the cloud holds exactly one uploaded frame feature (C,) — there is no
+    spatial axis or batch to pool over, and taking statistics over a batch of uploads would make
+    one device's head depend on which other devices were batched with it.
+    """
+    mu_c, mu_s = content.mean(-1, keepdim=True), style.mean(-1, keepdim=True)
+    sd_c = (content.var(-1, unbiased=False, keepdim=True) + eps).sqrt()
+    sd_s = (style.var(-1, unbiased=False, keepdim=True) + eps).sqrt()
+    return sd_s * (content - mu_c) / sd_c + mu_s
+
+
+def adr_loss(generated: torch.Tensor, reconstructed: torch.Tensor, global_feature: torch.Tensor,
+             anchor: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, lam: float = 0.1) -> dict[str, torch.Tensor]:
+    """Eq. 15, 17, 18 for a batch: returns ``{"ag", "rec", "kl", "total"}`` (scalars).
+
+    generated   F_a (B, C)  adaptive generator output Φ(F̂, F_m^i)
+    reconstructed F̂ (B, C) VAE decoder output
+    global_feature F_g (B, C) mean of D sampled frames' features (the reconstruction target)
+    anchor      F_m^i (B, C) the one anchor-frame feature the VAE encodes
+
+    ``L_rec = MSE(F̂, F_g)`` (eq. 15); ``L_ag = MSE(F_a, F_g) + λ · MSE(F_a, F_m^i)`` (eq. 17).
+    Reading of the garbled eq. 17 ("λMSE(F_a, F) + MSE(F_a, F_m)"): F_a *replaces* F_g as the
+    hypernetwork's input (eq. 11), so matching F_g carries the unit weight and the λ = 0.1 term keeps
+    F_a close to the real uploaded frame (the reverse weighting would train F_a to copy the anchor,
+    undoing what the reasoner adds).
+    """
+    rec = F.mse_loss(reconstructed, global_feature)
+    ag = F.mse_loss(generated, global_feature) + lam * F.mse_loss(generated, anchor)
+    kl = kl_standard_normal(mu, logvar)
+    return {"ag": ag, "rec": rec, "kl": kl, "total": ag + rec + kl}

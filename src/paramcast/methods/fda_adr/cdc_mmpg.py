@@ -1,0 +1,318 @@
+"""CDC-MMPG: Fast Domain Adaptor (FDA, eq. 5–7) + AnchorFrame Distribution Reasoner (ADR, eq. 8–18).
+
+Cloud side (seed Fig. 2 a–b, Algorithm 1 Phase II)::
+
+    F_m^i (1, C) ──Ψ_E──► N(μ, σ) ──(μ, or R ~ N)──Ψ_D──► F̂ (1, C) ──Φ(F̂, F_m^i)──► F_a
+    F_a ──f_p──► E_g (1, E) ──f_h──► ΔW (V, H), Δb (V,) ;  W = W_0 + ΔW, b = b_0 + Δb
+
+Device side (Fig. 2 c): frozen encoder -> per-frame F_m (B, T, C) -> mean over frames -> static head
+``Linear(C, H) -> LN -> GELU`` -> generated ``Linear(H, V)`` (eq. 7).
+
+Implementation choices (the seed leaves these open; each is named so a reader can find it):
+
+* **Residual generation.** The generated layer is ``W_0 + ΔW(F)`` with a learned static ``W_0, b_0``
+  and f_h's output layer initialised near zero, so training starts from a working static head and
+  the hypernetwork learns only the per-device correction. Without it the hypernetwork's huge output
+  layer (hyper_hidden × (H + 1)·V) has to learn the whole classifier from one feature vector.
+* **Per-device groups.** Phase II trains on groups ``(anchor, M targets)`` of the *same* device: the
+  generator sees one frame of the anchor sample and its head must classify the device's other
+  samples. That is the personalisation signal; it also matches inference, where one upload serves
+  every later sample of the device.
+* **ADR input/target (eq. 12–15).** The VAE encodes the one anchor-frame feature F_m^i (all the
+  cloud has at inference) and its decoder reconstructs F_g, the mean of D sampled frames: the
+  "reasoning" from one frame to the clip-level feature the FDA was designed for.
+* **Deterministic inference.** ``cloud_step`` uses the posterior mean (``sample_at_inference`` turns
+  on the seed's R ~ N(μ, σ)); a batched call then equals the per-upload loop exactly.
+* **F-hyper** (the seed's ablation) is this class with ``use_adr=False``: the hypernetwork is trained
+  on F_g (eq. 5) and, at inference, fed the single uploaded frame feature directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from paramcast.losses.vae import adain, adr_loss
+from paramcast.methods.base import Method
+from paramcast.methods.fda_adr.config import CDCMMPGConfig
+from paramcast.models.encoder import default_device
+from paramcast.models.features import FeatureSet
+from paramcast.models.heads import DeviceModel, StaticHead, per_sample_linear, pool_frames
+from paramcast.models.training import build_config, device_groups, minibatches, warmup_cosine
+from paramcast.registry import register
+from paramcast.types import HeadParams, Update, Upload
+
+__all__ = ["CDCMMPG", "AdaptiveGenerator", "FastDomainAdaptor", "HyperNetwork", "Projector",
+           "sample_global_feature"]
+
+TASK = "videoqa-open"
+
+
+def sample_global_feature(features: torch.Tensor, d: int, generator: torch.Generator) -> torch.Tensor:
+    """F_g: mean of D frames drawn without replacement per row. features (B, T, C) -> (B, C)."""
+    B, T, _ = features.shape
+    pick = torch.rand(B, T, generator=generator).argsort(dim=1)[:, : min(d, T)].to(features.device)  # (B, D)
+    return torch.gather(features, 1, pick[..., None].expand(-1, -1, features.shape[-1])).mean(1)
+
+
+class Projector(nn.Module):
+    """f_p (eq. 5): two linear layers and a normalisation layer, F (.., C) -> E_g (.., E)."""
+
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_dim, in_dim), nn.LayerNorm(in_dim), nn.GELU(),
+                                 nn.Linear(in_dim, out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class HyperNetwork(nn.Module):
+    """f_h (eq. 6): MLP E_g (B, E) -> one linear layer per row, weight (B, V, H) and bias (B, V)."""
+
+    def __init__(self, in_dim: int, hidden: int, head_in: int, num_answers: int, init_std: float):
+        super().__init__()
+        self.head_in, self.num_answers = head_in, num_answers
+        self.body = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU())
+        self.out = nn.Linear(hidden, (head_in + 1) * num_answers)   # the huge layer: hidden × (H+1)·V
+        nn.init.normal_(self.out.weight, std=init_std)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        theta = self.out(self.body(e))                                           # (B, (H+1)·V)
+        w, b = theta.split([self.head_in * self.num_answers, self.num_answers], dim=-1)
+        return w.view(-1, self.num_answers, self.head_in), b                     # (B, V, H), (B, V)
+
+
+class AdaptiveGenerator(nn.Module):
+    """ADR (eq. 8–11, 16): VAE Ψ_E/Ψ_D over one anchor-frame feature + Φ = channel-wise AdaIN.
+
+    ``forward(anchor (B, C), sample) -> dict(mu, logvar, reconstructed F̂, generated F_a)``.
+    """
+
+    def __init__(self, dim: int, hidden: int, latent: int):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, 2 * latent))  # Ψ_E
+        self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.GELU(), nn.Linear(hidden, dim))      # Ψ_D
+
+    def forward(self, anchor: torch.Tensor, sample: bool = True,
+                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        mu, logvar = self.encoder(anchor).chunk(2, dim=-1)                        # eq. 8: (B, Z) each
+        logvar = logvar.clamp(-10.0, 10.0)
+        if sample:                                                                # eq. 9, reparameterised
+            eps = torch.randn(mu.shape, generator=generator).to(mu)
+            z = mu + eps * (0.5 * logvar).exp()
+        else:
+            z = mu
+        recon = self.decoder(z)                                                   # eq. 10 / 13: F̂ (B, C)
+        return {"mu": mu, "logvar": logvar, "reconstructed": recon,
+                "generated": adain(recon, anchor)}                                # eq. 11 / 16: F_a
+
+
+class FastDomainAdaptor(nn.Module):
+    """FDA (eq. 5–6) with the residual static layer: feature (B, C) -> W (B, V, H), b (B, V)."""
+
+    def __init__(self, feature_dim: int, num_answers: int, cfg: CDCMMPGConfig):
+        super().__init__()
+        self.projector = Projector(feature_dim, cfg.proj_dim)                     # f_p
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.hyper = HyperNetwork(cfg.proj_dim, cfg.hyper_hidden, cfg.head_hidden, num_answers,
+                                  cfg.delta_init_std)                             # f_h
+        self.residual = cfg.residual
+        w0 = nn.Linear(cfg.head_hidden, num_answers)
+        self.weight0 = nn.Parameter(w0.weight.detach().clone(), requires_grad=cfg.residual)  # W_0 (V, H)
+        self.bias0 = nn.Parameter(w0.bias.detach().clone(), requires_grad=cfg.residual)      # b_0 (V,)
+
+    def forward(self, feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dw, db = self.hyper(self.dropout(self.projector(feature)))               # (B, V, H), (B, V)
+        if self.residual:
+            return self.weight0 + dw, self.bias0 + db
+        return dw, db
+
+
+@register("cdc-mmpg")
+class CDCMMPG(Method):
+    """The seed's full system. ``create("cdc-mmpg", num_answers=V, feature_dim=C, **config_fields)``."""
+
+    collaborative = True
+    config_class = CDCMMPGConfig
+
+    def __init__(self, num_answers: int, feature_dim: int = 192, encoder: nn.Module | None = None,
+                 config: CDCMMPGConfig | dict | None = None, device: str | None = None, seed: int = 0,
+                 progress: bool = False, **overrides: Any):
+        self.config = build_config(self.config_class, config, self._defaults() | overrides)
+        self.num_answers, self.feature_dim = num_answers, feature_dim
+        self.device = torch.device(device or default_device())
+        self.seed, self.progress = seed, progress
+        torch.manual_seed(seed)
+        cfg = self.config
+        self.adaptor = FastDomainAdaptor(feature_dim, num_answers, cfg).to(self.device)
+        self.generator = AdaptiveGenerator(feature_dim, cfg.vae_hidden, cfg.latent_dim).to(self.device) \
+            if cfg.use_adr else None
+        self.model = DeviceModel(StaticHead(feature_dim, cfg.head_hidden), num_answers).to(self.device)
+        self.log: dict[str, Any] = {}
+        self.model_version = f"{self.name}-untrained"
+        self.reset()
+
+    @classmethod
+    def _defaults(cls) -> dict[str, Any]:
+        return {}
+
+    # --- cloud: training (Algorithm 1, Phase I) ---------------------------------------------
+    def fit(self, history: FeatureSet) -> None:
+        t0 = time.perf_counter()
+        g = torch.Generator().manual_seed(self.seed)
+        if self.generator is not None:
+            self.log["adr"] = self._fit_adr(history, g)
+            self.generator.requires_grad_(False).eval()          # frozen for the rest (seed §4.3)
+        self.log["fda"] = self._fit_fda(history, g)
+        self.log["fit_seconds"] = time.perf_counter() - t0
+        self.model_version = f"{self.name}-{self.seed}-{len(history)}"
+        self.reset()
+
+    def _fit_adr(self, history: FeatureSet, g: torch.Generator) -> list[dict[str, float]]:
+        """ADR first, on its own objective L = L_ag + L_rec + L_KL (eq. 18)."""
+        cfg, gen = self.config, self.generator
+        opt = torch.optim.AdamW(gen.parameters(), lr=cfg.adr_lr, weight_decay=cfg.weight_decay)
+        rows = torch.arange(len(history))
+        steps = max(1, cfg.adr_epochs * -(-rows.numel() // cfg.batch_size))
+        sched = torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=steps, power=1.0)  # seed: polynomial decay
+        gen.train()
+        log = []
+        for _ in range(cfg.adr_epochs):
+            sums = {"ag": 0.0, "rec": 0.0, "kl": 0.0, "total": 0.0}
+            n = 0
+            for idx in minibatches(rows, cfg.batch_size, g):
+                feats = history.features[idx].to(self.device)                      # (B, T, C)
+                losses = self._adr_losses(feats, g)
+                opt.zero_grad(set_to_none=True)
+                losses["total"].backward()
+                opt.step()
+                sched.step()
+                for k in sums:
+                    sums[k] += float(losses[k]) * idx.numel()
+                n += idx.numel()
+            log.append({k: v / max(n, 1) for k, v in sums.items()})
+        return log
+
+    def _adr_losses(self, feats: torch.Tensor, g: torch.Generator) -> dict[str, torch.Tensor]:
+        """ADR losses for a batch of clips' per-frame features (B, T, C): random anchor frame, F_g of D frames."""
+        B, T, _ = feats.shape
+        anchor = feats[torch.arange(B), torch.randint(T, (B,), generator=g)]      # F_m^i (B, C)
+        global_feature = sample_global_feature(feats, self.config.sampled_frames, g)  # F_g (B, C)
+        out = self.generator(anchor, sample=True, generator=g)
+        return adr_loss(out["generated"], out["reconstructed"], global_feature, anchor, out["mu"],
+                        out["logvar"], self.config.lam)
+
+    def _fit_fda(self, history: FeatureSet, g: torch.Generator) -> list[dict[str, float]]:
+        """The rest (f_p, f_h, W_0, static head) on per-device groups, the adaptive generator frozen."""
+        cfg = self.config
+        params = list(self.adaptor.parameters()) + list(self.model.static.parameters())
+        opt = torch.optim.AdamW([p for p in params if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
+        n_groups = len(device_groups(history.device, history.answer, cfg.group_size, torch.Generator()))
+        steps = max(1, cfg.epochs * -(-n_groups // cfg.groups_per_step))
+        sched = warmup_cosine(opt, steps)
+        self.adaptor.train()
+        self.model.train()
+        log = []
+        for _ in range(cfg.epochs):
+            groups = device_groups(history.device, history.answer, cfg.group_size, g)
+            tot, correct, n = 0.0, 0, 0
+            for s in range(0, len(groups), cfg.groups_per_step):
+                loss, c, m = self._group_loss(history, groups[s: s + cfg.groups_per_step], g)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, 5.0)
+                opt.step()
+                sched.step()
+                tot, correct, n = tot + loss.item() * m, correct + c, n + m
+            log.append({"loss": tot / max(n, 1), "train_acc": correct / max(n, 1)})
+        self.adaptor.eval()
+        self.model.eval()
+        return log
+
+    def _group_loss(self, history: FeatureSet, groups: list[tuple[int, torch.Tensor]],
+                    g: torch.Generator) -> tuple[torch.Tensor, int, int]:
+        """Cross-entropy of each group's targets under the head generated from its anchor's one frame."""
+        G, M = len(groups), max(t.numel() for _, t in groups)
+        target = torch.full((G, M), -1, dtype=torch.long)
+        for j, (_, t) in enumerate(groups):
+            target[j, : t.numel()] = t
+        valid = target >= 0                                                       # (G, M)
+        anchors = history.features[torch.tensor([a for a, _ in groups])].to(self.device)  # (G, T, C)
+        source = self._training_source(anchors, g)                                # (G, C)
+        weight, bias = self.adaptor(source)                                       # (G, V, H), (G, V)
+        feats = history.features[target.clamp(min=0)].to(self.device)             # (G, M, T, C)
+        h = self.model.static(pool_frames(feats.flatten(0, 1))).view(G, M, -1)    # (G, M, H)
+        logits = per_sample_linear(h, weight, bias)                               # (G, M, V)
+        y = history.answer[target.clamp(min=0)].to(self.device).masked_fill(~valid.to(self.device), -100)
+        loss = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+        correct = int(((logits.argmax(-1) == y) & valid.to(self.device)).sum())
+        return loss, correct, int(valid.sum())
+
+    def _training_source(self, anchors: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """What the hypernetwork sees in training: F_a from a random anchor frame (ADR) or F_g (F-hyper)."""
+        if self.generator is None:
+            return sample_global_feature(anchors, self.config.sampled_frames, g)  # eq. 5: F_g
+        G, T, _ = anchors.shape
+        frame = anchors[torch.arange(G), torch.randint(T, (G,), generator=g)]     # F_m^i (G, C)
+        with torch.no_grad():
+            return self.generator(frame, sample=True, generator=g)["generated"]   # F_a (eq. 11)
+
+    # --- device / cloud at adaptation time (Algorithm 1, Phase II–III) -------------------------
+    def device_step(self, batch: FeatureSet) -> Upload:
+        """Upload ONE frame feature: the anchor frame of the device's first sample, (1, C)."""
+        frame = min(self.config.anchor_frame, batch.features.shape[1] - 1)
+        feature = batch.features[:1, frame].detach().float().cpu()                # (1, C)
+        return Upload(device_id=str(batch.meta.get("device_id", int(batch.device[0]))), method=self.name,
+                      task=TASK, model_version=self.model_version, features=feature)
+
+    @torch.no_grad()
+    def generate(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cloud generator for N uploaded frame features (N, C) -> weight (N, V, H), bias (N, V)."""
+        x = features.to(self.device, torch.float32)
+        if self.generator is not None:
+            x = self.generator(x, sample=self.config.sample_at_inference)["generated"]
+        return self.adaptor(x)
+
+    def cloud_step(self, upload: Upload) -> HeadParams:
+        return self.cloud_step_batch([upload])[0]
+
+    def cloud_step_batch(self, uploads: Sequence[Upload]) -> list[Update | None]:
+        """N uploads -> one batched generator call -> N heads."""
+        for u in uploads:
+            if u.features.shape != (1, self.feature_dim):
+                raise ValueError(f"{self.name} expects one frame feature of shape (1, {self.feature_dim}); "
+                                 f"device {u.device_id} uploaded {tuple(u.features.shape)}")
+        weight, bias = self.generate(torch.cat([u.features for u in uploads]))
+        return [HeadParams(device_id=u.device_id, method=self.name, task=u.task, model_version=self.model_version,
+                           weight=weight[i].cpu(), bias=bias[i].cpu()) for i, u in enumerate(uploads)]
+
+    def apply(self, update: Update) -> None:
+        if not isinstance(update, HeadParams):
+            raise TypeError(f"{self.name} installs HeadParams, got {type(update).__name__}")
+        self.model.apply_params(update)
+
+    @torch.no_grad()
+    def predict(self, batch: FeatureSet) -> torch.Tensor:
+        self.model.eval()
+        return self.model(batch.features.to(self.device)).cpu()
+
+    def reset(self) -> None:
+        """Back to the cloud's static layer W_0, b_0 (what a device runs before its first update)."""
+        self.model.apply_params(HeadParams(device_id="", method=self.name, task=TASK, model_version="",
+                                           weight=self.adaptor.weight0.detach(), bias=self.adaptor.bias0.detach()))
+
+    # --- efficiency figures ------------------------------------------------------------------
+    def device_params(self) -> int:
+        """Parameters on the device besides the shared encoder: static head + the installed layer."""
+        return sum(p.numel() for p in self.model.static.parameters()) + self.model.weight.numel() + self.model.bias.numel()
+
+    def cloud_params(self) -> int:
+        """Parameters the cloud holds to serve updates: FDA (+ ADR)."""
+        mods = [self.adaptor] + ([self.generator] if self.generator is not None else [])
+        return sum(p.numel() for m in mods for p in m.parameters())

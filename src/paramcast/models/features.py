@@ -1,0 +1,190 @@
+"""Encoder pretraining on the cloud history and the per-split feature cache.
+
+The encoder is trained once on the cloud's history with All-in-One's open-ended QA objective (mean
+of D sampled frames' features -> QA head -> cross-entropy), then frozen: every method (CDC-MMPG and
+the baselines) shares it, so every split's frames are encoded once into ``F_m (N, T, C)`` and the
+methods train on those cached features. Both the weights and the features are cached on disk,
+keyed by the data key and the encoder config (and the pretraining settings), as safetensors + JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from paramcast.data.base import IGNORE, ClipSet
+from paramcast.models.encoder import AllInOneEncoder, EncoderConfig, default_device
+from paramcast.models.heads import QAHead
+from paramcast.models.training import warmup_cosine
+
+__all__ = ["FeatureSet", "PretrainConfig", "cache_root", "encode_clipset", "feature_set", "load_or_pretrain",
+           "pretrain_encoder"]
+
+
+def cache_root(root: str | Path | None = None) -> Path:
+    """Where pretrained encoders and features are cached: ``root``, ``$PARAMCAST_CACHE`` or ``./runs/cache``."""
+    return Path(root or os.environ.get("PARAMCAST_CACHE") or Path.cwd() / "runs" / "cache")
+
+
+@dataclass
+class FeatureSet:
+    """Rows of a split as the methods see them: cached features plus what device-side training needs.
+
+    features (N, T, C) float per-frame multi-modal features F_m; answer (N,) int64 (IGNORE = -1 outside
+    the vocabulary); device (N,) int64; frames / question: the raw inputs (only Fine-tuning, which
+    retrains the encoder on the device, reads them; None when not kept).
+    """
+
+    features: torch.Tensor
+    answer: torch.Tensor
+    device: torch.Tensor
+    frames: torch.Tensor | None = None
+    question: torch.Tensor | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.answer.shape[0])
+
+    def subset(self, index: torch.Tensor) -> FeatureSet:
+        if index.dtype == torch.bool:
+            index = index.nonzero().flatten()
+        pick = lambda t: None if t is None else t[index]  # noqa: E731
+        return FeatureSet(self.features[index], self.answer[index], self.device[index], pick(self.frames),
+                          pick(self.question), dict(self.meta))
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """How the encoder is pretrained on the cloud history."""
+
+    epochs: int = 2               # passes over the (possibly capped) history
+    batch_size: int = 64          # clips per step
+    lr: float = 5e-4              # AdamW learning rate (cosine decay to 0)
+    weight_decay: float = 0.01    # AdamW weight decay
+    max_rows: int = 0             # cap on history rows used (0 = all); keeps CPU pretraining bounded
+    seed: int = 0                 # shuffling and frame sampling
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0 or self.max_rows < 0:
+            raise ValueError("PretrainConfig: epochs >= 0, batch_size >= 1, lr > 0 and max_rows >= 0 are required")
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    TextColumn("{task.fields[info]}"), disable=not enabled, transient=False)
+
+
+def pretrain_encoder(encoder: AllInOneEncoder, history: ClipSet, num_answers: int,
+                     config: PretrainConfig = PretrainConfig(), progress: bool = True) -> dict:
+    """Train encoder + a QA head on the history (open-ended QA, D sampled frames); returns a log dict."""
+    dev = encoder.cls_token.device
+    g = torch.Generator().manual_seed(config.seed)
+    rows = torch.nonzero(history.answer != IGNORE).flatten()
+    if config.max_rows and rows.numel() > config.max_rows:
+        rows = rows[torch.randperm(rows.numel(), generator=g)[: config.max_rows]].sort().values
+    head = QAHead(encoder.hidden, num_answers).to(dev)
+    params = list(encoder.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    steps = max(1, config.epochs * -(-rows.numel() // config.batch_size))
+    sched = warmup_cosine(opt, steps)
+    T, D = history.frames.shape[1], min(encoder.config.sampled_frames, history.frames.shape[1])
+    encoder.train()
+    head.train()
+    log = {"loss": [], "train_acc": [], "rows": int(rows.numel())}
+    t0 = time.perf_counter()
+    with _progress(progress) as bar:
+        task = bar.add_task("pretrain encoder", total=steps, info="")
+        for _ in range(config.epochs):
+            order = rows[torch.randperm(rows.numel(), generator=g)]
+            tot, correct, n = 0.0, 0, 0
+            for s in range(0, order.numel(), config.batch_size):
+                idx = order[s: s + config.batch_size]
+                # D frames sampled per step, kept in temporal order (All-in-One's sparse sampling).
+                fidx = torch.randperm(T, generator=g)[:D].sort().values
+                feats = encoder(history.frames[idx][:, fidx], history.question[idx], frame_index=fidx.to(dev))
+                logits = head(feats)
+                y = history.answer[idx].to(dev)
+                loss = nn.functional.cross_entropy(logits, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                sched.step()
+                tot += loss.item() * idx.numel()
+                correct += int((logits.argmax(-1) == y).sum())
+                n += idx.numel()
+                bar.update(task, advance=1, info=f"loss {tot / n:.3f} acc {correct / n:.3f}")
+            log["loss"].append(tot / max(n, 1))
+            log["train_acc"].append(correct / max(n, 1))
+    encoder.eval()
+    log["seconds"] = time.perf_counter() - t0
+    return log
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_or_pretrain(history: ClipSet, num_answers: int, data_key: str, config: EncoderConfig,
+                     pretrain: PretrainConfig = PretrainConfig(), root: str | Path | None = None,
+                     device: str | None = None, progress: bool = True) -> tuple[AllInOneEncoder, dict]:
+    """The pretrained, frozen encoder for ``data_key`` (a cached copy when one exists)."""
+    device = device or default_device()
+    directory = cache_root(root) / "encoders" / _key(data_key, config.to_dict(), pretrain.__dict__, num_answers)
+    if (directory / "model.safetensors").exists():
+        encoder = AllInOneEncoder.load(directory, device)
+        log = json.loads((directory / "pretrain.json").read_text()) if (directory / "pretrain.json").exists() else {}
+        log["cached"] = True
+    else:
+        torch.manual_seed(pretrain.seed)
+        encoder = AllInOneEncoder(config).to(device)
+        log = pretrain_encoder(encoder, history, num_answers, pretrain, progress)
+        encoder.save(directory)
+        (directory / "pretrain.json").write_text(json.dumps(log))
+        log["cached"] = False
+    encoder.requires_grad_(False).eval()
+    log["path"] = str(directory)
+    return encoder, log
+
+
+@torch.no_grad()
+def encode_clipset(encoder: AllInOneEncoder, clips: ClipSet, batch_size: int = 128,
+                   progress: bool = False, label: str = "encode") -> torch.Tensor:
+    """F_m for every row: (N, T, C) float32 on the CPU."""
+    encoder.eval()
+    out = []
+    with _progress(progress) as bar:
+        task = bar.add_task(label, total=-(-len(clips) // batch_size), info="")
+        for s in range(0, len(clips), batch_size):
+            out.append(encoder(clips.frames[s: s + batch_size], clips.question[s: s + batch_size]).float().cpu())
+            bar.update(task, advance=1)
+    return torch.cat(out) if out else torch.zeros(0, clips.frames.shape[1], encoder.hidden)
+
+
+def feature_set(encoder: AllInOneEncoder, clips: ClipSet, key: str | None = None, root: str | Path | None = None,
+                keep_raw: bool = True, progress: bool = False, label: str = "encode") -> FeatureSet:
+    """Encode ``clips`` (cached on disk under ``key`` + the encoder's weights hash when ``key`` is given)."""
+    from safetensors.torch import load_file, save_file
+
+    path = None
+    if key is not None:
+        wsum = _key(encoder.config.to_dict(), [float(p.double().sum()) for p in encoder.parameters()])
+        path = cache_root(root) / "features" / f"{_key(key, wsum, len(clips))}.safetensors"
+    if path is not None and path.exists():
+        feats = load_file(str(path))["features"]
+    else:
+        feats = encode_clipset(encoder, clips, progress=progress, label=label)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file({"features": feats.contiguous()}, str(path))
+    return FeatureSet(feats, clips.answer.clone(), clips.device.clone(),
+                      clips.frames if keep_raw else None, clips.question if keep_raw else None)
