@@ -1,0 +1,69 @@
+"""Feature distillation losses: CD-CCA's query alignment (eq. 5) and the PKD / CWD baselines.
+
+All take token features ``(B, L, C)`` (batch, tokens, channels) with the teacher's and the
+(projected) student's channels equal.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["ChannelWiseDivergence", "PKDLoss", "QueryAlignmentLoss"]
+
+
+class QueryAlignmentLoss(nn.Module):
+    """Eq. 5: ``1/(BLC) || Q_t - phi(Q_s) ||_2^2`` with ``phi`` a linear map C_s -> C_t.
+
+    The same form serves L_repr (representation alignment) with its own ``phi``.
+    """
+
+    def __init__(self, student_dim: int, teacher_dim: int):
+        super().__init__()
+        self.phi = nn.Linear(student_dim, teacher_dim)
+
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """student (B, L, C_s), teacher (B, L, C_t) -> scalar."""
+        return F.mse_loss(self.phi(student), teacher)
+
+
+class PKDLoss(nn.Module):
+    """PKD (Cao et al. 2022): standardise every channel over batch and tokens, then ``MSE / 2``.
+
+    Matches mmrazor's ``PKDLoss``: unbiased std, ``+1e-6`` in the denominator. The MSE of two
+    standardised maps equals ``1 - Pearson correlation`` per channel, so only the relation between
+    tokens is imitated, not the magnitude.
+    """
+
+    def __init__(self, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])                      # (B*L, C)
+        return (flat - flat.mean(0)) / (flat.std(0) + self.eps)
+
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """student, teacher (B, L, C) -> scalar."""
+        return F.mse_loss(self._norm(student), self._norm(teacher)) / 2
+
+
+class ChannelWiseDivergence(nn.Module):
+    """CWD (Shu et al. 2021): per sample and channel, softmax over the token axis with temperature
+    ``tau``; ``tau^2 * KL(teacher || student)`` summed over tokens, averaged over (B, C)."""
+
+    def __init__(self, tau: float = 1.0):
+        super().__init__()
+        if tau <= 0:
+            raise ValueError(f"tau={tau}: the temperature must be > 0")
+        self.tau = tau
+
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """student, teacher (B, L, C) -> scalar."""
+        B, L, C = teacher.shape
+        s = student.transpose(1, 2).reshape(-1, L) / self.tau  # (B*C, L)
+        t = teacher.transpose(1, 2).reshape(-1, L) / self.tau
+        p_t = t.softmax(-1)
+        kl = (p_t * (t.log_softmax(-1) - s.log_softmax(-1))).sum()
+        return kl * self.tau**2 / (B * C)

@@ -1,0 +1,81 @@
+"""Dynamic Weight update Compression (DWC), the cloud -> device downlink of CD-CCA (eq. 7-8).
+
+``delta = updated - base`` for the adapter parameters (eq. 7); the *significant* part is kept: the
+tensors are ranked by ``||delta||^2`` and the smallest set holding ``energy`` of the total squared
+update travels, the rest waits (it stays in the next round's delta, because the cloud always diffs
+against what the device really holds: error feedback). Kept tensors are quantised (NF4 by default,
+QLoRA's 4-bit NormalFloat, as in the seed) by :mod:`paramcast.compression`; the device sets
+``base + dequantise(delta)`` (eq. 8).
+
+Reading of eq. 8: the seed says the device "circumvents the need for dequantization"; the device's
+parameters are float, so ``Theta_base + Theta_compressed`` only type-checks with the dequantised delta.
+We dequantise (exactly what the wire does on receipt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from paramcast import compression
+
+__all__ = ["DWCConfig", "DynamicWeightCompression"]
+
+
+@dataclass(frozen=True)
+class DWCConfig:
+    scheme: str = "nf4"      # how kept deltas travel: fp32 | fp16 | int8 | nf4
+    energy: float = 0.9      # keep the fewest tensors holding this fraction of sum ||delta||^2 (1.0 = all)
+    blocksize: int = 64      # int8 / NF4 block
+
+    def __post_init__(self) -> None:
+        if self.scheme not in compression.SCHEMES:
+            raise ValueError(f"scheme={self.scheme!r}: use one of {compression.SCHEMES}")
+        if not 0 < self.energy <= 1:
+            raise ValueError(f"energy={self.energy}: use a fraction in (0, 1]; 1.0 sends every changed tensor")
+
+
+class DynamicWeightCompression:
+    def __init__(self, cfg: DWCConfig):
+        self.cfg = cfg
+
+    def select(self, deltas: dict[str, torch.Tensor]) -> list[str]:
+        """Names of the significant deltas: largest ``||delta||^2`` first until ``energy`` is reached."""
+        sq = {k: float(v.double().pow(2).sum()) for k, v in deltas.items()}
+        total = sum(sq.values())
+        if total == 0:
+            return []
+        kept, acc = [], 0.0
+        for name in sorted(sq, key=sq.get, reverse=True):
+            if acc >= self.cfg.energy * total:
+                break
+            kept.append(name)
+            acc += sq[name]
+        return kept
+
+    def compress(self, updated: dict[str, torch.Tensor], base: dict[str, torch.Tensor]
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Eq. 7: the significant fp32 deltas ``updated - base`` that go into the payload (the wire
+        quantises them with ``scheme``), and the same deltas as the device will receive them
+        (quantised and dequantised), which the cloud adds to its copy of the device's weights."""
+        deltas = {k: (updated[k] - base[k]).detach().float() for k in updated}
+        sent, received = {}, {}
+        for name in self.select(deltas):
+            d = deltas[name]
+            parts = compression.quantise(d, self.cfg.scheme, self.cfg.blocksize)
+            sent[name] = d
+            received[name] = compression.dequantise(parts, self.cfg.scheme, tuple(d.shape), self.cfg.blocksize)
+        return sent, received
+
+    def nbytes(self, deltas: dict[str, torch.Tensor]) -> int:
+        """Tensor bytes of ``deltas`` as they travel (shape formula of :mod:`paramcast.compression`)."""
+        return sum(compression.payload_nbytes(tuple(d.shape), self.cfg.scheme, self.cfg.blocksize)
+                   for d in deltas.values())
+
+    @staticmethod
+    def apply(params: dict[str, torch.Tensor], deltas: dict[str, torch.Tensor]) -> None:
+        """Eq. 8 on the device: ``p <- p + delta`` in place for every received delta."""
+        with torch.no_grad():
+            for name, d in deltas.items():
+                params[name].add_(d.to(params[name].dtype))
