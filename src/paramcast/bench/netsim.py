@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MB", "PAPER_PROFILES", "PROFILES", "Profile", "transfer_ms"]
+__all__ = ["MB", "PAPER_HEADS", "PAPER_PROFILES", "PROFILES", "Profile", "paper_table", "transfer_ms"]
 
 MB = 1024 * 1024  # bytes; the seeds' "MB" and "MB/s"
 KB = 1024
@@ -41,3 +41,31 @@ def transfer_ms(up_bytes: int, down_bytes: int, profile: Profile, rtt_ms: float 
     """Ideal time to send ``up_bytes`` and receive ``down_bytes`` over ``profile``, in milliseconds."""
     rtt = profile.rtt_ms if rtt_ms is None else rtt_ms
     return rtt + (up_bytes + down_bytes) / (profile.bandwidth_mb_s * MB) * 1e3
+
+
+#: The seed's (CDC-MMPG Table 6) datasets and their answer vocabularies (All-in-One's top-V answers).
+PAPER_HEADS: dict[str, int] = {"MSRVTT-QA": 1500, "MSVD-QA": 1000, "TGIF-QA": 1540}
+
+
+def paper_table(feature_dim: int = 192, head_in: int = 96, heads: dict[str, int] | None = None) -> list[dict]:
+    """CDC-MMPG's Table 6 from shapes alone: upload/download size and time for each paper profile.
+
+    Sizes are tensor bytes (what the seed counts, no container header), computed by
+    :func:`paramcast.wire.tensor_nbytes` from a one-frame fp32 upload and a generated fp32 head.
+    """
+    import torch
+
+    from paramcast import wire
+    from paramcast.types import HeadParams, Upload
+
+    ids = {"device_id": "paper", "method": "cdc-mmpg", "task": "videoqa", "model_version": "paper"}
+    up = wire.tensor_nbytes(Upload(**ids, features=torch.zeros(1, feature_dim)))
+    rows = []
+    for dataset, answers in (heads or PAPER_HEADS).items():
+        head = HeadParams(**ids, weight=torch.zeros(answers, head_in), bias=torch.zeros(answers))
+        down = wire.tensor_nbytes(head)
+        for direction, nbytes in (("up", up), ("down", down)):
+            row = {"dataset": dataset, "direction": direction, "size_kb": nbytes / KB}
+            row |= {f"{p.name}_ms": transfer_ms(nbytes, 0, p) for p in PAPER_PROFILES.values()}
+            rows.append(row)
+    return rows
