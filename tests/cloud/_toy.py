@@ -2,100 +2,17 @@
 
 * ``ToyHyper`` ("toy-hyper"): a real, tiny linear hypernetwork implementing the Method interface,
   with a batched ``cloud_step_batch`` (one generator call for many devices).
-* ``wire``: ``paramcast.wire`` if it is importable, else a minimal stand-in with the same API
-  (installed as ``paramcast.wire``) until the real module lands.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sys
-import types
-
 import torch
 from torch import nn
 
+from paramcast import wire
 from paramcast.methods.base import Method
 from paramcast.registry import _REGISTRY, register
-from paramcast.types import QUANTS, HeadParams, Upload, WeightDelta
-
-try:
-    from paramcast import wire
-except ImportError:  # stand-in until paramcast.wire lands
-    from safetensors.torch import load as _st_load
-    from safetensors.torch import save as _st_save
-
-    class WireError(ValueError):
-        pass
-
-    def _digest(tensors, meta):
-        h = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
-        for k in sorted(tensors):
-            h.update(k.encode())
-            h.update(tensors[k].contiguous().numpy().tobytes())
-        return h.hexdigest()
-
-    def encode(payload, quant=None):
-        quant = quant or payload.quant
-        if isinstance(payload, Upload):
-            tensors = {"features": payload.features}
-            tensors |= {k: getattr(payload, k) for k in ("positions", "samples") if getattr(payload, k) is not None}
-        elif isinstance(payload, HeadParams):
-            tensors = {"weight": payload.weight, "bias": payload.bias}
-        else:
-            tensors = {f"delta.{k}": v for k, v in payload.deltas.items()}
-        if quant == "fp16":
-            tensors = {k: (v.half().float() if v.is_floating_point() else v) for k, v in tensors.items()}
-        tensors = {k: v.contiguous() for k, v in tensors.items()}
-        meta = {"schema": 1, "type": type(payload).__name__, "device_id": payload.device_id,
-                "method": payload.method, "task": payload.task, "model_version": payload.model_version,
-                "quant": quant}
-        return _st_save(tensors, metadata={"meta": json.dumps(meta), "sha256": _digest(tensors, meta)})
-
-    def decode(data, *, max_bytes=64 * 2**20, expect=None):
-        if not isinstance(data, bytes | bytearray) or len(data) > max_bytes or len(data) < 8:
-            raise WireError("payload size out of range")
-        try:
-            n = int.from_bytes(data[:8], "little")
-            header = json.loads(bytes(data[8:8 + n]))
-            md = header["__metadata__"]
-            meta = json.loads(md["meta"])
-            tensors = _st_load(bytes(data))
-        except Exception as exc:
-            raise WireError(f"malformed payload: {exc!r}") from None
-        if not isinstance(meta, dict) or _digest(tensors, meta) != md.get("sha256"):
-            raise WireError("checksum mismatch")
-        try:
-            for v in tensors.values():
-                if v.is_floating_point() and not bool(torch.isfinite(v).all()):
-                    raise WireError("non-finite values")
-            kw = {k: str(meta[k]) for k in ("device_id", "method", "task", "model_version")}
-            if meta.get("quant") not in QUANTS:
-                raise WireError("bad quant")
-            kind = meta["type"]
-            if kind == "Upload":
-                out = Upload(**kw, features=tensors["features"].float(), positions=tensors.get("positions"),
-                             samples=tensors.get("samples"), quant=meta["quant"])
-            elif kind == "HeadParams":
-                out = HeadParams(**kw, weight=tensors["weight"].float(), bias=tensors["bias"].float(), quant=meta["quant"])
-            else:
-                raise WireError(f"unknown type {kind!r}")
-        except WireError:
-            raise
-        except Exception as exc:
-            raise WireError(f"malformed payload: {exc!r}") from None
-        if expect is not None and not isinstance(out, expect):
-            raise WireError(f"expected {expect}, got {type(out).__name__}")
-        return out
-
-    wire = types.ModuleType("paramcast.wire")
-    wire.WireError, wire.encode, wire.decode = WireError, encode, decode
-    wire.STANDIN = True
-    sys.modules["paramcast.wire"] = wire
-    import paramcast
-
-    paramcast.wire = wire
+from paramcast.types import HeadParams, Upload, WeightDelta
 
 C, H, V, HIDDEN = 8, 4, 5, 16
 

@@ -1,0 +1,89 @@
+"""The SQLite history store and the /v1/history route."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from safetensors.torch import save
+
+from paramcast.cloud import HistoryStore, load_history
+from paramcast.cloud.history import SCHEMA, decode_history, digest
+
+
+def _batch(n=5, c=8, seed=0, question=True):
+    g = torch.Generator().manual_seed(seed)
+    t = {"features": torch.randn(n, c, generator=g), "labels": torch.randint(-1, 10, (n,), generator=g)}
+    if question:
+        t["question"] = torch.randint(0, 50, (n, 6), generator=g)
+    return t
+
+
+def _body(tensors, device_id="dev-a", task="toy", sha=None):
+    meta = {"schema": SCHEMA, "device_id": device_id, "task": task, "sha256": sha or digest(tensors)}
+    return save(tensors, metadata=meta)
+
+
+def test_store_survives_restart_with_every_row_intact(tmp_path):
+    path = tmp_path / "h.sqlite"
+    a, b = _batch(5, seed=1), _batch(3, seed=2)
+    with HistoryStore(path) as store:
+        store.add("dev-a", "toy", a)
+        store.add("dev-b", "toy", b)
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with HistoryStore(path) as store:  # reopened from the file
+        rows = list(store.iter_rows())
+        assert len(store) == 8 and [r.id for r in rows] == list(range(1, 9))
+        assert [r.device_id for r in rows] == ["dev-a"] * 5 + ["dev-b"] * 3
+        assert [r.id for r in store.iter_rows(device_id="dev-b", chunk=2)] == [6, 7, 8]
+    data = load_history(path)
+    torch.testing.assert_close(data["features"], torch.cat([a["features"], b["features"]]), rtol=0, atol=0)
+    assert torch.equal(data["labels"], torch.cat([a["labels"], b["labels"]]))
+    assert torch.equal(data["question"], torch.cat([a["question"], b["question"]]))
+    assert data["device_names"] == ["dev-a", "dev-b"] and data["device_index"].tolist() == [0] * 5 + [1] * 3
+
+
+def test_corrupt_row_is_detected(tmp_path):
+    path = tmp_path / "h.sqlite"
+    with HistoryStore(path) as store:
+        store.add("dev-a", "toy", _batch(2))
+    db = sqlite3.connect(path)
+    db.execute("UPDATE samples SET sha256 = 'x' WHERE id = 2")
+    db.commit()
+    db.close()
+    with HistoryStore(path) as store, pytest.raises(ValueError, match="row 2 is corrupt"):
+        list(store.iter_rows())
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda t: t | {"extra": torch.zeros(5)}, "unknown"),
+    (lambda t: t | {"labels": t["labels"].float()}, "labels must be"),
+    (lambda t: t | {"features": t["features"].double()}, "features must be"),
+    (lambda t: t | {"labels": t["labels"][:3]}, "same number of rows"),
+    (lambda t: t | {"features": t["features"].clone().fill_(float("nan"))}, "finite"),
+    (lambda t: t | {"labels": t["labels"] - 5}, ">= -1"),
+])
+def test_decode_history_refuses_malformed(mutate, message):
+    with pytest.raises(ValueError, match=message):
+        decode_history(_body(mutate(_batch())))
+    with pytest.raises(ValueError, match="checksum"):
+        decode_history(_body(_batch(), sha="0" * 64))
+    with pytest.raises(ValueError, match="header"):
+        decode_history(b"\xff" * 16)
+
+
+def test_history_route(app, auth, tmp_path):
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post("/v1/history", content=_body(_batch(4)), headers=auth("dev-a"))
+        assert r.status_code == 200 and r.json()["stored"] == 4, r.text
+        r = c.post("/v1/history", content=_body(_batch(4), device_id="dev-a"), headers=auth("dev-b"))
+        assert r.status_code == 403 and r.json()["error"] == "forbidden"
+        r = c.post("/v1/history", content=_body(_batch(4, c=9)), headers=auth("dev-a"))
+        assert r.status_code == 400 and "(N, 8)" in r.json()["detail"]
+        r = c.post("/v1/history", content=b"junk", headers=auth("dev-a"))
+        assert r.status_code == 400 and json.loads(r.text)["error"] == "bad_history"
+        assert c.post("/v1/history", content=_body(_batch(4))).status_code == 401
+    assert len(load_history(tmp_path / "history.sqlite")["labels"]) == 4
