@@ -103,7 +103,7 @@ def render_device(spec: DeviceSpec, n_clips: int, bank: SpriteBank, backgrounds:
         for j in range(k):
             verb = "stays still" if dirs[j] == "still" else f"moves {dirs[j]}"
             if vis[j][0] > 0:
-                verb = "appears and " + verb.replace("moves", "move").replace("stays", "stay")
+                verb = "appears and " + verb
             elif vis[j][1] < T:
                 verb = verb + " and disappears"
             phrases.append(f"a {names[j]} {verb}")

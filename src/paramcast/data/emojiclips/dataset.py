@@ -181,7 +181,7 @@ def _build(config: EmojiClipsConfig, root: Path, out: Path, progress: bool) -> E
         )
     out.mkdir(parents=True, exist_ok=True)
     for name, cs in splits.items():
-        cs.save(out / f"{name}.safetensors")
+        _save(cs, out / f"{name}.safetensors")
     (out / "vocab.json").write_text(vocab.to_json())
     (out / "devices.json").write_text(json.dumps(dev_dicts, indent=1))
     info = {"build_seconds": round(time.perf_counter() - t0, 2), "provenance": bank.provenance,
@@ -192,6 +192,22 @@ def _build(config: EmojiClipsConfig, root: Path, out: Path, progress: bool) -> E
                                                  "config": config.to_dict()}, indent=1))
     return EmojiClips(config, vocab, splits["history"], splits["new"], splits["unseen"], dev_dicts, out,
                       from_cache=False, info=info)
+
+
+def _save(cs: ClipSet, path: Path) -> None:
+    """``ClipSet.save`` with the safetensors header rewritten in sorted key order.
+
+    safetensors writes its header from a hash map, so key order (and thus the file's bytes) vary
+    between runs; sorting in place (same length) makes equal data give equal files.
+    """
+    cs.save(path)
+    with open(path, "r+b") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+        if len(text) <= n:
+            f.seek(8)
+            f.write(text + b" " * (n - len(text)))
 
 
 def _cached(config: EmojiClipsConfig, out: Path) -> bool:
