@@ -1,0 +1,179 @@
+"""The device's HTTP client: upload, verify, apply — and never be left without a working head.
+
+    client = DeviceClient(method, "http://cloud:8000", token)
+    result = client.adapt(batch)          # AdaptResult(source="cloud" | "last_good" | "static", ...)
+    logits = method.predict(batch)
+
+Each :meth:`DeviceClient.adapt` builds the upload with ``method.device_step``, posts it over one
+keep-alive connection (``TCP_NODELAY``: a small upload otherwise waits ~40 ms for Nagle, DESIGN.md),
+retries with exponential backoff inside a deadline, verifies the answer (``wire.decode`` checks the
+sha256, shapes and finiteness; the update must be for this device) and applies it. When the cloud is
+slow, unreachable, refuses or answers garbage, the device keeps the last good update, or goes back
+to its static head (``method.reset()``) if it never had one.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+from paramcast import wire
+from paramcast.device.history import encode_history
+from paramcast.methods.base import Method
+from paramcast.types import QUANTS, HeadParams, Update, WeightDelta
+
+__all__ = ["AdaptResult", "DeviceClient", "DeviceError"]
+
+Source = Literal["cloud", "last_good", "static", "local"]
+_NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+
+
+class DeviceError(RuntimeError):
+    """The cloud refused a request the device cannot fix by retrying (e.g. 401/403/4xx)."""
+
+
+@dataclass(frozen=True)
+class AdaptResult:
+    source: Source       # where the head in use now came from ("local": the method uploads nothing)
+    latency_ms: float    # from device_step's upload to the update applied (or the fallback chosen)
+    attempts: int        # HTTP attempts made
+    bytes_up: int        # body bytes sent (all attempts)
+    bytes_down: int      # body bytes received (all attempts)
+    error: str | None = None  # why the cloud's answer was not used, if it was not
+
+
+class DeviceClient:
+    """One device talking to one cloud service.
+
+    ``deadline_s``: total time one :meth:`adapt` may spend on the network (all attempts);
+    ``attempt_timeout_s``: per attempt; ``backoff_s``: first retry delay, doubled each time (with
+    jitter). ``quant``: the downlink quantisation to ask for.
+    """
+
+    def __init__(self, method: Method, base_url: str, token: str, *, quant: str = "fp32",
+                 deadline_s: float = 2.0, attempt_timeout_s: float = 1.0, max_attempts: int = 4,
+                 backoff_s: float = 0.05, max_response_bytes: int = 64 * 2**20,
+                 transport: httpx.BaseTransport | None = None):
+        if quant not in QUANTS:
+            raise ValueError(f"quant must be one of {QUANTS}, got {quant!r}")
+        if deadline_s <= 0 or attempt_timeout_s <= 0 or max_attempts < 1 or backoff_s < 0:
+            raise ValueError("deadline_s and attempt_timeout_s must be > 0, max_attempts >= 1, backoff_s >= 0")
+        self.method = method
+        self.quant = quant
+        self.deadline_s = deadline_s
+        self.attempt_timeout_s = attempt_timeout_s
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.max_response_bytes = max_response_bytes
+        self.last_good: Update | None = None
+        self.results: list[AdaptResult] = []
+        transport = transport or httpx.HTTPTransport(socket_options=_NODELAY, retries=0)
+        self._http = httpx.Client(base_url=base_url, transport=transport,
+                                  headers={"Authorization": f"Bearer {token}"},
+                                  timeout=httpx.Timeout(attempt_timeout_s))
+
+    # ---- adaptation ------------------------------------------------------------------------
+    def adapt(self, batch: Any) -> AdaptResult:
+        """Adapt the method to ``batch`` through the cloud (or fall back); see the module doc."""
+        t0 = time.perf_counter()
+        upload = self.method.device_step(batch)
+        if upload is None:
+            return self._record(AdaptResult("local", (time.perf_counter() - t0) * 1e3, 0, 0, 0))
+        body = wire.encode(upload)
+        deadline = time.monotonic() + self.deadline_s
+        attempts = up = down = 0
+        error = "deadline passed before the first attempt"
+        while attempts < self.max_attempts:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                error = f"deadline of {self.deadline_s:g} s passed ({error})"
+                break
+            attempts += 1
+            up += len(body)
+            retry = True
+            try:
+                r = self._http.post("/v1/adapt", content=body, params={"quant": self.quant},
+                                    headers={"Content-Type": "application/octet-stream"},
+                                    timeout=min(remaining, self.attempt_timeout_s))
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            else:
+                down += len(r.content)
+                if r.status_code == 200:
+                    try:
+                        update = self._verify(r.content, upload.device_id)
+                        self.method.apply(update)
+                    except (ValueError, TypeError, RuntimeError) as exc:  # WireError is a ValueError
+                        error = f"unusable answer: {exc}"
+                    else:
+                        self.last_good = update
+                        return self._record(AdaptResult("cloud", (time.perf_counter() - t0) * 1e3, attempts, up, down))
+                else:
+                    error = f"HTTP {r.status_code}: {r.text[:300]}"
+                    retry = r.status_code in (408, 429) or r.status_code >= 500
+            if not retry:
+                break
+            delay = self.backoff_s * 2 ** (attempts - 1) * (0.5 + random.random())
+            time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
+        source = self._fall_back()
+        return self._record(AdaptResult(source, (time.perf_counter() - t0) * 1e3, attempts, up, down, error))
+
+    def _verify(self, data: bytes, device_id: str) -> Update:
+        update = wire.decode(data, max_bytes=self.max_response_bytes)
+        if not isinstance(update, HeadParams | WeightDelta):
+            raise ValueError(f"the cloud answered a {type(update).__name__}, not an update")
+        if update.device_id and update.device_id != device_id:
+            raise ValueError(f"the update is for device {update.device_id!r}, not {device_id!r}")
+        return update
+
+    def _fall_back(self) -> Source:
+        if self.last_good is not None:
+            self.method.apply(self.last_good)
+            return "last_good"
+        self.method.reset()
+        return "static"
+
+    def _record(self, result: AdaptResult) -> AdaptResult:
+        self.results.append(result)
+        return result
+
+    # ---- history and info ------------------------------------------------------------------
+    def upload_history(self, device_id: str, task: str, features, labels, question=None) -> dict:
+        """Send labelled samples to the cloud's history; returns the cloud's receipt."""
+        body = encode_history(device_id, task, features, labels, question)
+        r = self._http.post("/v1/history", content=body, headers={"Content-Type": "application/octet-stream"},
+                            timeout=max(self.attempt_timeout_s, 10.0))
+        if r.status_code != 200:
+            raise DeviceError(f"history upload refused: HTTP {r.status_code}: {r.text[:300]}")
+        return r.json()
+
+    def info(self) -> dict:
+        r = self._http.get("/v1/info")
+        r.raise_for_status()
+        return r.json()
+
+    def latency_summary(self) -> dict[str, float]:
+        """p50 / p99 / mean latency (ms) and how often each source served, over every adapt call."""
+        lat = sorted(r.latency_ms for r in self.results)
+        if not lat:
+            return {}
+        out = {"calls": len(lat), "p50_ms": statistics.median(lat), "mean_ms": statistics.fmean(lat),
+               "p99_ms": lat[min(len(lat) - 1, int(round(0.99 * (len(lat) - 1))))]}
+        for src in ("cloud", "last_good", "static", "local"):
+            out[src] = sum(r.source == src for r in self.results)
+        return out
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> DeviceClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
