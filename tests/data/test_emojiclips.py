@@ -64,9 +64,15 @@ def test_worker_count_does_not_change_bytes(tiny, tmp_path):
 def test_devices_differ_in_pixels_and_labels(tiny):
     h = tiny.history
     n_dev = int(h.device.max()) + 1
-    means = torch.stack([h.frames[h.device == d].double().mean((0, 1, 2, 3)) for d in range(n_dev)])  # (D, 3)
-    gaps = torch.cdist(means, means)[~torch.eye(n_dev, dtype=torch.bool)]
-    assert gaps.min() > 3.0, f"mean colours of two devices nearly coincide: {means}"
+
+    def stats(x: torch.Tensor) -> torch.Tensor:  # (N, T, H, W, 3) → mean RGB, std RGB, sharpness+noise
+        x = x.double()
+        return torch.cat([x.mean((0, 1, 2, 3)), x.std((0, 1, 2, 3)),
+                          (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean((0, 1, 2, 3))])
+
+    feats = torch.stack([stats(h.frames[h.device == d]) for d in range(n_dev)])  # (D, 9)
+    gaps = torch.cdist(feats, feats)[~torch.eye(n_dev, dtype=torch.bool)]
+    assert gaps.min() > 3.0, f"pixel statistics of two devices nearly coincide: {feats}"
     # chi-square homogeneity of the category × device table: identical devices would give ~dof
     table = torch.stack([torch.bincount(h.category[h.device == d], minlength=len(tiny.vocab.categories))
                          for d in range(n_dev)]).double()
