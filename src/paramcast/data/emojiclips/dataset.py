@@ -26,7 +26,7 @@ __all__ = ["EmojiClips", "load", "data_root", "dataset_dir"]
 
 SPLITS = ("history", "new", "unseen")
 SPECIALS = ("[PAD]", "[CLS]", "[SEP]", "[UNK]")
-_FORMAT = 1  # bump when the on-disk layout or generation changes
+_FORMAT = 2  # bump when the on-disk layout or generation changes
 
 
 @dataclass
