@@ -40,6 +40,7 @@ def test_msrvtt_qa(msrvtt_root):
     assert vocab.answers == ["dog", "dance", "man"]                            # top-3 of training answers
     assert clips.answer.tolist() == [IGNORE, 2]                                # "run" is not a training answer
     assert clips.answer_text == ["run", "man"]
+    assert clips.meta["questions"] == ["what is the dog doing?", "who dances?"]
     assert vocab.qtypes[clips.qtype[0]] == "what" and vocab.qtypes[clips.qtype[1]] == "who"
     assert vocab.categories[clips.category[0]] == "3"                          # category_id of video1
     # row 0 is video1 (colours shifted by one segment), row 1 is video0

@@ -91,6 +91,7 @@ def read_vqav2(root: str | Path, split: str = "train", *, vocab: Vocab | None = 
         clip_id=clip_ids, category=index_of([r["answer_type"] for r in rows], vocab.categories),
         qtype=index_of([r["question_type"] for r in rows], vocab.qtypes),
         meta={"dataset": "vqav2", "split": split, "task": "vqa", "clips": clips,
+              "questions": [r["question"] for r in rows],
               "direct_answers": [r["direct"] for r in rows]})
     idir = find_dir(root, f"{split}2014", f"images/{split}2014")
     return Annotations(rows=out, vocab=vocab, kind="image",
@@ -148,7 +149,7 @@ def read_aokvqa(root: str | Path, split: str = "train", *, vocab: Vocab | None =
         category=torch.tensor([int(bool(r.get("difficult_direct_answer", False))) for r in rows]),
         qtype=torch.zeros(n, dtype=torch.int64),
         meta={"dataset": "aokvqa", "split": split, "task": "vqa", "clips": clips, "answer_classes": answer_vocab,
-              "question_id": [r["question_id"] for r in rows],
+              "question_id": [r["question_id"] for r in rows], "questions": [r["question"] for r in rows],
               "direct_answers": [[normalise_answer(a) for a in r.get("direct_answers", [])] for r in rows]})
     idir = find_dir(root, f"{split}2017", f"coco/{split}2017")
     return Annotations(rows=out, vocab=vocab, kind="image", media=[idir / f"{int(c):012d}.jpg" for c in clips],

@@ -74,7 +74,8 @@ def _build(dataset: str, split: str, train: list[dict], rows: list[dict], media_
         caption=empty_text(len(rows)), clip_id=clip_ids,
         category=index_of([r["category"] for r in rows], vocab.categories),
         qtype=index_of([r["qtype"] for r in rows], vocab.qtypes),
-        meta={"dataset": dataset, "split": split, "task": "videoqa", "clips": clips})
+        meta={"dataset": dataset, "split": split, "task": "videoqa", "clips": clips,
+              "questions": [r["question"] for r in rows]})
     return Annotations(rows=out, vocab=vocab, media=[media_of(c) for c in clips], kind=kind, layout=layout)
 
 
