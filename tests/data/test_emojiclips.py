@@ -100,7 +100,7 @@ def test_answer_vocabulary_and_candidates(tiny):
         in_vocab = torch.tensor([a in set(v.answers) for a in cs.answer_text])
         assert ((cs.answer == IGNORE) == ~in_vocab).all()  # IGNORE exactly for out-of-vocabulary answers
         ok = cs.answer >= 0
-        assert all(v.answers[i] == t for i, t in zip(cs.answer[ok].tolist(), np.array(cs.answer_text)[ok.numpy()]))
+        assert all(v.answers[i] == t for i, t in zip(cs.answer[ok].tolist(), np.array(cs.answer_text)[ok.numpy()], strict=True))
         for row in range(len(cs)):
             cands = [v.mc_answers[i] for i in cs.candidates[row].tolist()]
             assert cands.count(cs.answer_text[row]) == 1 and cands[int(cs.mc_label[row])] == cs.answer_text[row]

@@ -117,7 +117,10 @@ def render_device(spec: DeviceSpec, n_clips: int, bank: SpriteBank, backgrounds:
             qtype = QTYPES[qt]
             j = int(rng.integers(k))
             main_cat = None
-            same_cat = lambda cat: [bank.names[i] for i in by_cat[cat][rng.permutation(len(by_cat[cat]))[:12]]]
+
+            def same_cat(cat: int) -> list[str]:  # up to 12 random names of one category
+                return [bank.names[i] for i in by_cat[cat][rng.permutation(len(by_cat[cat]))[:12]]]
+
             anywhere = [bank.names[i] for i in rng.integers(0, n_names, 12)]
             if qtype in ("what", "category"):
                 if qtype == "what":

@@ -18,7 +18,7 @@ import torch
 from paramcast.data.base import IGNORE, ClipSet, Vocab
 from paramcast.data.emojiclips._assets import find_assets
 from paramcast.data.emojiclips._clips import render_device
-from paramcast.data.emojiclips._scenes import QTYPES, DeviceSpec, background_pool, make_devices
+from paramcast.data.emojiclips._scenes import QTYPES, background_pool, make_devices
 from paramcast.data.emojiclips._sprites import SpriteBank, emoji_bank, shapes_bank
 from paramcast.data.emojiclips.config import PRESETS, EmojiClipsConfig
 
