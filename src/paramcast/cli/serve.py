@@ -1,0 +1,92 @@
+"""``paramcast serve``: run the cloud service (uvicorn) for one method; mint device tokens.
+
+    paramcast serve --issue-token phone-17 --token-file tokens.json     # prints the token once
+    paramcast serve --method cdc-mmpg --checkpoint runs/cdc.safetensors --token-file tokens.json \\
+                    --store runs/history.sqlite --port 8000
+
+Every flag can also come from a ``PARAMCAST_*`` environment variable (shown in ``--help``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from pathlib import Path
+
+import typer
+
+__all__ = ["serve"]
+
+
+def _method_kwargs(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise typer.BadParameter(f"--method-arg {item!r} must be key=value (value as JSON, else a string)")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _shape(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        n, c = (int(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--upload-shape {text!r} must be N,C (e.g. 1,192)") from None
+    return n, c
+
+
+def serve(
+    method: str = typer.Option("cdc-mmpg", envvar="PARAMCAST_METHOD", help="registered method to serve"),
+    checkpoint: Path = typer.Option(None, envvar="PARAMCAST_CHECKPOINT", help="trained weights for the method"),
+    method_arg: list[str] = typer.Option([], "--method-arg", help="key=value for the method's constructor (repeatable)"),
+    plugin: list[str] = typer.Option([], envvar="PARAMCAST_PLUGINS", help="module to import first, e.g. one that registers a method"),
+    host: str = typer.Option("127.0.0.1", envvar="PARAMCAST_HOST"),
+    port: int = typer.Option(8000, envvar="PARAMCAST_PORT"),
+    token_file: Path = typer.Option(None, envvar="PARAMCAST_TOKEN_FILE", help="JSON file of device token digests"),
+    issue_token: str = typer.Option(None, "--issue-token", metavar="DEVICE", help="mint a token for DEVICE into --token-file, print it, exit"),
+    store: Path = typer.Option(None, envvar="PARAMCAST_STORE", help="SQLite history store (enables POST /v1/history)"),
+    max_batch: int = typer.Option(32, envvar="PARAMCAST_MAX_BATCH", help="uploads per generator call (1 = no batching)"),
+    max_wait_ms: float = typer.Option(2.0, envvar="PARAMCAST_MAX_WAIT_MS", help="wait for a batch to fill"),
+    max_upload_bytes: int = typer.Option(1 << 20, envvar="PARAMCAST_MAX_UPLOAD_BYTES"),
+    max_history_bytes: int = typer.Option(16 << 20, envvar="PARAMCAST_MAX_HISTORY_BYTES"),
+    upload_shape: str = typer.Option(None, envvar="PARAMCAST_UPLOAD_SHAPE", help="N,C every upload must have, e.g. 1,192"),
+    task: str = typer.Option(None, envvar="PARAMCAST_TASK", help="task uploads must name (default: the method's)"),
+    model_version: str = typer.Option(None, envvar="PARAMCAST_MODEL_VERSION", help="model version uploads must name"),
+    threads: int = typer.Option(0, envvar="PARAMCAST_THREADS", help="torch threads (0 = torch's default)"),
+    log_level: str = typer.Option("info", envvar="PARAMCAST_LOG_LEVEL"),
+) -> None:
+    """Serve a method over HTTP: POST /v1/adapt, POST /v1/history, GET /v1/info, /healthz, /metrics, /docs."""
+    from paramcast.cloud import Batching, Limits, create_app, load_method
+    from paramcast.cloud import issue_token as mint
+
+    if issue_token is not None:
+        if token_file is None:
+            raise typer.BadParameter("--issue-token needs --token-file (or PARAMCAST_TOKEN_FILE)")
+        token = mint(token_file, issue_token)
+        typer.echo(token)
+        typer.echo(f"token for {issue_token} stored (as a sha256 digest) in {token_file}; it is shown only now", err=True)
+        return
+    import torch
+    import uvicorn
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if threads > 0:
+        torch.set_num_threads(threads)
+    for module in plugin:
+        importlib.import_module(module)
+    m = load_method(method, checkpoint, **_method_kwargs(method_arg))
+    app = create_app(m, store_path=store, tokens=token_file, batching=Batching(max_batch, max_wait_ms),
+                     limits=Limits(max_upload_bytes=max_upload_bytes, max_history_bytes=max_history_bytes),
+                     upload_shape=_shape(upload_shape), task=task, model_version=model_version)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+if __name__ == "__main__":
+    typer.run(serve)
