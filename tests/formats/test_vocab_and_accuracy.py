@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from paramcast.bench.metrics import accuracy
 from paramcast.data.base import IGNORE
-from paramcast.data.formats import build_answer_vocab, build_word_vocab, qa_accuracy, tokenize, vqa_score
+from paramcast.data.formats import build_answer_vocab, build_word_vocab, tokenize, vqa_score
 from paramcast.data.formats._common import SPECIALS, answer_ids, encode_text
 
 
@@ -18,14 +19,11 @@ def test_top_v_answers_most_frequent_first_ties_first_seen():
 
 
 def test_filtered_and_unfiltered_accuracy():
+    """The two rules on real-dataset labels, through the one implementation in bench.metrics."""
     answer = torch.tensor([0, 1, IGNORE, 2, IGNORE])
     pred = torch.tensor([0, 2, 0, 2, 1])                      # 2 right among the 3 in-vocabulary rows
-    acc = qa_accuracy(pred, answer)
-    assert acc["filtered"] == pytest.approx(2 / 3)
-    assert acc["unfiltered"] == pytest.approx(2 / 5)          # IGNORE rows count as wrong
-    assert acc["kept"] == pytest.approx(3 / 5)
-    with pytest.raises(ValueError):
-        qa_accuracy(pred[:2], answer)
+    assert accuracy(pred, answer, filtered=True) == pytest.approx(2 / 3)
+    assert accuracy(pred, answer, filtered=False) == pytest.approx(2 / 5)   # IGNORE rows count as wrong
 
 
 def test_vqa_soft_score_official_leave_one_out():

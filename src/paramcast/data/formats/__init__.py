@@ -20,7 +20,7 @@ from pathlib import Path
 from paramcast.data.base import ClipSet, Vocab
 
 from ._common import Annotations, DatasetLayoutError, build_answer_vocab, build_word_vocab, tokenize
-from .accuracy import qa_accuracy, vqa_score
+from .accuracy import vqa_score
 from .backbones import load_local_backbones
 from .captions import read_coco_captions, read_nocaps
 from .imageqa import read_aokvqa, read_vqav2
@@ -28,7 +28,7 @@ from .retrieval import read_msrvtt_retrieval
 from .videoqa import read_msrvtt_qa, read_msvd_qa, read_tgif_frameqa
 
 __all__ = ["DATASETS", "Annotations", "DatasetFormat", "DatasetLayoutError", "build_answer_vocab",
-           "build_word_vocab", "load_dataset", "load_local_backbones", "qa_accuracy", "read_annotations",
+           "build_word_vocab", "load_dataset", "load_local_backbones", "read_annotations",
            "tokenize", "vqa_score"]
 
 

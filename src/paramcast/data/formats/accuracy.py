@@ -1,36 +1,14 @@
-"""The accuracy rules of the real datasets: filtered vs unfiltered QA accuracy and the VQA soft score."""
+"""The VQA soft score of VQAv2 / A-OKVQA direct answers.
+
+Open-ended QA accuracy (filtered vs unfiltered over IGNORE rows) is
+:func:`paramcast.bench.metrics.accuracy`; this module adds only what the VQA datasets need beyond it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
-from paramcast.data.base import IGNORE
-
-__all__ = ["qa_accuracy", "vqa_score"]
-
-
-def qa_accuracy(pred: torch.Tensor, answer: torch.Tensor) -> dict[str, float]:
-    """Open-ended QA accuracy under both rules the seeds' tables mix.
-
-    pred (N,) predicted class, answer (N,) true class or IGNORE (-1) when the true answer is outside
-    the training answer vocabulary (All-in-One's top-V classes).
-
-    - ``filtered``: IGNORE rows are dropped, accuracy over the rest (All-in-One's published numbers).
-    - ``unfiltered``: IGNORE rows stay and count as wrong (no class can be right), accuracy over all N.
-
-    ``kept`` is the fraction of rows not IGNORE, so unfiltered = filtered x kept.
-    """
-    pred, answer = pred.reshape(-1), answer.reshape(-1)
-    if pred.shape != answer.shape:
-        raise ValueError(f"pred {tuple(pred.shape)} and answer {tuple(answer.shape)} must have the same length")
-    n = answer.numel()
-    keep = answer != IGNORE
-    correct = ((pred == answer) & keep).sum().item()
-    kept = int(keep.sum().item())
-    return {"filtered": correct / kept if kept else 0.0, "unfiltered": correct / n if n else 0.0,
-            "kept": kept / n if n else 0.0}
+__all__ = ["vqa_score"]
 
 
 def vqa_score(pred: str, direct_answers: Sequence[str]) -> float:

@@ -43,7 +43,7 @@ __all__ = ["NOCAPS_DOMAINS", "read_coco_captions", "read_nocaps"]
 NOCAPS_DOMAINS = ["in-domain", "near-domain", "out-domain"]
 
 
-def _coco_style(path: Path, dataset: str) -> tuple[list[dict], dict[int, list[str]]]:
+def _coco_style(path: Path) -> tuple[list[dict], dict[int, list[str]]]:
     data = read_json(path)
     if not {"images", "annotations"} <= set(data):
         raise DatasetLayoutError(f"{path}: expected COCO caption format {{'images': [...], 'annotations': [...]}}")
@@ -78,7 +78,7 @@ def read_coco_captions(root: str | Path, split: str = "train", *, vocab: Vocab |
 
     def load(s: str):
         return _coco_style(require_file(root, "coco-captions", f"annotations/captions_{s}2017.json",
-                                        f"captions_{s}2017.json"), "coco-captions")
+                                        f"captions_{s}2017.json"))
 
     images, refs = load(split)
     if vocab is None:
@@ -97,7 +97,7 @@ def read_nocaps(root: str | Path, split: str = "val", *, vocab: Vocab | None = N
     if split != "val":
         raise ValueError(f"nocaps: split {split!r} has no public captions; use 'val'")
     images, refs = _coco_style(require_file(root, "nocaps", "nocaps_val_4500_captions.json",
-                                            "annotations/nocaps_val_4500_captions.json"), "nocaps")
+                                            "annotations/nocaps_val_4500_captions.json"))
     bad = {im.get("domain") for im in images} - set(NOCAPS_DOMAINS)
     if bad:
         raise DatasetLayoutError(f"nocaps: image 'domain' values {sorted(map(str, bad))} are not {NOCAPS_DOMAINS}")

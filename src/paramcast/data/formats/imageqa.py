@@ -132,6 +132,7 @@ def read_aokvqa(root: str | Path, split: str = "train", *, vocab: Vocab | None =
                         extra.append(c)
         vocab = Vocab(words=build_word_vocab((r["question"] for r in train), max_words), answers=top + extra,
                       devices=["all"], categories=["regular", "difficult"], qtypes=["all"])
+        answer_vocab = len(top)
     n = len(rows)
     da = [Counter(map(normalise_answer, r["direct_answers"])).most_common(1)[0][0] if r.get("direct_answers") else ""
           for r in rows]
@@ -148,7 +149,7 @@ def read_aokvqa(root: str | Path, split: str = "train", *, vocab: Vocab | None =
         answer_text=da, caption=empty_text(n), clip_id=clip_ids, candidates=cand, mc_label=mc,
         category=torch.tensor([int(bool(r.get("difficult_direct_answer", False))) for r in rows]),
         qtype=torch.zeros(n, dtype=torch.int64),
-        meta={"dataset": "aokvqa", "split": split, "task": "vqa", "clips": clips, "answer_classes": answer_vocab,
+        meta={"dataset": "aokvqa", "split": split, "task": "vqa", "clips": clips, "answer_classes": min(answer_vocab, len(vocab.answers)),
               "question_id": [r["question_id"] for r in rows], "questions": [r["question"] for r in rows],
               "direct_answers": [[normalise_answer(a) for a in r.get("direct_answers", [])] for r in rows]})
     idir = find_dir(root, f"{split}2017", f"coco/{split}2017")

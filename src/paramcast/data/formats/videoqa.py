@@ -15,7 +15,8 @@ Published formats read here:
   when present). FrameQA has no validation split.
 
 Answer classes follow All-in-One: the top-V training answers (V = 1500 / 1000 / 1540); other
-answers become IGNORE and count as wrong in unfiltered accuracy (:func:`..accuracy.qa_accuracy`).
+answers become IGNORE and count as wrong in unfiltered accuracy
+(:func:`paramcast.bench.metrics.accuracy` with ``filtered=False``).
 """
 
 from __future__ import annotations
