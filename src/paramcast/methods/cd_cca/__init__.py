@@ -7,7 +7,14 @@ student MLLMs (:mod:`.model`), the VQA / captioning tasks (:mod:`.tasks`) and th
 
 from paramcast.methods.cd_cca.akd import AdapterKD, AKDConfig, adapter_parameters, add_adapters
 from paramcast.methods.cd_cca.dwc import DWCConfig, DynamicWeightCompression
-from paramcast.methods.cd_cca.method import CDCCA, CDCCAConfig, PretrainConfig, Pretrained, SourceOnly, pretrain
+from paramcast.methods.cd_cca.method import (
+    CDCCA,
+    CDCCAConfig,
+    PretrainConfig,
+    Pretrained,
+    SourceOnly,
+    pretrain,
+)
 from paramcast.methods.cd_cca.model import MLLM, MLLMConfig, TokenLayout, VisionEncoder
 from paramcast.methods.cd_cca.uts import UncertaintyTokenSampler, UTSConfig, UTSUpload, unpack_tokens
 

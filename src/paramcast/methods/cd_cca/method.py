@@ -20,10 +20,22 @@ from paramcast.losses.entropy import entropy
 from paramcast.methods.base import Method
 from paramcast.methods.cd_cca.akd import AdapterKD, AKDConfig, adapter_parameters, add_adapters, pseudo_label
 from paramcast.methods.cd_cca.dwc import DWCConfig, DynamicWeightCompression
-from paramcast.methods.cd_cca.model import MLLM, MLLMConfig, TokenLayout, VisionEncoder, student_config, \
-    teacher_config
-from paramcast.methods.cd_cca.tasks import MLLMBatch, answer_logits, caption_loss, greedy_caption, make_batch, \
-    vqa_loss
+from paramcast.methods.cd_cca.model import (
+    MLLM,
+    MLLMConfig,
+    TokenLayout,
+    VisionEncoder,
+    student_config,
+    teacher_config,
+)
+from paramcast.methods.cd_cca.tasks import (
+    MLLMBatch,
+    answer_logits,
+    caption_loss,
+    greedy_caption,
+    make_batch,
+    vqa_loss,
+)
 from paramcast.methods.cd_cca.uts import UncertaintyTokenSampler, UTSConfig, UTSUpload, unpack_tokens
 from paramcast.types import WeightDelta
 
@@ -69,7 +81,7 @@ def _train_mllm(model: MLLM, encoder: VisionEncoder | None, data: MLLMBatch, epo
     params = list(model.parameters()) + (list(encoder.parameters()) if encoder is not None else [])
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
     steps = epochs * max(1, -(-len(data) // cfg.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
     model.train()
     if encoder is not None:
         encoder.train()

@@ -1,0 +1,311 @@
+"""``paramcast bench cdcca``: CD-CCA against its baselines on a continual stream of shifted devices.
+
+Protocol (seed sec. 4, at EmojiClips scale):
+
+* Source domain: the history rows of the first ``source_devices`` training devices, minus the clips
+  whose main sprite is in one of ``holdout_categories`` held-out categories. Encoder, teacher and
+  student are pretrained there once (:func:`~paramcast.methods.cd_cca.pretrain`).
+* Target stream: one unseen device per round (continual shift of art style, camera, background and
+  category mix). Each round's rows are split by clip into an unlabelled adaptation stream and a
+  held-out evaluation set. Every method adapts on the stream, then is evaluated on the round's
+  evaluation set: VQA MC / DA accuracy, BLEU-4 and CIDEr, the latter also per nocaps-style split:
+  out-domain = held-out category, near-domain = a seen category among the rarest third in the
+  source, in-domain = the other seen categories.
+* Collaborative methods run through the real wire: the upload and the weight delta are encoded
+  and decoded by :mod:`paramcast.wire`; bytes are the encoded message lengths.
+
+Tables produced: per-round and mean results (seed Tables 1-2, Fig. 3), ablation PL / AKD / UTS-1 /
+UTS-2 (Table 3), random vs UTS token sampling at 25/50/75 % (Table 4), uplink / downlink params,
+bytes and transfer times (Table 5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from paramcast import wire
+from paramcast.bench.captioning import caption_scores
+from paramcast.bench.netsim import PROFILES, transfer_ms
+from paramcast.bench.report import markdown_table, write_result
+from paramcast.data.base import ClipSet
+from paramcast.methods.cd_cca.akd import adapter_parameters
+from paramcast.methods.cd_cca.method import (
+    CDCCA,
+    CDCCAConfig,
+    PretrainConfig,
+    Pretrained,
+    SourceOnly,
+    pretrain,
+)
+from paramcast.methods.cd_cca.tasks import MLLMBatch, evaluate, make_batch
+from paramcast.methods.cd_cca.uts import UTSUpload
+from paramcast.types import Upload, WeightDelta
+
+__all__ = ["CDCCABenchConfig", "bench_cdcca", "run_cdcca"]
+
+
+@dataclass(frozen=True)
+class CDCCABenchConfig:
+    preset: str = "quick"            # EmojiClips preset
+    data_source: str | None = None   # "shapes" | "emoji"; None keeps the preset's
+    seed: int = 0
+    source_devices: int = 4          # training devices that form the source domain
+    holdout_categories: int = 3      # categories absent from the source (out-domain captions)
+    max_source: int = 1200           # source rows used for pretraining
+    rounds: int = 3                  # one unseen device per round (cycled if there are fewer)
+    round_rows: int = 200            # rows per round, split half stream / half evaluation by clip
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    cdcca: CDCCAConfig = field(default_factory=CDCCAConfig)
+    ablations: bool = True           # Table 3 and the DWC / all-tokens references
+    token_study: bool = True         # Table 4
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1 or self.round_rows < 4:
+            raise ValueError("rounds must be >= 1 and round_rows >= 4 (half stream, half evaluation)")
+
+
+@dataclass
+class _Round:
+    stream: MLLMBatch
+    test: MLLMBatch
+    split: list[str]  # nocaps-style split of each test row: in | near | out
+
+
+def _load(cfg: CDCCABenchConfig):
+    from paramcast.data.emojiclips import load
+
+    return load(cfg.preset, source=cfg.data_source, seed=cfg.seed, progress=False)
+
+
+def _domains(ds, cfg: CDCCABenchConfig) -> tuple[ClipSet, list[tuple[ClipSet, list[str]]], dict]:
+    """Source rows; per round (target rows, split per row); a description of the split."""
+    n_cat = len(ds.vocab.categories)
+    held = list(range(n_cat - cfg.holdout_categories, n_cat))
+    hist = ds.history
+    src_mask = (hist.device < cfg.source_devices) & ~torch.isin(hist.category, torch.tensor(held))
+    source = hist.subset(src_mask)
+    g = torch.Generator().manual_seed(cfg.seed)
+    source = source.subset(torch.randperm(len(source), generator=g)[: cfg.max_source])
+    counts = torch.bincount(source.category, minlength=n_cat)
+    seen = [c for c in range(n_cat) if c not in held]
+    near = sorted(seen, key=lambda c: int(counts[c]))[: max(1, len(seen) // 3)]
+
+    def split_of(c: int) -> str:
+        return "out" if c in held else "near" if c in near else "in"
+
+    unseen_devices = sorted(set(ds.unseen.device.tolist()))
+    rounds = []
+    for r in range(cfg.rounds):
+        dev = unseen_devices[r % len(unseen_devices)]
+        rows = ds.unseen.subset(ds.unseen.device == dev)
+        rows = rows.subset(torch.randperm(len(rows), generator=g)[: cfg.round_rows])
+        rounds.append((rows, [split_of(int(c)) for c in rows.category]))
+    info = {"source_devices": [ds.vocab.devices[d] for d in range(cfg.source_devices)],
+            "heldout_categories": [ds.vocab.categories[c] for c in held],
+            "near_categories": [ds.vocab.categories[c] for c in near],
+            "round_devices": [ds.vocab.devices[unseen_devices[r % len(unseen_devices)]] for r in range(cfg.rounds)],
+            "source_rows": len(source)}
+    return source, rounds, info
+
+
+def _split_round(pre: Pretrained, rows: ClipSet, split: list[str]) -> _Round:
+    """Half the clips stream (unlabelled), the other half evaluate."""
+    clips = rows.clip_id.unique()
+    test_clips = clips[1::2]
+    is_test = torch.isin(rows.clip_id, test_clips)
+    test_idx = is_test.nonzero().flatten()
+    return _Round(make_batch(pre.encoder, rows.subset(~is_test)), make_batch(pre.encoder, rows.subset(is_test)),
+                  [split[i] for i in test_idx.tolist()])
+
+
+def _send_upload(up: UTSUpload) -> tuple[UTSUpload, int]:
+    """Through the wire: the token payload as a plain Upload, plus the question ids (int64)."""
+    plain = Upload(device_id=up.device_id, method=up.method, task=up.task, model_version=up.model_version,
+                   features=up.features, positions=up.positions, samples=up.samples, quant=up.quant)
+    msg = wire.encode(plain)
+    got = wire.decode(msg, expect=Upload)
+    rebuilt = UTSUpload(**{f.name: getattr(got, f.name) for f in dataclasses.fields(Upload)},
+                        questions=up.questions, n_tokens=up.n_tokens)
+    return rebuilt, len(msg) + 8 * up.questions.numel()
+
+
+def _send_delta(d: WeightDelta) -> tuple[WeightDelta, int]:
+    msg = wire.encode(d)
+    return wire.decode(msg, expect=WeightDelta), len(msg)
+
+
+def _scores(model, batch: MLLMBatch, split: list[str], pre: Pretrained) -> dict:
+    ev = evaluate(model, batch, pre.vocab.words, pre.max_caption)
+    out = {"MC": ev["MC"], "DA": ev["DA"]}
+    out.update(caption_scores(ev["hyps"], ev["refs"]))
+    for part in ("in", "near", "out"):
+        idx = [i for i, s in enumerate(split) if s == part]
+        sc = caption_scores([ev["hyps"][i] for i in idx], [ev["refs"][i] for i in idx])
+        out[f"BLEU4_{part}"], out[f"CIDEr_{part}"] = sc["BLEU4"], sc["CIDEr"]
+    return out
+
+
+def _run_method(method: SourceOnly, pre: Pretrained, rounds: list[_Round]) -> dict:
+    t0 = time.perf_counter()
+    per_round = []
+    for rd in rounds:
+        comm = {"up_bytes": 0, "down_bytes": 0, "up_tokens": 0, "up_samples": 0, "down_params": 0}
+        up = method.device_step(rd.stream)
+        if up is not None:
+            got, comm["up_bytes"] = _send_upload(up)
+            comm["up_tokens"], comm["up_samples"] = int(up.features.shape[0]), int(up.questions.shape[0])
+            update = method.cloud_step(got)
+            received, comm["down_bytes"] = _send_delta(update)
+            comm["down_params"] = sum(t.numel() for t in update.deltas.values())
+            method.apply(received)
+        per_round.append({**_scores(method.model, rd.test, rd.split, pre), **comm})
+    keys = [k for k in per_round[0] if not k.startswith(("up_", "down_"))]
+    mean = {k: sum(r[k] for r in per_round) / len(per_round) for k in keys}
+    return {"rounds": per_round, "mean": mean, "seconds": time.perf_counter() - t0}
+
+
+def _variant(base: CDCCAConfig, uts: dict | None = None, akd: dict | None = None, dwc: dict | None = None
+             ) -> CDCCAConfig:
+    return dataclasses.replace(base, uts=dataclasses.replace(base.uts, **(uts or {})),
+                               akd=dataclasses.replace(base.akd, **(akd or {})),
+                               dwc=dataclasses.replace(base.dwc, **(dwc or {})))
+
+
+def run_cdcca(cfg: CDCCABenchConfig = CDCCABenchConfig(), progress=print) -> dict:
+    """Pretrain once, then run every method and study over the same rounds; a JSON-able dict."""
+    from paramcast.baselines.kd import CWD, PKD
+    from paramcast.baselines.tta import CoTTA, TentContinual
+
+    torch.manual_seed(cfg.seed)
+    t0 = time.perf_counter()
+    ds = _load(cfg)
+    source, target, info = _domains(ds, cfg)
+    pre = pretrain(source, ds.vocab, cfg.pretrain)
+    t_pre = time.perf_counter() - t0
+    progress(f"pretrained in {t_pre:.0f}s on {len(source)} source rows")
+    rounds = [_split_round(pre, rows, split) for rows, split in target]
+
+    base = cfg.cdcca
+    methods = {
+        "Source-only": lambda: SourceOnly(pre),
+        "TENT-continual": lambda: TentContinual(pre),
+        "CoTTA": lambda: CoTTA(pre, seed=cfg.seed),
+        "PKD": lambda: PKD(pre, base),
+        "ChannelWiseDivergence": lambda: CWD(pre, base),
+        "CD-CCA": lambda: CDCCA(pre, base),
+    }
+    if cfg.ablations:
+        methods |= {
+            "PL": lambda: CDCCA(pre, _variant(base, {"sample_mode": "all", "token_mode": "all"}, {"feature_loss": "none"})),
+            "PL+AKD": lambda: CDCCA(pre, _variant(base, {"sample_mode": "all", "token_mode": "all"})),
+            "PL+AKD+UTS-1": lambda: CDCCA(pre, _variant(base, {"token_mode": "all"})),
+            "CD-CCA (fp16 full delta)": lambda: CDCCA(pre, _variant(base, dwc={"scheme": "fp16", "energy": 1.0})),
+        }
+    if cfg.token_study:
+        for r in (0.25, 0.5, 0.75):
+            methods[f"tokens random {r:.0%}"] = (lambda r=r: CDCCA(pre, _variant(base, {"token_mode": "random", "token_ratio": r})))
+            if r != base.uts.token_ratio:
+                methods[f"tokens UTS {r:.0%}"] = (lambda r=r: CDCCA(pre, _variant(base, {"token_ratio": r})))
+    results = {}
+    for name, make in methods.items():
+        results[name] = _run_method(make(), pre, rounds)
+        m = results[name]["mean"]
+        progress(f"{name:28s} MC {m['MC']:.2f} DA {m['DA']:.2f} BLEU4 {m['BLEU4']:.2f} CIDEr {m['CIDEr']:.2f} "
+                 f"({results[name]['seconds']:.0f}s)")
+
+    # Table 5: what every-token-of-every-sample and an fp16 full delta would cost, from shapes.
+    n_stream = sum(len(r.stream) for r in rounds) / len(rounds)
+    T, C = rounds[0].stream.image.shape[1:]
+    q_bytes = 8 * rounds[0].stream.question.shape[1] * n_stream
+    n_trainable = sum(v.numel() for v in adapter_parameters(pre.student).values())
+    comm = {"all_tokens_fp32_bytes": n_stream * T * C * 4 + q_bytes,
+            "full_delta_fp16_bytes": 2 * n_trainable, "trainable_params": n_trainable}
+    cd = results["CD-CCA"]["rounds"]
+    comm["uts_up_bytes"] = sum(r["up_bytes"] for r in cd) / len(cd)
+    comm["dwc_down_bytes"] = sum(r["down_bytes"] for r in cd) / len(cd)
+    comm["dwc_down_params"] = sum(r["down_params"] for r in cd) / len(cd)
+    comm["uplink_ratio"] = comm["uts_up_bytes"] / comm["all_tokens_fp32_bytes"]
+    comm["downlink_ratio"] = comm["dwc_down_bytes"] / comm["full_delta_fp16_bytes"]
+    gige = PROFILES["GigE"]
+    comm["transfer_ms_GigE"] = {
+        "uplink_all": transfer_ms(int(comm["all_tokens_fp32_bytes"]), 0, gige),
+        "uplink_uts": transfer_ms(int(comm["uts_up_bytes"]), 0, gige),
+        "downlink_fp16": transfer_ms(0, int(comm["full_delta_fp16_bytes"]), gige),
+        "downlink_dwc": transfer_ms(0, int(comm["dwc_down_bytes"]), gige),
+    }
+    return {"config": dataclasses.asdict(cfg), "domains": info, "pretrain_seconds": t_pre,
+            "results": results, "communication": comm, "seconds": time.perf_counter() - t0}
+
+
+def _markdown(res: dict) -> str:
+    R = res["results"]
+    main = ["Source-only", "TENT-continual", "CoTTA", "PKD", "ChannelWiseDivergence", "CD-CCA"]
+    src = R["Source-only"]["mean"]
+    rows = []
+    for name in main:
+        r = R[name]
+        row = {"method": name}
+        for i, rd in enumerate(r["rounds"]):
+            row[f"MC r{i + 1}"], row[f"DA r{i + 1}"] = rd["MC"], rd["DA"]
+        row |= {"mean MC": r["mean"]["MC"], "mean DA": r["mean"]["DA"],
+                "gain MC": r["mean"]["MC"] - src["MC"], "gain DA": r["mean"]["DA"] - src["DA"]}
+        rows.append(row)
+    cap = [{"method": n, **{f"{m} {p}": R[n]["mean"][f"{m}_{p}"] for p in ("in", "near", "out") for m in ("BLEU4", "CIDEr")},
+            "BLEU4 all": R[n]["mean"]["BLEU4"], "CIDEr all": R[n]["mean"]["CIDEr"]} for n in main]
+    abl = [{"variant": n, "MC": R[n]["mean"]["MC"], "DA": R[n]["mean"]["DA"], "CIDEr": R[n]["mean"]["CIDEr"]}
+           for n in ("Source-only", "PL", "PL+AKD", "PL+AKD+UTS-1", "CD-CCA", "CD-CCA (fp16 full delta)") if n in R]
+    tok = [{"sampling": n, "MC": R[n]["mean"]["MC"], "DA": R[n]["mean"]["DA"]} for n in R if n.startswith("tokens")]
+    c = res["communication"]
+    md = ["# CD-CCA benchmark", "", f"Domains: {res['domains']}", "",
+          "## VQA on the target stream (Table 1)", markdown_table(rows),
+          "## Captioning (Table 2)", markdown_table(cap),
+          "## Ablation (Table 3)", markdown_table(abl)]
+    if tok:
+        md += ["## Token sampling (Table 4; UTS at the default ratio is the CD-CCA row)", markdown_table(tok)]
+    md += ["## Transmission per round (Table 5)", markdown_table([
+        {"link": "uplink, every token of every sample (fp32)", "params": None, "bytes": c["all_tokens_fp32_bytes"],
+         "ms GigE": c["transfer_ms_GigE"]["uplink_all"]},
+        {"link": "uplink, UTS", "params": None, "bytes": c["uts_up_bytes"], "ms GigE": c["transfer_ms_GigE"]["uplink_uts"]},
+        {"link": "downlink, fp16 full delta", "params": c["trainable_params"], "bytes": c["full_delta_fp16_bytes"],
+         "ms GigE": c["transfer_ms_GigE"]["downlink_fp16"]},
+        {"link": "downlink, DWC", "params": c["dwc_down_params"], "bytes": c["dwc_down_bytes"],
+         "ms GigE": c["transfer_ms_GigE"]["downlink_dwc"]}]),
+        f"Uplink ratio {c['uplink_ratio']:.4f}, downlink ratio {c['downlink_ratio']:.4f}; "
+        f"total {res['seconds']:.0f}s (pretraining {res['pretrain_seconds']:.0f}s).", ""]
+    return "\n".join(md)
+
+
+def _plot(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for name in ("Source-only", "TENT-continual", "CoTTA", "PKD", "ChannelWiseDivergence", "CD-CCA"):
+        rds = res["results"][name]["rounds"]
+        for ax, key in zip(axes, ("MC", "DA"), strict=True):
+            ax.plot(range(1, len(rds) + 1), [r[key] for r in rds], marker="o", label=name)
+            ax.set(title=f"{key} accuracy per round", xlabel="round", ylabel="%")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def bench_cdcca(preset: str = "quick", source: str | None = None, rounds: int = 3, round_rows: int = 200,
+                seed: int = 0, epochs: int = 12, ablations: bool = True, token_study: bool = True,
+                out: Path = Path("benchmarks/cdcca/cdcca")) -> dict:
+    """Typer-style entry point (``paramcast bench cdcca``): run, then write JSON, Markdown and a PNG."""
+    cfg = CDCCABenchConfig(preset=preset, data_source=source, rounds=rounds, round_rows=round_rows, seed=seed,
+                           pretrain=PretrainConfig(teacher_epochs=epochs, student_epochs=epochs, seed=seed),
+                           ablations=ablations, token_study=token_study)
+    res = run_cdcca(cfg)
+    paths = write_result(res, Path(out), _markdown(res))
+    _plot(res, Path(out).with_suffix(".png"))
+    return {k: str(v) for k, v in paths.items()}

@@ -1,0 +1,219 @@
+"""CD-CCA: UTS, AKD, DWC, the TTA / KD baselines and the captioning metrics, on tiny synthetic data."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from paramcast import compression, wire
+from paramcast.baselines.kd import CWD, PKD
+from paramcast.baselines.tta import CoTTA, TentContinual, collect_norm_params, stochastic_restore
+from paramcast.bench.captioning import bleu4, cider
+from paramcast.losses.entropy import entropy, mc_dropout_variance
+from paramcast.losses.kd import ChannelWiseDivergence, PKDLoss, QueryAlignmentLoss
+from paramcast.methods.cd_cca import (
+    CDCCA,
+    CDCCAConfig,
+    DWCConfig,
+    DynamicWeightCompression,
+    PretrainConfig,
+    UncertaintyTokenSampler,
+    UTSConfig,
+    adapter_parameters,
+    pretrain,
+    unpack_tokens,
+)
+from paramcast.methods.cd_cca.akd import AKDConfig
+from paramcast.methods.cd_cca.tasks import make_batch
+from paramcast.types import Upload
+
+from .synth import synth_clips, synth_vocab
+
+
+@pytest.fixture(scope="module")
+def pre():
+    torch.manual_seed(0)
+    v = synth_vocab()
+    return pretrain(synth_clips(16, v), v, PretrainConfig(teacher_epochs=1, student_epochs=1, batch_size=8))
+
+
+@pytest.fixture(scope="module")
+def batch(pre):
+    return make_batch(pre.encoder, synth_clips(12, pre.vocab, seed=1))
+
+
+def _small(**akd) -> CDCCAConfig:
+    return CDCCAConfig(uts=UTSConfig(sample_ratio=0.5, token_ratio=0.5, mc_passes=3),
+                       akd=AKDConfig(steps=2, batch_size=4, **akd))
+
+
+# -- eq. 2-4 --------------------------------------------------------------------------------------
+def test_entropy_matches_hand_computation():
+    p = torch.tensor([[0.5, 0.25, 0.25], [1.0, 0.0, 0.0]])
+    got = entropy(p.log())
+    assert got[0].item() == pytest.approx(-(0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25)), abs=1e-6)
+    assert got[1].item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_mc_dropout_variance_matches_hand_computation():
+    passes = torch.tensor([[[1.0, 2.0]], [[3.0, 2.0]], [[5.0, 2.0]]])  # (M=3, T=1, C=2)
+    # channel 0: mean 3, var (4 + 0 + 4) / 3 = 8/3; channel 1: 0 -> token variance 4/3
+    assert mc_dropout_variance(passes).item() == pytest.approx(4 / 3)
+
+
+def test_uts_keeps_most_uncertain_samples_and_most_variable_tokens():
+    uts = UncertaintyTokenSampler(UTSConfig(sample_ratio=0.5, token_ratio=0.25))
+    assert uts.select_samples(torch.tensor([0.1, 0.9, 0.5, 0.7])).tolist() == [1, 3]
+    var = torch.tensor([[0.1, 0.9, 0.2, 0.3, 0.8, 0.0, 0.05, 0.4]])
+    assert uts.select_tokens(var).nonzero()[:, 1].tolist() == [1, 4]
+    thr = UncertaintyTokenSampler(UTSConfig(variance_threshold=0.35))
+    assert thr.select_tokens(var).nonzero()[:, 1].tolist() == [1, 4, 7]
+
+
+def test_uts_really_shrinks_the_encoded_payload(pre, batch):
+    meta = {"device_id": "d", "method": "cd-cca", "task": "mllm", "model_version": "v0"}
+    u = torch.arange(len(batch), dtype=torch.float)
+    full = UncertaintyTokenSampler(UTSConfig(sample_mode="all", token_mode="all"))(
+        pre.encoder, batch.frames, batch.image, u, batch.question, meta)
+    kept = UncertaintyTokenSampler(UTSConfig(sample_ratio=0.25, token_ratio=0.5, mc_passes=3))(
+        pre.encoder, batch.frames, batch.image, u, batch.question, meta)
+    S, T, C = 3, batch.image.shape[1], batch.image.shape[2]
+    assert kept.features.shape == (S * round(0.5 * T), C)
+    assert full.features.shape == (len(batch) * T, C)
+
+    def encoded(up):
+        return len(wire.encode(Upload(**{k: getattr(up, k) for k in
+                                        ("device_id", "method", "task", "model_version", "features",
+                                         "positions", "samples")})))
+    assert encoded(kept) < 0.2 * encoded(full)
+    image, mask = unpack_tokens(kept)  # the cloud rebuilds exactly the kept tokens
+    assert image.shape == (S, T, C) and int(mask.sum()) == kept.features.shape[0]
+    assert torch.equal(image[kept.samples, kept.positions], kept.features)
+    assert torch.equal(batch.image[u.argsort(descending=True)[:S]][mask], kept.features)
+
+
+# -- eq. 5-6: only the adapter set changes ----------------------------------------------------------
+def test_akd_changes_only_adapters_norms_biases_queries(pre, batch):
+    m = CDCCA(pre, _small())
+    before = {k: v.detach().clone() for k, v in m.cloud_student.named_parameters()}
+    teacher_before = {k: v.detach().clone() for k, v in pre.teacher.named_parameters()}
+    m.cloud_step(m.device_step(batch))
+    allowed = set(adapter_parameters(m.cloud_student))
+    changed = {k for k, v in m.cloud_student.named_parameters() if not torch.equal(v, before[k])}
+    assert changed and changed <= allowed
+    assert any("lora_" in k for k in changed) and any("query_tokens" in k for k in changed)
+    assert all(torch.equal(v, teacher_before[k]) for k, v in pre.teacher.named_parameters())
+
+
+def test_query_alignment_loss_is_eq5():
+    loss = QueryAlignmentLoss(3, 5)
+    s, t = torch.randn(2, 4, 3), torch.randn(2, 4, 5)
+    assert loss(s, t).item() == pytest.approx(((t - loss.phi(s)) ** 2).sum().item() / (2 * 4 * 5), rel=1e-5)
+
+
+def test_pkd_equals_hand_computation():
+    s = torch.tensor([[[1.0, 0.0], [3.0, 2.0], [5.0, 1.0]]])  # (B=1, L=3, C=2)
+    t = torch.tensor([[[2.0, 1.0], [2.0, 3.0], [8.0, 2.0]]])
+
+    def z(x):  # per channel over the 3 tokens, unbiased std
+        m = x.mean(0)
+        sd = (((x - m) ** 2).sum(0) / (x.shape[0] - 1)).sqrt()
+        return (x - m) / (sd + 1e-6)
+    expected = ((z(s[0]) - z(t[0])) ** 2).mean() / 2
+    assert PKDLoss()(s, t).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_cwd_equals_hand_computation():
+    s = torch.tensor([[[0.0, 1.0], [1.0, 1.0]]])  # (B=1, L=2, C=2)
+    t = torch.tensor([[[0.0, 0.0], [2.0, 1.0]]])
+    tau = 2.0
+
+    def sm(a, b):
+        ea, eb = math.exp(a / tau), math.exp(b / tau)
+        return ea / (ea + eb), eb / (ea + eb)
+    kl = 0.0
+    for c in range(2):
+        pt, ps = sm(t[0, 0, c].item(), t[0, 1, c].item()), sm(s[0, 0, c].item(), s[0, 1, c].item())
+        kl += sum(a * math.log(a / b) for a, b in zip(pt, ps, strict=True))
+    assert ChannelWiseDivergence(tau)(s, t).item() == pytest.approx(tau**2 * kl / 2, rel=1e-5)
+
+
+def test_kd_baselines_use_feature_loss_without_pseudo_labels(pre, batch):
+    for cls, kind in ((PKD, "pkd"), (CWD, "cwd")):
+        m = cls(pre, _small())
+        assert m.cfg.akd.feature_loss == kind and not m.cfg.akd.use_pl
+        m.cloud_step(m.device_step(batch))
+        assert m.log[0]["losses"]["ce"] == 0 and m.log[0]["losses"]["total"] > 0
+
+
+# -- eq. 7-8 ----------------------------------------------------------------------------------------
+def test_dwc_round_trip_within_quantiser_bound():
+    g = torch.Generator().manual_seed(0)
+    base = {"a": torch.randn(300, generator=g), "b": torch.randn(8, 16, generator=g)}
+    upd = {k: v + 0.01 * torch.randn(v.shape, generator=g) for k, v in base.items()}
+    for scheme in ("nf4", "int8"):
+        dwc = DynamicWeightCompression(DWCConfig(scheme=scheme, energy=1.0))
+        sent, received = dwc.compress(upd, base)
+        dev = {k: v.clone() for k, v in base.items()}
+        dwc.apply(dev, received)
+        for k in base:
+            err = (dev[k] - upd[k]).abs()
+            assert (err <= compression.error_bound(upd[k] - base[k], scheme) + 1e-7).all()
+    assert dwc.nbytes(sent) < 0.3 * sum(4 * v.numel() for v in base.values())
+
+
+def test_dwc_keeps_only_the_significant_tensors():
+    base = {"big": torch.zeros(10), "small": torch.zeros(10), "same": torch.zeros(10)}
+    upd = {"big": torch.ones(10), "small": torch.full((10,), 0.1), "same": torch.zeros(10)}
+    assert DynamicWeightCompression(DWCConfig(energy=0.9)).select(
+        {k: upd[k] - base[k] for k in base}) == ["big"]
+
+
+def test_device_applies_the_delta_through_the_wire(pre, batch):
+    m = CDCCA(pre, _small())
+    update = m.cloud_step(m.device_step(batch))
+    received = wire.decode(wire.encode(update))
+    m.apply(received)
+    dev = adapter_parameters(m.model)
+    assert all(torch.allclose(dev[k], m.device_copy[k], atol=1e-6) for k in dev)
+    with pytest.raises(ValueError, match="delta computed against"):
+        m.apply(received)  # the device now holds v1
+
+
+# -- baselines --------------------------------------------------------------------------------------
+def test_tent_changes_only_layernorm_affine_and_returns_pre_update_output(pre, batch):
+    t = TentContinual(pre, lr=1e-2)
+    before = {k: v.detach().clone() for k, v in t.model.named_parameters()}
+    ref = t.predict(batch)
+    t.device_step(batch)
+    norms = set(collect_norm_params(t.model))
+    changed = {k for k, v in t.model.named_parameters() if not torch.equal(v, before[k])}
+    assert changed and changed <= norms
+    assert torch.allclose(t.last_output[: 12], ref, atol=1e-5)
+
+
+def test_cotta_stochastic_restore_resets_about_p():
+    g = torch.Generator().manual_seed(0)
+    src = {"w": torch.zeros(200_000)}
+    params = {"w": torch.ones(200_000)}
+    frac = stochastic_restore(params, src, 0.01, g)
+    assert frac == pytest.approx(0.01, abs=0.002)
+    assert (params["w"] == 0).float().mean().item() == pytest.approx(frac)
+
+
+def test_cotta_adapts_and_ema_teacher_moves_slowly(pre, batch):
+    c = CoTTA(pre, lr=1e-2, n_augment=2)
+    src = {k: v.detach().clone() for k, v in c.model.named_parameters()}
+    c.device_step(batch)
+    drift = max((v - src[k]).abs().max().item() for k, v in c.model.named_parameters())
+    sdrift = max((v - src[k]).abs().max().item() for k, v in c.student.named_parameters())
+    assert 0 < drift < sdrift and len(c.restored) == 1
+
+
+# -- captioning metrics -----------------------------------------------------------------------------
+def test_bleu4_and_cider_match_known_values():
+    assert bleu4(["a b c d e f"], ["a b c d e g"]) == pytest.approx((5 / 6 * 4 / 5 * 3 / 4 * 2 / 3) ** 0.25, rel=1e-6)
+    assert cider(["x y z w", "p q r s"], ["x y z w", "p q r s"]) == pytest.approx(10.0)
+    assert cider(["x y", "p q"], ["a b", "c d"]) == 0.0
