@@ -56,18 +56,26 @@ def _exit_with_parent(parent_pid: int, max_seconds: float) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+def _realtime(priority: int) -> bool:
+    """Move this process to SCHED_FIFO; True when that worked.
+
+    On 2 cores shared with other work, a normal-priority process waits behind whatever else is
+    runnable, which shows up as milliseconds of latency that no link has. Every role blocks in
+    select()/recv(), so a real-time one cannot spin; the kernel's RT throttling bounds it anyway.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (PermissionError, OSError):
+        return False
+    return True
+
+
 # --------------------------------------------------------------------------------------- delay line
 def delay(tun: str, one_way_ms: float, jitter_ms: float, loss: float, seed: int, stats_path: str,
           realtime: bool, offload: bool, **_: object) -> None:
     # Wake-ups within ~1 µs instead of the default 50 µs timer slack.
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0)
-    if realtime:
-        # On 2 busy cores a normal-priority forwarder waits behind the server and client it serves;
-        # SCHED_FIFO lets it run the moment a packet is due. It sleeps in select(), so it cannot spin.
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
-        except (PermissionError, OSError):
-            realtime = False
+    realtime = realtime and _realtime(10)
     fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
     flags = _IFF_TUN | _IFF_NO_PI | (_IFF_VNET_HDR if offload else 0)
     fcntl.ioctl(fd, _TUNSETIFF, struct.pack("16sH", tun.encode(), flags))
@@ -127,7 +135,16 @@ def delay(tun: str, one_way_ms: float, jitter_ms: float, loss: float, seed: int,
 
 
 # ------------------------------------------------------------------------------------------- server
-def serve(host: str, port: int, up_bytes: int, payload_path: str, **_: object) -> None:
+def _tcp_socket_options(congestion_control: str) -> list[tuple[int, int, int | bytes]]:
+    # Per socket, because a namespace may only default to the host's *allowed* algorithms, while
+    # a CAP_NET_ADMIN process may pick any available one for its own sockets.
+    return [(socket.IPPROTO_TCP, socket.TCP_CONGESTION, congestion_control.encode())] if congestion_control else []
+
+
+def serve(host: str, port: int, up_bytes: int, payload_path: str, congestion_control: str, realtime: bool,
+          **_: object) -> None:
+    if realtime:
+        _realtime(5)  # below the delay line: a packet due to leave beats the server's own work
     import uvicorn
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse, Response
@@ -146,8 +163,14 @@ def serve(host: str, port: int, up_bytes: int, payload_path: str, **_: object) -
         return PlainTextResponse("ok")
 
     app = Starlette(routes=[Route("/adapt", adapt, methods=["POST"]), Route("/health", health)])
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, loop="uvloop",
-                http="httptools", timeout_graceful_shutdown=1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    for opt in _tcp_socket_options(congestion_control):  # accepted connections inherit it
+        sock.setsockopt(*opt)
+    sock.bind((host, port))
+    config = uvicorn.Config(app, log_level="warning", access_log=False, loop="uvloop", http="httptools",
+                            timeout_graceful_shutdown=1)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 # ------------------------------------------------------------------------------------------- client
@@ -193,11 +216,14 @@ def _summary(ms: list[float]) -> dict[str, float]:
 
 
 def client(url: str, ping_host: str, up_bytes: int, down_bytes: int, calls: int, new_conn_calls: int,
-           pings: int, request_timeout_s: float, wait_ready_s: float, **_: object) -> None:
+           pings: int, request_timeout_s: float, wait_ready_s: float, congestion_control: str, realtime: bool,
+           **_: object) -> None:
     import httpx
 
+    realtime = realtime and _realtime(5)
+
     body = os.urandom(up_bytes)
-    out: dict[str, object] = {}
+    out: dict[str, object] = {"realtime": realtime}
     deadline = time.monotonic() + wait_ready_s
     while True:  # the server may still be starting: retry its health route, bounded
         try:
@@ -220,13 +246,15 @@ def client(url: str, ping_host: str, up_bytes: int, down_bytes: int, calls: int,
         return dt
 
     timeout = httpx.Timeout(request_timeout_s)
-    with httpx.Client(timeout=timeout) as c:  # httpcore sets TCP_NODELAY on its sockets
+    options = _tcp_socket_options(congestion_control)  # httpcore adds TCP_NODELAY itself
+    with httpx.Client(timeout=timeout, transport=httpx.HTTPTransport(socket_options=options)) as c:
         call(c)  # warm-up: handshake, slow start, server code paths
         out["keepalive"] = _summary([call(c) for _ in range(calls)])
     if new_conn_calls:
         fresh = []
         for _ in range(new_conn_calls):
-            with httpx.Client(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=0)) as c:
+            transport = httpx.HTTPTransport(socket_options=options, limits=httpx.Limits(max_keepalive_connections=0))
+            with httpx.Client(timeout=timeout, transport=transport) as c:
                 fresh.append(call(c))
         out["new_connection"] = _summary(fresh)
     print(json.dumps(out), flush=True)

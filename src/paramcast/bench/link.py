@@ -164,7 +164,7 @@ class EmulatedLink:
         self._start_delay_line()
 
     def _spawn(self, role: str, proc_role: str, args: dict[str, Any]) -> subprocess.Popen:
-        args = {**args, "parent_pid": os.getpid(), "max_seconds": self.max_seconds}
+        args = {"realtime": self.realtime, **args, "parent_pid": os.getpid(), "max_seconds": self.max_seconds}
         p = subprocess.Popen(["ip", "netns", "exec", self.ns[role], sys.executable, str(_ROLES), proc_role,
                               json.dumps(args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)
@@ -174,8 +174,7 @@ class EmulatedLink:
     def _start_delay_line(self) -> None:
         p = self._spawn("net", "delay", {
             "tun": self.tun, "one_way_ms": self.rtt_ms / 2, "jitter_ms": self.jitter_ms, "loss": self.loss,
-            "seed": self.seed, "stats_path": str(self._delay_stats), "realtime": self.realtime,
-            "offload": self.offload})
+            "seed": self.seed, "stats_path": str(self._delay_stats), "offload": self.offload})
         ready, _, _ = select.select([p.stdout], [], [], 10.0)
         if not ready or p.stdout.readline().strip() != "ready":
             raise RuntimeError(f"the delay line did not start: {p.stderr.read() if p.poll() is not None else 'timeout'}")
@@ -198,11 +197,11 @@ class EmulatedLink:
             out[direction] = {k: int(q.get(k, 0)) for k in ("bytes", "packets", "drops", "overlimits", "requeues")}
         return out
 
-    def start_server(self, payload: bytes, up_bytes: int) -> None:
+    def start_server(self, payload: bytes, up_bytes: int, congestion_control: str = "") -> None:
         path = Path(self._tmp.name) / "payload.bin"
         path.write_bytes(payload)
         self._spawn("cloud", "serve", {"host": "0.0.0.0", "port": _PORT, "up_bytes": up_bytes,
-                                       "payload_path": str(path)})
+                                       "payload_path": str(path), "congestion_control": congestion_control})
 
     def run_client(self, wall_timeout_s: float, **args: Any) -> dict[str, Any]:
         """Run the client role in the device namespace; bounded by ``wall_timeout_s`` of wall time."""
@@ -297,7 +296,8 @@ def head_payload(head_answers: int, seed: int = 0) -> tuple[bytes, str]:
 
 def run_link(profiles: list[str] | None = None, rtt_ms: float = 20.0, loss: float = 0.0, jitter_ms: float = 0.0,
              calls: int = 20, new_conn_calls: int = 5, head_answers: int = 1500, mtu: int = 1500,
-             burst_ms: float = 0.5, realtime: bool = True, seed: int = 0) -> dict[str, Any]:
+             burst_ms: float = 0.5, congestion_control: str = "cubic", realtime: bool = True,
+             seed: int = 0) -> dict[str, Any]:
     """Measure adapt calls (768 B up, one generated head down) over each profile on an emulated link.
 
     Returns a JSON-able dict: the link settings, ``rows`` (one per profile: bytes, ideal ms,
@@ -315,7 +315,7 @@ def run_link(profiles: list[str] | None = None, rtt_ms: float = 20.0, loss: floa
     rows = []
     with EmulatedLink(rtt_ms=rtt_ms, loss=loss, jitter_ms=jitter_ms, mtu=mtu, burst_ms=burst_ms,
                       realtime=realtime, seed=seed) as link:
-        link.start_server(payload, up_bytes)
+        link.start_server(payload, up_bytes, congestion_control)
         for i, name in enumerate(names):
             profile: Profile = PROFILES[name]
             link.set_rate(profile.bandwidth_mb_s)
@@ -324,7 +324,7 @@ def run_link(profiles: list[str] | None = None, rtt_ms: float = 20.0, loss: floa
             timeout = 30 + (1 + calls + new_conn_calls) * max(2.0, 20 * ideal / 1e3)
             m = link.run_client(wall_timeout_s=timeout, up_bytes=up_bytes, down_bytes=len(payload), calls=calls,
                                 new_conn_calls=new_conn_calls, pings=10, request_timeout_s=min(30.0, timeout),
-                                wait_ready_s=20.0 if i == 0 else 2.0)
+                                wait_ready_s=20.0 if i == 0 else 2.0, congestion_control=congestion_control)
             keep, fresh, ping = m["keepalive"], m.get("new_connection"), m["ping"]
             rows.append({
                 "profile": name, "bandwidth_mb_s": profile.bandwidth_mb_s, "up_bytes": up_bytes,
@@ -341,8 +341,9 @@ def run_link(profiles: list[str] | None = None, rtt_ms: float = 20.0, loss: floa
     return {
         "benchmark": "link",
         "link": {"rtt_ms": rtt_ms, "loss": loss, "jitter_ms": jitter_ms, "mtu": mtu, "burst_ms": burst_ms,
-                 "realtime_delay_line": realtime,
-                 "tcp_congestion_control": Path("/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip(),
+                 "realtime": realtime, "offload": link.offload,
+                 "tcp_congestion_control": congestion_control or
+                 Path("/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip(),
                  "topology": "device ns -veth(tbf)- net ns (TUN delay line) -veth(tbf)- cloud ns"},
         "payload": payload_kind, "head_answers": head_answers,
         "ideal": "rtt_ms + (up_bytes + down_bytes) / (bandwidth_mb_s * 1024**2) (bench.netsim.transfer_ms)",
