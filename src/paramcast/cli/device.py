@@ -1,0 +1,87 @@
+"""``paramcast device``: one simulated device streaming its samples against a running server.
+
+    paramcast serve --method cdc-mmpg --checkpoint runs/cdc.safetensors --token-file tokens.json &
+    paramcast device --url http://127.0.0.1:8000 --token "$TOKEN" --method cdc-mmpg \\
+        --checkpoint runs/cdc.safetensors --features runs/features/test.safetensors --device-index 3
+
+The stream is a saved feature set (safetensors with ``features`` (N, T, C), ``answer`` (N,),
+``device`` (N,)) cut to one device's rows, in order, ``--batch-size`` rows per step. Each step the
+device adapts through the cloud (``DeviceClient.adapt``), then predicts; the command prints the
+accuracy (plain, and filtered to in-vocabulary answers) and the adaptation latencies.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+__all__ = ["device"]
+
+
+def device(
+    url: str = typer.Option("http://127.0.0.1:8000", envvar="PARAMCAST_URL", help="the cloud service"),
+    token: str = typer.Option(..., envvar="PARAMCAST_TOKEN", help="this device's bearer token"),
+    features: Path = typer.Option(..., help="safetensors feature set: features (N, T, C), answer (N,), device (N,)"),
+    device_index: int = typer.Option(0, help="which device's rows of the feature set to stream"),
+    device_id: str = typer.Option(None, help="device id the token was issued for (default: dev-<index>)"),
+    method: str = typer.Option("cdc-mmpg", envvar="PARAMCAST_METHOD"),
+    checkpoint: Path = typer.Option(None, envvar="PARAMCAST_CHECKPOINT", help="the same trained weights as the server"),
+    method_arg: list[str] = typer.Option([], "--method-arg", help="key=value for the method's constructor"),
+    batch_size: int = typer.Option(16, help="samples per adaptation step"),
+    steps: int = typer.Option(0, help="stop after this many steps (0 = the whole stream)"),
+    quant: str = typer.Option("fp32", help="downlink quantisation to ask for"),
+    deadline_s: float = typer.Option(2.0, help="network time allowed per adaptation"),
+    out: Path = typer.Option(None, help="write the summary as JSON here"),
+) -> None:
+    """Stream one device's samples against a server; print accuracy and adaptation latencies."""
+    import torch
+    from safetensors.torch import load_file
+
+    from paramcast import registry
+    from paramcast.cli.serve import _method_kwargs
+    from paramcast.device import DeviceClient
+    from paramcast.models.features import FeatureSet
+
+    data = load_file(str(features))
+    missing = {"features", "answer", "device"} - set(data)
+    if missing:
+        raise typer.BadParameter(f"{features} lacks tensors {sorted(missing)}")
+    rows = (data["device"] == device_index).nonzero().flatten()
+    if len(rows) == 0:
+        raise typer.BadParameter(f"{features} has no rows of device {device_index}")
+    device_id = device_id or f"dev-{device_index}"
+    stream = FeatureSet(data["features"][rows], data["answer"][rows], data["device"][rows], meta={"device_id": device_id})
+
+    m = registry.create(method, **_method_kwargs(method_arg))
+    if checkpoint is not None:
+        if not hasattr(m, "load_checkpoint"):
+            raise typer.BadParameter(f"method {method!r} cannot load a checkpoint: it has no load_checkpoint(path)")
+        m.load_checkpoint(checkpoint)
+    correct = counted = in_vocab = correct_in_vocab = 0
+    with DeviceClient(m, url, token, quant=quant, deadline_s=deadline_s) as client:
+        for step, start in enumerate(range(0, len(stream), batch_size)):
+            if steps and step >= steps:
+                break
+            batch = stream.subset(torch.arange(start, min(start + batch_size, len(stream))))
+            result = client.adapt(batch)
+            pred = m.predict(batch).argmax(-1)
+            hit = pred == batch.answer
+            known = batch.answer >= 0
+            correct += int(hit.sum())
+            counted += len(batch)
+            correct_in_vocab += int((hit & known).sum())
+            in_vocab += int(known.sum())
+            typer.echo(f"step {step:4d}  {result.source:9s} {result.latency_ms:8.1f} ms  "
+                       f"up {result.bytes_up:6d} B  down {result.bytes_down:8d} B  acc {correct / counted:.3f}"
+                       + (f"  ({result.error})" if result.error else ""))
+        summary = {"device_id": device_id, "samples": counted, "accuracy": correct / max(counted, 1),
+                   "accuracy_filtered": correct_in_vocab / max(in_vocab, 1), **client.latency_summary()}
+    typer.echo(json.dumps(summary, indent=1))
+    if out is not None:
+        out.write_text(json.dumps(summary, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    typer.run(device)
