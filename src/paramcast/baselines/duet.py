@@ -1,0 +1,224 @@
+"""DUET (Lv et al., WWW 2023), the hypernetwork baseline of StableSynthNet's Table 2.
+
+The device uploads D = 5 frame features of its first sample, ``Upload(features=(D, C))`` (the
+seed's 5 × 192 input); the cloud generates the same head as CDC-MMPG / StableSynthNet
+(``W_0 + ΔW``, ``b_0 + Δb`` for the device's last ``Linear(H, V)``).
+
+Generator, after DUET's public ``HyperNetwork_FC``: a *linear* map from the flattened frame
+sequence straight to the generated layer, ``(D·C) -> (H + 1)·V`` (its ``w1``/``b1`` map
+``in_dimension × sequence_len`` to ``input_size × output_size``), after a per-frame LayerNorm. That
+public code keeps ``w1, w2, b1, b2`` in plain Python lists, so they are not registered and never
+trained (DESIGN.md); here every generator weight is an ``nn.Linear`` / ``nn.LayerNorm`` of the module,
+and ``tests/stablesynthnet/test_duet.py`` proves each receives a gradient. The generator's cost is
+what the seed contrasts with its one-frame input: ``2·D·C·(H+1)·V`` FLOPs per request against
+``2·hyper_hidden·(H+1)·V`` for the one-frame hypernetwork.
+
+Training mirrors CDC-MMPG's Phase II (per-device groups: the head generated from an anchor sample's
+frames classifies the device's other samples); the anchor's D frames are drawn at random (in
+temporal order) during training and evenly spaced at inference.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from paramcast.methods.base import Method
+from paramcast.models.encoder import default_device
+from paramcast.models.features import FeatureSet
+from paramcast.models.heads import DeviceModel, StaticHead, per_sample_linear, pool_frames
+from paramcast.models.training import build_config, device_groups, warmup_cosine
+from paramcast.registry import register
+from paramcast.types import HeadParams, Update, Upload
+
+__all__ = ["DUET", "DUETConfig", "DUETGenerator", "frame_index"]
+
+TASK = "videoqa-open"
+
+
+@dataclass(frozen=True)
+class DUETConfig:
+    """Hyper-parameters of the DUET baseline (training budget shared with CDC-MMPG)."""
+
+    frames: int = 5                  # D: frame features uploaded (seed Table 2: a 5 × 192 input)
+    head_hidden: int = 96            # H: width of the static head / input of the generated layer
+    residual: bool = True            # W = W_0 + ΔW: same residual head as CDC-MMPG (a fair comparison)
+    delta_init_std: float = 1e-4     # std of the generator at init (its fan-in is D·C, so smaller than f_h's)
+    dropout: float = 0.1             # dropout on the flattened frame sequence
+    epochs: int = 20                 # epochs over the history
+    lr: float = 2e-3                 # AdamW lr
+    weight_decay: float = 0.05       # AdamW weight decay
+    group_size: int = 16             # M: samples of one device classified with one generated head
+    groups_per_step: int = 32        # G: device groups per step
+
+    def __post_init__(self) -> None:
+        for f in ("frames", "head_hidden", "group_size", "groups_per_step"):
+            if getattr(self, f) < 1:
+                raise ValueError(f"{f}={getattr(self, f)}: must be >= 1")
+        if self.epochs < 0 or self.weight_decay < 0 or self.delta_init_std < 0:
+            raise ValueError("epochs, weight_decay and delta_init_std must be >= 0")
+        if self.lr <= 0:
+            raise ValueError(f"lr={self.lr}: must be > 0")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout={self.dropout}: use a value in [0, 1)")
+
+
+def frame_index(num_frames: int, d: int) -> torch.Tensor:
+    """D evenly spaced frame indices of a T-frame clip (repeats when T < D): (D,) int64."""
+    return torch.linspace(0, num_frames - 1, d).round().long()
+
+
+class DUETGenerator(nn.Module):
+    """Frames (B, D, C) -> LayerNorm per frame -> flatten (B, D·C) -> Linear -> W (B, V, H), b (B, V)."""
+
+    def __init__(self, frames: int, feature_dim: int, head_in: int, num_answers: int, cfg: DUETConfig):
+        super().__init__()
+        self.head_in, self.num_answers = head_in, num_answers
+        self.norm = nn.LayerNorm(feature_dim)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.out = nn.Linear(frames * feature_dim, (head_in + 1) * num_answers)   # DUET's w1/b1, registered
+        nn.init.normal_(self.out.weight, std=cfg.delta_init_std)
+        nn.init.zeros_(self.out.bias)
+        self.residual = cfg.residual
+        w0 = nn.Linear(head_in, num_answers)
+        self.weight0 = nn.Parameter(w0.weight.detach().clone(), requires_grad=cfg.residual)  # W_0 (V, H)
+        self.bias0 = nn.Parameter(w0.bias.detach().clone(), requires_grad=cfg.residual)      # b_0 (V,)
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        theta = self.out(self.dropout(self.norm(frames).flatten(1)))              # (B, (H+1)·V)
+        w, b = theta.split([self.head_in * self.num_answers, self.num_answers], dim=-1)
+        w = w.view(-1, self.num_answers, self.head_in)                           # (B, V, H)
+        if self.residual:
+            return self.weight0 + w, self.bias0 + b
+        return w, b
+
+
+@register("duet")
+class DUET(Method):
+    """``create("duet", num_answers=V, feature_dim=C, **config_fields)``."""
+
+    collaborative = True
+    config_class = DUETConfig
+
+    def __init__(self, num_answers: int, feature_dim: int = 192, encoder: nn.Module | None = None,
+                 config: DUETConfig | dict | None = None, device: str | None = None, seed: int = 0,
+                 progress: bool = False, **overrides: Any):
+        self.config = build_config(DUETConfig, config, overrides)
+        self.num_answers, self.feature_dim = num_answers, feature_dim
+        self.device = torch.device(device or default_device())
+        self.seed, self.progress = seed, progress
+        torch.manual_seed(seed)
+        cfg = self.config
+        self.generator = DUETGenerator(cfg.frames, feature_dim, cfg.head_hidden, num_answers, cfg).to(self.device)
+        self.model = DeviceModel(StaticHead(feature_dim, cfg.head_hidden), num_answers).to(self.device)
+        self.log: dict[str, Any] = {}
+        self.model_version = f"{self.name}-untrained"
+        self.reset()
+
+    def fit(self, history: FeatureSet) -> None:
+        t0 = time.perf_counter()
+        cfg = self.config
+        g = torch.Generator().manual_seed(self.seed)
+        params = [p for p in list(self.generator.parameters()) + list(self.model.static.parameters())
+                  if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        n_groups = len(device_groups(history.device, history.answer, cfg.group_size, torch.Generator()))
+        sched = warmup_cosine(opt, max(1, cfg.epochs * -(-n_groups // cfg.groups_per_step)))
+        self.generator.train()
+        self.model.train()
+        log = []
+        for _ in range(cfg.epochs):
+            groups = device_groups(history.device, history.answer, cfg.group_size, g)
+            tot, correct, n = 0.0, 0, 0
+            for s in range(0, len(groups), cfg.groups_per_step):
+                loss, c, m = self.group_loss(history, groups[s: s + cfg.groups_per_step], g)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, 5.0)
+                opt.step()
+                sched.step()
+                tot, correct, n = tot + loss.item() * m, correct + c, n + m
+            log.append({"loss": tot / max(n, 1), "train_acc": correct / max(n, 1)})
+        self.generator.eval()
+        self.model.eval()
+        self.log = {"train": log, "fit_seconds": time.perf_counter() - t0}
+        self.model_version = f"{self.name}-{self.seed}-{len(history)}"
+        self.reset()
+
+    def _anchor_frames(self, feats: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """D frames per anchor, random and in temporal order: (G, T, C) -> (G, D, C)."""
+        G, T, _ = feats.shape
+        D = self.config.frames
+        if T >= D:
+            pick = torch.rand(G, T, generator=g).argsort(1)[:, :D].sort(1).values
+        else:
+            pick = frame_index(T, D).expand(G, D)
+        return torch.gather(feats, 1, pick.to(feats.device)[..., None].expand(-1, -1, feats.shape[-1]))
+
+    def group_loss(self, history: FeatureSet, groups: list[tuple[int, torch.Tensor]],
+                   g: torch.Generator) -> tuple[torch.Tensor, int, int]:
+        """Cross-entropy of each group's targets under the head generated from its anchor's D frames."""
+        G, M = len(groups), max(t.numel() for _, t in groups)
+        target = torch.full((G, M), -1, dtype=torch.long)
+        for j, (_, t) in enumerate(groups):
+            target[j, : t.numel()] = t
+        valid = (target >= 0).to(self.device)
+        anchors = history.features[torch.tensor([a for a, _ in groups])].to(self.device)   # (G, T, C)
+        weight, bias = self.generator(self._anchor_frames(anchors, g))                    # (G, V, H), (G, V)
+        feats = history.features[target.clamp(min=0)].to(self.device)                     # (G, M, T, C)
+        h = self.model.static(pool_frames(feats.flatten(0, 1))).view(G, M, -1)            # (G, M, H)
+        logits = per_sample_linear(h, weight, bias)                                       # (G, M, V)
+        y = history.answer[target.clamp(min=0)].to(self.device).masked_fill(~valid, -100)
+        loss = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+        return loss, int(((logits.argmax(-1) == y) & valid).sum()), int(valid.sum())
+
+    def device_step(self, batch: FeatureSet) -> Upload:
+        """Upload D evenly spaced frame features of the device's first sample: (D, C)."""
+        idx = frame_index(batch.features.shape[1], self.config.frames)
+        feature = batch.features[0, idx].detach().float().cpu()                           # (D, C)
+        return Upload(device_id=str(batch.meta.get("device_id", int(batch.device[0]))), method=self.name,
+                      task=TASK, model_version=self.model_version, features=feature)
+
+    @torch.no_grad()
+    def generate(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, D, C) uploaded frame features -> weight (N, V, H), bias (N, V)."""
+        self.generator.eval()
+        return self.generator(frames.to(self.device, torch.float32))
+
+    def cloud_step(self, upload: Upload) -> HeadParams:
+        return self.cloud_step_batch([upload])[0]
+
+    def cloud_step_batch(self, uploads: Sequence[Upload]) -> list[Update | None]:
+        shape = (self.config.frames, self.feature_dim)
+        for u in uploads:
+            if tuple(u.features.shape) != shape:
+                raise ValueError(f"duet expects {shape[0]} frame features of shape {shape}; device {u.device_id} "
+                                 f"uploaded {tuple(u.features.shape)}")
+        weight, bias = self.generate(torch.stack([u.features for u in uploads]))
+        return [HeadParams(device_id=u.device_id, method=self.name, task=u.task, model_version=self.model_version,
+                           weight=weight[i].cpu(), bias=bias[i].cpu()) for i, u in enumerate(uploads)]
+
+    def apply(self, update: Update) -> None:
+        if not isinstance(update, HeadParams):
+            raise TypeError(f"duet installs HeadParams, got {type(update).__name__}")
+        self.model.apply_params(update)
+
+    @torch.no_grad()
+    def predict(self, batch: FeatureSet) -> torch.Tensor:
+        self.model.eval()
+        return self.model(batch.features.to(self.device)).cpu()
+
+    def reset(self) -> None:
+        self.model.apply_params(HeadParams(device_id="", method=self.name, task=TASK, model_version="",
+                                           weight=self.generator.weight0.detach(), bias=self.generator.bias0.detach()))
+
+    def device_params(self) -> int:
+        return sum(p.numel() for p in self.model.static.parameters()) + self.model.weight.numel() + self.model.bias.numel()
+
+    def cloud_params(self) -> int:
+        return sum(p.numel() for p in self.generator.parameters())

@@ -1,0 +1,339 @@
+"""StableSynthNet (seed ``stablesynthnet.txt``, eq. 3–12): a hypernetwork driven by one uploaded frame
+feature, stabilised by Driver Contrastive Training, Offset-Driver Separation and Template-Driver
+Extraction.
+
+Cloud side::
+
+    F_m^i (1, C) ──nearest template P_type[:, a]──Υ (eq. 11)──► F' = λΥ + (1 − λ)F_m^i (eq. 12)
+    F' ──f_p──► driver E (1, E) ──f_h──► ΔW (V, H), Δb (V,) ;  W = W_0 + ΔW, b = b_0 + Δb   (eq. 3)
+
+Device side: frozen encoder -> per-frame F_m (B, T, C) -> mean over frames -> static head
+``Linear(C, H) -> LN -> GELU`` -> the generated ``Linear(H, V)`` (eq. 4). Payloads are CDC-MMPG's:
+``Upload(features=(1, C))`` up, ``HeadParams`` down.
+
+Training (one step = G device groups, see :func:`paramcast.models.training.device_groups`)::
+
+    rows   = the G anchors + their G·M targets, each with ONE random frame h (R, C)
+    F'     = fuse(h)                      (TDE on)      E = f_p(F') (R, E)
+    L_ce   = CE of each group's targets under the head generated from its anchor's E
+    L(i)   = margin InfoNCE of E by category (eq. 5–6)         Var(L^i) per category (eq. 8)
+    loss   = L_ce + [DCT] w_cl · mean L(i) + [ODS] λ · mean_i Var(L^i)
+    P_type ← moving average towards the category means of h (eq. 9–10)   (TDE on, no gradient)
+
+Readings of the seed and choices it leaves open (each named so a reader can find it):
+
+* **Driver.** The "parametric driver" the contrastive loss shapes is the projector output
+  ``E = f_p(F')``, the hypernetwork's input; the templates live in the uploaded-feature space
+  (their width "is the same as the size of multi-modal feature embedding", and eq. 12 mixes them
+  with F_m^i). θ_ij in eq. 6 is therefore the angle between drivers.
+* **Category.** ``category="answer"`` (default) uses the QA answer class: every FeatureSet has it,
+  and it is what the generated head must separate. ``category="sprite"`` uses the emoji category
+  of the clip's main sprite (``ClipSet.category``), the seed's notion of a *content* type; it needs
+  ``FeatureSet.meta["category"]`` (the ablation sets it; ``run_videoqa``'s feature sets do not
+  carry it yet). Rows without a label (out-of-vocabulary answers) are in no positive or negative set.
+* **Eq. 5 and 8 are means, not sums** over the batch, so the weights do not depend on batch size;
+  eq. 8's ``Σ_i λ Var(L^i)`` thereby weights each category's variance by its share of the batch.
+* **Eq. 10, garbled.** Read literally, ``P ← βP + (1 − β)·s·(H_aver − P)`` with ``s = 1/(γ Var N)``
+  mixes a *point* with a *difference* and drives P towards ``s/(1+s)·H_aver`` (towards 0). The
+  reading that makes the template a running category mean is ``P ← P + (1 − β)·s·(H_aver − P)``,
+  i.e. an exponential moving average whose step is slowed by the approach speed. ``s`` is capped
+  at 1 (the step never exceeds the plain EMA's ``1 − β``, so a near-zero variance cannot make P
+  overshoot), and a category's first batch initialises its template to ``H_aver``.
+* **Eq. 11, garbled.** The text says the template is re-normalised "to have the same channel-wise
+  mean and standard deviation as F_m^i"; the printed formula swaps the roles (and δ/γ). We follow
+  the text: ``Υ = σ(F)·(P − μ(P))/σ(P) + μ(F)``, statistics over the C channels of the one
+  uploaded vector (the same reading as CDC-MMPG's AdaIN, :func:`paramcast.losses.vae.adain`).
+* **Template choice at inference.** The device does not know the category of what it uploads, so
+  the cloud picks the template with the highest cosine similarity to F_m^i among the categories it
+  has seen. Training uses the same rule (not the true label), so the hypernetwork is trained on
+  exactly the fused inputs it will get at inference.
+* **Ablation switches.** ``use_dct=False`` drops L_cl from the loss, ``use_ods=False`` drops the
+  variance term, ``use_tde=False`` removes the template bank and the fusion (F' = F_m^i). The
+  per-sample InfoNCE values are still computed (without gradient) when only TDE needs them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from paramcast.losses.contrastive import margin_info_nce, per_label_variance
+from paramcast.losses.vae import adain
+from paramcast.methods.base import Method
+from paramcast.methods.fda_adr.cdc_mmpg import HyperNetwork, Projector
+from paramcast.methods.stablesynthnet.config import StableSynthNetConfig
+from paramcast.models.encoder import default_device
+from paramcast.models.features import FeatureSet
+from paramcast.models.heads import DeviceModel, StaticHead, per_sample_linear, pool_frames
+from paramcast.models.training import build_config, device_groups, warmup_cosine
+from paramcast.registry import register
+from paramcast.types import HeadParams, Update, Upload
+
+__all__ = ["ParametricDriver", "StableSynthNet", "TemplateBank", "renormalise_template"]
+
+TASK = "videoqa-open"
+
+
+def renormalise_template(template: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
+    """Eq. 11 (text reading): the template with the channel mean and std of the uploaded feature.
+
+    ``Υ = σ(F)·(P − μ(P))/σ(P) + μ(F)``; template, feature (..., C) -> (..., C).
+    """
+    return adain(template, feature)
+
+
+class TemplateBank(nn.Module):
+    """Template-Driver Extraction (eq. 9–10): ``P_type`` (C, Q), one template column per category.
+
+    ``templates`` and ``seen`` are buffers: they are saved with the model and never trained by
+    gradient; :meth:`update` moves them, :meth:`nearest` and :meth:`fuse` read them.
+    """
+
+    def __init__(self, dim: int, num_categories: int, beta: float = 0.9, gamma: float = 1.0):
+        super().__init__()
+        self.beta, self.gamma = beta, gamma
+        self.register_buffer("templates", torch.zeros(dim, num_categories))     # P_type (C, Q)
+        self.register_buffer("seen", torch.zeros(num_categories, dtype=torch.bool))
+
+    @torch.no_grad()
+    def update(self, features: torch.Tensor, labels: torch.Tensor, variance: torch.Tensor) -> None:
+        """One moving-average step per category present in the batch.
+
+        features h (N, C), labels (N,) (negative = unlabelled, skipped), variance (N,) = Var(L^i) of
+        each row's category. For category a with N_a rows: ``H_aver = mean h`` (eq. 9),
+        ``s = min(1, 1 / (γ · Var_a · N_a))``, ``P_a ← P_a + (1 − β) · s · (H_aver − P_a)`` (eq. 10,
+        reading in the module docstring); a category seen for the first time starts at ``H_aver``.
+        """
+        keep = labels >= 0
+        labels, features, variance = labels[keep], features[keep], variance[keep]
+        Q = self.templates.shape[1]
+        count = torch.bincount(labels, minlength=Q).to(features.dtype)                  # N_a (Q,)
+        mean = torch.zeros(Q, features.shape[1], dtype=features.dtype, device=features.device)
+        mean = mean.index_add_(0, labels, features) / count.clamp(min=1)[:, None]       # H_aver (Q, C)
+        var = torch.zeros(Q, dtype=variance.dtype, device=variance.device)
+        var = var.scatter_reduce_(0, labels, variance, reduce="amax")                   # Var(L^a) (Q,)
+        denom = self.gamma * var * count
+        speed = torch.where(denom <= 1.0, torch.ones_like(denom), 1.0 / denom)          # approach speed, capped
+        old = self.templates.T                                                          # (Q, C)
+        moved = old + ((1 - self.beta) * speed)[:, None] * (mean - old)
+        present = count > 0
+        new = torch.where((present & ~self.seen)[:, None], mean, torch.where(present[:, None], moved, old))
+        self.templates.copy_(new.T)
+        self.seen |= present
+
+    def nearest(self, features: torch.Tensor) -> torch.Tensor:
+        """Index of the most cosine-similar seen template for each row: features (N, C) -> (N,)."""
+        if not bool(self.seen.any()):
+            raise RuntimeError("the template bank is empty: fit the method before generating heads")
+        sim = nn.functional.normalize(features, dim=-1) @ nn.functional.normalize(self.templates, dim=0)  # (N, Q)
+        return sim.masked_fill(~self.seen, -torch.inf).argmax(-1)
+
+    def fuse(self, features: torch.Tensor, lam: float) -> torch.Tensor:
+        """Eq. 11–12 with the nearest template: ``F' = λ Υ(P_a, F) + (1 − λ) F``; (N, C) -> (N, C)."""
+        if not bool(self.seen.any()):
+            return features
+        template = self.templates.T[self.nearest(features)]                          # (N, C)
+        return lam * renormalise_template(template, features) + (1 - lam) * features
+
+
+class ParametricDriver(nn.Module):
+    """f_p and f_h (eq. 3) with a residual static layer: F' (B, C) -> driver E (B, E) -> W (B, V, H), b (B, V)."""
+
+    def __init__(self, feature_dim: int, num_answers: int, cfg: StableSynthNetConfig):
+        super().__init__()
+        self.projector = Projector(feature_dim, cfg.proj_dim)                    # f_p
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.hyper = HyperNetwork(cfg.proj_dim, cfg.hyper_hidden, cfg.head_hidden, num_answers,
+                                  cfg.delta_init_std)                            # f_h
+        self.residual = cfg.residual
+        w0 = nn.Linear(cfg.head_hidden, num_answers)
+        self.weight0 = nn.Parameter(w0.weight.detach().clone(), requires_grad=cfg.residual)  # W_0 (V, H)
+        self.bias0 = nn.Parameter(w0.bias.detach().clone(), requires_grad=cfg.residual)      # b_0 (V,)
+
+    def generate(self, driver: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dw, db = self.hyper(self.dropout(driver))                                # (B, V, H), (B, V)
+        if self.residual:
+            return self.weight0 + dw, self.bias0 + db
+        return dw, db
+
+
+@register("stablesynthnet")
+class StableSynthNet(Method):
+    """``create("stablesynthnet", num_answers=V, feature_dim=C, **config_fields)``."""
+
+    collaborative = True
+    config_class = StableSynthNetConfig
+
+    def __init__(self, num_answers: int, feature_dim: int = 192, encoder: nn.Module | None = None,
+                 config: StableSynthNetConfig | dict | None = None, device: str | None = None, seed: int = 0,
+                 progress: bool = False, **overrides: Any):
+        self.config = build_config(self.config_class, config, overrides)
+        self.num_answers, self.feature_dim = num_answers, feature_dim
+        self.device = torch.device(device or default_device())
+        self.seed, self.progress = seed, progress
+        torch.manual_seed(seed)
+        cfg = self.config
+        self.driver = ParametricDriver(feature_dim, num_answers, cfg).to(self.device)
+        self.model = DeviceModel(StaticHead(feature_dim, cfg.head_hidden), num_answers).to(self.device)
+        self.templates: TemplateBank | None = None                               # built in fit (Q from the data)
+        self.log: dict[str, Any] = {}
+        self.model_version = f"{self.name}-untrained"
+        self.reset()
+
+    # --- categories --------------------------------------------------------------------------------
+    def categories(self, data: FeatureSet) -> torch.Tensor:
+        """The category label a_i of every row (negative = none), per ``config.category``."""
+        if self.config.category == "answer":
+            return data.answer
+        if "category" not in data.meta:
+            raise ValueError("category='sprite' needs FeatureSet.meta['category'] (ClipSet.category of the same "
+                             "rows): set fs.meta['category'] = clips.category, or use category='answer'")
+        cat = torch.as_tensor(data.meta["category"], dtype=torch.long)
+        if cat.shape != data.answer.shape:
+            raise ValueError(f"FeatureSet.meta['category'] has shape {tuple(cat.shape)}, expected "
+                             f"{tuple(data.answer.shape)} (one category per row)")
+        return cat
+
+    # --- cloud: training ---------------------------------------------------------------------------
+    def fit(self, history: FeatureSet) -> None:
+        t0 = time.perf_counter()
+        cfg = self.config
+        labels = self.categories(history)
+        num_categories = self.num_answers if cfg.category == "answer" else int(labels.max()) + 1
+        self.templates = TemplateBank(self.feature_dim, num_categories, cfg.beta, cfg.gamma).to(self.device) \
+            if cfg.use_tde else None
+        g = torch.Generator().manual_seed(self.seed)
+        params = [p for p in list(self.driver.parameters()) + list(self.model.static.parameters()) if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        n_groups = len(device_groups(history.device, history.answer, cfg.group_size, torch.Generator()))
+        sched = warmup_cosine(opt, max(1, cfg.epochs * -(-n_groups // cfg.groups_per_step)))
+        self.driver.train()
+        self.model.train()
+        log = []
+        for _ in range(cfg.epochs):
+            groups = device_groups(history.device, history.answer, cfg.group_size, g)
+            sums, n = {"loss": 0.0, "ce": 0.0, "cl": 0.0, "ods": 0.0}, 0
+            correct = 0
+            for s in range(0, len(groups), cfg.groups_per_step):
+                terms, c, m = self.step_losses(history, labels, groups[s: s + cfg.groups_per_step], g)
+                opt.zero_grad(set_to_none=True)
+                terms["loss"].backward()
+                nn.utils.clip_grad_norm_(params, 5.0)
+                opt.step()
+                sched.step()
+                for k in sums:
+                    sums[k] += float(terms[k]) * m
+                n, correct = n + m, correct + c
+            log.append({k: v / max(n, 1) for k, v in sums.items()} | {"train_acc": correct / max(n, 1)})
+        self.driver.eval()
+        self.model.eval()
+        self.log = {"train": log, "fit_seconds": time.perf_counter() - t0}
+        if self.templates is not None:
+            self.log["templates_seen"] = int(self.templates.seen.sum())
+        self.model_version = f"{self.name}-{self.seed}-{len(history)}"
+        self.reset()
+
+    def step_losses(self, history: FeatureSet, labels: torch.Tensor, groups: list[tuple[int, torch.Tensor]],
+                    g: torch.Generator) -> tuple[dict[str, torch.Tensor], int, int]:
+        """All loss terms of one step (see the module docstring) and ``(correct, targets)``.
+
+        Updates the template bank as a side effect when TDE is on (after the losses are computed).
+        """
+        cfg = self.config
+        G, M = len(groups), max(t.numel() for _, t in groups)
+        target = torch.full((G, M), -1, dtype=torch.long)
+        for j, (_, t) in enumerate(groups):
+            target[j, : t.numel()] = t
+        valid_t = (target >= 0).to(self.device)                                   # (G, M)
+        anchors = torch.tensor([a for a, _ in groups])
+        rows = torch.cat([anchors, target[target >= 0]])                          # (R,) anchors first
+        feats = history.features[rows]                                            # (R, T, C)
+        frame = feats[torch.arange(len(rows)), torch.randint(feats.shape[1], (len(rows),), generator=g)]
+        frame = frame.to(self.device)                                             # h: one frame per row (R, C)
+        fused = self.templates.fuse(frame, cfg.fusion_lambda) if self.templates is not None else frame  # F'
+        driver = self.driver.projector(fused)                                     # E (R, E)
+        weight, bias = self.driver.generate(driver[:G])                           # (G, V, H), (G, V)
+
+        tfeats = history.features[target.clamp(min=0)].to(self.device)            # (G, M, T, C)
+        h = self.model.static(pool_frames(tfeats.flatten(0, 1))).view(G, M, -1)   # (G, M, H)
+        logits = per_sample_linear(h, weight, bias)                               # (G, M, V)
+        y = history.answer[target.clamp(min=0)].to(self.device).masked_fill(~valid_t, -100)
+        ce = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+
+        cat = labels[rows].to(self.device)
+        need_grad = cfg.use_dct or cfg.use_ods
+        with torch.set_grad_enabled(need_grad and torch.is_grad_enabled()):
+            emb = driver if need_grad else driver.detach()
+            losses, has_pos = margin_info_nce(emb, cat, cfg.margin, cfg.temperature)   # L(i) (R,)
+            var = per_label_variance(losses, cat, has_pos)                              # Var(L^i) (R,)
+        zero = ce.new_zeros(())
+        cl = losses[has_pos].mean() if bool(has_pos.any()) else zero
+        ods = var[has_pos].mean() if bool(has_pos.any()) else zero
+        loss = ce
+        if cfg.use_dct:
+            loss = loss + cfg.cl_weight * cl
+        if cfg.use_ods:
+            loss = loss + cfg.ods_weight * ods
+        if self.templates is not None and torch.is_grad_enabled():
+            self.templates.update(frame, cat, var.detach())
+        correct = int(((logits.argmax(-1) == y) & valid_t).sum())
+        return {"loss": loss, "ce": ce, "cl": cl, "ods": ods}, correct, int(valid_t.sum())
+
+    # --- device / cloud at adaptation time ---------------------------------------------------------
+    def device_step(self, batch: FeatureSet) -> Upload:
+        """Upload ONE frame feature: the anchor frame of the device's first sample, (1, C)."""
+        frame = min(self.config.anchor_frame, batch.features.shape[1] - 1)
+        feature = batch.features[:1, frame].detach().float().cpu()                # (1, C)
+        return Upload(device_id=str(batch.meta.get("device_id", int(batch.device[0]))), method=self.name,
+                      task=TASK, model_version=self.model_version, features=feature)
+
+    @torch.no_grad()
+    def generate(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """N uploaded frame features (N, C) -> fused F' -> driver -> weight (N, V, H), bias (N, V)."""
+        self.driver.eval()
+        x = features.to(self.device, torch.float32)
+        if self.templates is not None:
+            x = self.templates.fuse(x, self.config.fusion_lambda)
+        return self.driver.generate(self.driver.projector(x))
+
+    def cloud_step(self, upload: Upload) -> HeadParams:
+        return self.cloud_step_batch([upload])[0]
+
+    def cloud_step_batch(self, uploads: Sequence[Upload]) -> list[Update | None]:
+        """N uploads -> one batched generator call -> N heads (every step is row-wise, so it equals the loop)."""
+        for u in uploads:
+            if u.features.shape != (1, self.feature_dim):
+                raise ValueError(f"{self.name} expects one frame feature of shape (1, {self.feature_dim}); "
+                                 f"device {u.device_id} uploaded {tuple(u.features.shape)}")
+        weight, bias = self.generate(torch.cat([u.features for u in uploads]))
+        return [HeadParams(device_id=u.device_id, method=self.name, task=u.task, model_version=self.model_version,
+                           weight=weight[i].cpu(), bias=bias[i].cpu()) for i, u in enumerate(uploads)]
+
+    def apply(self, update: Update) -> None:
+        if not isinstance(update, HeadParams):
+            raise TypeError(f"{self.name} installs HeadParams, got {type(update).__name__}")
+        self.model.apply_params(update)
+
+    @torch.no_grad()
+    def predict(self, batch: FeatureSet) -> torch.Tensor:
+        self.model.eval()
+        return self.model(batch.features.to(self.device)).cpu()
+
+    def reset(self) -> None:
+        """Back to the cloud's static layer W_0, b_0 (what a device runs before its first update)."""
+        self.model.apply_params(HeadParams(device_id="", method=self.name, task=TASK, model_version="",
+                                           weight=self.driver.weight0.detach(), bias=self.driver.bias0.detach()))
+
+    # --- efficiency figures --------------------------------------------------------------------------
+    def device_params(self) -> int:
+        """Parameters on the device besides the shared encoder: static head + the installed layer."""
+        return sum(p.numel() for p in self.model.static.parameters()) + self.model.weight.numel() + self.model.bias.numel()
+
+    def cloud_params(self) -> int:
+        """Numbers the cloud holds to serve updates: f_p, f_h, W_0, b_0 and the template bank P_type."""
+        bank = self.templates.templates.numel() if self.templates is not None else 0
+        return sum(p.numel() for p in self.driver.parameters()) + bank
