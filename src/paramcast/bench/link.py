@@ -344,7 +344,8 @@ def run_link(profiles: list[str] | None = None, rtt_ms: float = 20.0, loss: floa
                  "realtime": realtime, "offload": link.offload,
                  "tcp_congestion_control": congestion_control or
                  Path("/proc/sys/net/ipv4/tcp_congestion_control").read_text().strip(),
-                 "topology": "device ns -veth(tbf)- net ns (TUN delay line) -veth(tbf)- cloud ns"},
+                 "topology": "device ns -veth- net ns (TUN delay line, tbf on both egress veths) -veth- cloud ns",
+                 "namespaces": list(link.ns.values())},
         "payload": payload_kind, "head_answers": head_answers,
         "ideal": "rtt_ms + (up_bytes + down_bytes) / (bandwidth_mb_s * 1024**2) (bench.netsim.transfer_ms)",
         "rows": rows,
