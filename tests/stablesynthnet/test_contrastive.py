@@ -31,7 +31,7 @@ def test_margin_info_nce_equals_hand_computation():
     losses, valid = margin_info_nce(emb, labels, margin=0.3, temperature=0.5, eps=1e-12)
     hand = _hand(emb, labels.tolist(), 0.3, 0.5)
     assert valid.tolist() == [h is not None for h in hand]
-    for got, want in zip(losses.tolist(), hand):
+    for got, want in zip(losses.tolist(), hand, strict=True):
         if want is not None:
             assert got == pytest.approx(want, rel=1e-9)
     assert losses[5] == 0  # label 2 has no positive

@@ -39,7 +39,7 @@ def test_fit_upload_five_frames_and_batched_equals_loop():
     assert not torch.equal(before, m.generator.out.weight)       # trained, unlike the public code's lists
     ups = [m.device_step(data.subset(data.device == d)) for d in range(3)]
     assert ups[0].features.shape == (5, 16)
-    for u, b in zip(ups, m.cloud_step_batch(ups)):
+    for u, b in zip(ups, m.cloud_step_batch(ups), strict=True):
         torch.testing.assert_close(m.cloud_step(u).weight, b.weight, atol=1e-6, rtol=1e-5)
     m.apply(m.cloud_step(ups[0]))
     assert torch.isfinite(m.predict(data)).all()

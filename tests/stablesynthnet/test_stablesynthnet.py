@@ -4,7 +4,12 @@ import dataclasses
 import pytest
 import torch
 
-from paramcast.methods.stablesynthnet import StableSynthNet, StableSynthNetConfig, TemplateBank, renormalise_template
+from paramcast.methods.stablesynthnet import (
+    StableSynthNet,
+    StableSynthNetConfig,
+    TemplateBank,
+    renormalise_template,
+)
 from paramcast.methods.stablesynthnet.model import ParametricDriver
 from paramcast.models.training import device_groups
 from paramcast.registry import get
@@ -125,7 +130,7 @@ def test_fit_adapt_predict_and_batched_cloud_step_equals_the_loop():
     ups = [m.device_step(data.subset(data.device == d)) for d in range(4)]
     assert ups[0].features.shape == (1, 16)
     batched = m.cloud_step_batch(ups)
-    for u, b in zip(ups, batched):
+    for u, b in zip(ups, batched, strict=True):
         one = m.cloud_step(u)
         assert isinstance(one, HeadParams)
         torch.testing.assert_close(one.weight, b.weight, atol=1e-6, rtol=1e-5)

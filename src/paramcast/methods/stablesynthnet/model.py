@@ -226,7 +226,7 @@ class StableSynthNet(Method):
                 opt.step()
                 sched.step()
                 for k in sums:
-                    sums[k] += float(terms[k]) * m
+                    sums[k] += float(terms[k].detach()) * m
                 n, correct = n + m, correct + c
             log.append({k: v / max(n, 1) for k, v in sums.items()} | {"train_acc": correct / max(n, 1)})
         self.driver.eval()
