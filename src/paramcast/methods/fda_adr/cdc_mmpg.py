@@ -194,7 +194,7 @@ class CDCMMPG(Method):
                 opt.step()
                 sched.step()
                 for k in sums:
-                    sums[k] += float(losses[k]) * idx.numel()
+                    sums[k] += losses[k].item() * idx.numel()
                 n += idx.numel()
             log.append({k: v / max(n, 1) for k, v in sums.items()})
         return log

@@ -1,0 +1,122 @@
+import math
+
+import pytest
+import torch
+
+from paramcast.bench.metrics import head_payload_bytes, upload_payload_bytes
+from paramcast.bench.videoqa import payload_bytes
+from paramcast.losses.vae import adain, adr_loss, kl_standard_normal
+from paramcast.methods.fda_adr import CDCMMPG, CDCMMPGConfig
+from paramcast.models.training import device_groups
+
+SMALL = dict(head_hidden=8, proj_dim=8, hyper_hidden=8, latent_dim=4, vae_hidden=16, epochs=1, adr_epochs=1,
+             group_size=4, groups_per_step=4, batch_size=16)
+
+
+def _method(**kw):
+    return CDCMMPG(num_answers=7, feature_dim=16, device="cpu", **(SMALL | kw))
+
+
+def test_adain_and_losses_hand_computed():
+    content = torch.tensor([[1.0, 2.0, 3.0, 6.0]])       # mean 3, var (4+1+0+9)/4 = 3.5
+    style = torch.tensor([[0.0, 2.0, 0.0, 2.0]])         # mean 1, var 1
+    out = adain(content, style, eps=0.0)
+    expected = 1.0 * (content - 3.0) / math.sqrt(3.5) + 1.0
+    torch.testing.assert_close(out, expected)
+    assert out.mean().item() == pytest.approx(1.0) and out.var(unbiased=False).item() == pytest.approx(1.0)
+
+    mu, logvar = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, math.log(2.0)]])
+    # 0.5 * mean([1 + 1 - 1 - 0, 0 + 2 - 1 - ln2]) = 0.25 * (2 - ln 2)
+    assert kl_standard_normal(mu, logvar).item() == pytest.approx(0.25 * (2 - math.log(2.0)))
+
+    gen, rec = torch.tensor([[1.0, 1.0]]), torch.tensor([[0.0, 2.0]])
+    glob, anchor = torch.tensor([[1.0, 3.0]]), torch.tensor([[3.0, 1.0]])
+    losses = adr_loss(gen, rec, glob, anchor, mu, logvar, lam=0.1)
+    assert losses["rec"].item() == pytest.approx((1 + 1) / 2)               # MSE(F̂, F_g)
+    assert losses["ag"].item() == pytest.approx((0 + 4) / 2 + 0.1 * (4 + 0) / 2)
+    assert losses["total"].item() == pytest.approx(losses["ag"].item() + 1.0 + 0.25 * (2 - math.log(2.0)))
+
+
+def test_every_hypernetwork_and_vae_parameter_gets_a_gradient(tiny_features):
+    m = _method()
+    g = torch.Generator().manual_seed(0)
+    m.generator.train()
+    m._adr_losses(tiny_features.features[:16], g)["total"].backward()
+    for name, p in m.generator.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"VAE parameter {name} got no gradient"
+    groups = device_groups(tiny_features.device, tiny_features.answer, 4, g)[:4]
+    loss, _, _ = m._group_loss(tiny_features, groups, g)
+    loss.backward()
+    for name, p in list(m.adaptor.named_parameters()) + list(m.model.static.named_parameters()):
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"FDA parameter {name} got no gradient"
+    # Phase II must not train the (frozen) adaptive generator: its parameters take no part in the loss
+    m.generator.zero_grad(set_to_none=True)
+    m._group_loss(tiny_features, groups, g)[0].backward()
+    assert all(p.grad is None for p in m.generator.parameters())
+
+
+def test_two_training_steps_reduce_the_loss(tiny_features):
+    m = _method(dropout=0.0)
+    groups = device_groups(tiny_features.device, tiny_features.answer, 4, torch.Generator().manual_seed(0))[:6]
+    params = list(m.adaptor.parameters()) + list(m.model.static.parameters())
+    opt = torch.optim.AdamW(params, lr=1e-2)
+    losses = []
+    for _ in range(3):
+        loss, _, _ = m._group_loss(tiny_features, groups, torch.Generator().manual_seed(1))
+        losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert losses[2] < losses[1] < losses[0]
+
+
+def test_cloud_step_batch_equals_loop_and_payload_sizes(tiny_features):
+    m = _method()
+    m.fit(tiny_features)
+    uploads = [m.device_step(tiny_features.subset(tiny_features.device == d)) for d in range(4)]
+    assert all(u.features.shape == (1, 16) for u in uploads)
+    batched = m.cloud_step_batch(uploads)
+    for u, b in zip(uploads, batched, strict=True):
+        one = m.cloud_step(u)
+        assert one.weight.shape == (7, 8) and one.bias.shape == (7,)
+        torch.testing.assert_close(one.weight, b.weight, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(one.bias, b.bias, atol=1e-6, rtol=1e-5)
+        assert one.device_id == u.device_id
+    assert payload_bytes(uploads[0]) == upload_payload_bytes(16) == 16 * 4
+    assert payload_bytes(batched[0]) == head_payload_bytes(7, 8) == (8 + 1) * 7 * 4
+
+
+def test_generated_params_equal_a_plain_linear(tiny_features):
+    m = _method()
+    m.fit(tiny_features)
+    dev = tiny_features.subset(tiny_features.device == 2)
+    update = m.cloud_step(m.device_step(dev))
+    m.apply(update)
+    lin = torch.nn.Linear(8, 7)
+    lin.weight.data.copy_(update.weight)
+    lin.bias.data.copy_(update.bias)
+    with torch.no_grad():
+        expected = lin(m.model.static(dev.features.mean(1)))
+    torch.testing.assert_close(m.predict(dev), expected)
+
+
+def test_residual_starts_at_the_static_layer():
+    m = _method(delta_init_std=0.0)
+    w, b = m.generate(torch.randn(3, 16))
+    torch.testing.assert_close(w, m.adaptor.weight0.detach().expand(3, -1, -1))
+    torch.testing.assert_close(b, m.adaptor.bias0.detach().expand(3, -1))
+
+
+def test_wrong_upload_shape_is_refused(tiny_features):
+    m = _method()
+    up = m.device_step(tiny_features)
+    bad = type(up)(device_id="x", method=up.method, task=up.task, model_version="", features=torch.zeros(2, 16))
+    with pytest.raises(ValueError, match="one frame feature"):
+        m.cloud_step(bad)
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="dropout"):
+        CDCMMPGConfig(dropout=1.5)
+    with pytest.raises(TypeError, match="no field"):
+        CDCMMPG(num_answers=3, feature_dim=4, device="cpu", not_a_field=1)
