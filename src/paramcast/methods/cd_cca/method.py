@@ -105,7 +105,9 @@ def pretrain(source: ClipSet, vocab: Vocab, cfg: PretrainConfig = PretrainConfig
     """Source-domain training: encoder + teacher jointly, then the student on the frozen encoder."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    layout = TokenLayout(len(vocab.words), len(vocab.answers))
+    # Multiple-choice candidates may lie outside the answer classes (Vocab.mc_answers extends
+    # Vocab.answers); every candidate gets an answer token so MC can score it.
+    layout = TokenLayout(len(vocab.words), len(getattr(vocab, "mc_answers", None) or vocab.answers))
     n_cap = int((source.caption != 0).sum(1).max()) if len(source) else 8
     t_cfg = MLLMConfig(**{**cfg.teacher.__dict__, "max_text": max(source.question.shape[1], n_cap) + 4})
     s_cfg = MLLMConfig(**{**cfg.student.__dict__, "max_text": t_cfg.max_text})
