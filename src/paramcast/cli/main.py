@@ -5,20 +5,25 @@ from __future__ import annotations
 import typer
 
 from paramcast.cli import bench, data, validate
+from paramcast.cli.device import device
+from paramcast.cli.serve import serve
 
 app = typer.Typer(
     name="paramcast",
     help="Cloud-device collaborative adaptation of on-device multi-modal models.\n\n"
     "Typical flow: `paramcast data prepare` builds the EmojiClips benchmark, "
-    "`paramcast bench videoqa` trains every method and compares them.",
+    "`paramcast bench videoqa` trains every method and compares them, "
+    "`paramcast serve` runs the cloud service and `paramcast device` a simulated device against it.",
     no_args_is_help=True,
     add_completion=False,
 )
 app.add_typer(data.app, name="data", help="Build, describe and look at the EmojiClips benchmark.")
-app.add_typer(bench.app, name="bench", help="Benchmarks: accuracy, payload sizes, latency.")
+app.add_typer(bench.app, name="bench", help="Benchmarks: accuracy, payload sizes, latency, serving, links.")
 app.command("validate", help="Check every YAML config under benchmarks/ and report all errors at once.")(
-    validate.validate
-)
+    validate.validate)
+app.command("serve", help="Run the cloud service (FastAPI + uvicorn) for a trained method.")(serve)
+app.command("device", help="Run a simulated device (an EmojiClips stream of one device) against a server.")(
+    device)
 
 if __name__ == "__main__":
     app()
