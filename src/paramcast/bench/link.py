@@ -394,7 +394,6 @@ def _plot(result: dict[str, Any], path: Path) -> Path:
         ax.bar([i + (k - (len(series) - 1) / 2) * w for i in x], [r[key] for r in rows], w, label=label)
     ax.set_xticks(list(x), [r["profile"] for r in rows])
     ax.set_ylabel("adapt latency (ms)")
-    ax.set_yscale("log")
     ax.set_title(f"adapt call over an emulated link, RTT {result['link']['rtt_ms']} ms")
     ax.legend()
     fig.tight_layout()
@@ -415,6 +414,11 @@ def bench_link(
     new_conn_calls: int = typer.Option(5, help="Calls per profile that each open a new TCP connection (0: skip)."),
     head_answers: int = typer.Option(1500, help="V of the generated Linear(96, V) head sent down, fp32."),
     mtu: int = typer.Option(1500, help="MTU of every link in the emulated path."),
+    congestion_control: str = typer.Option(
+        "cubic", help="TCP congestion control of client and server sockets ('' = the host's default; "
+        "this host defaults to bbr, which paces sub-BDP responses below the link rate)."),
+    realtime: bool = typer.Option(True, help="Run delay line, server and client under SCHED_FIFO so other "
+                                             "load on the machine does not show up as link latency."),
     plot: bool = typer.Option(True, help="Also write a PNG bar chart, measured vs ideal."),
 ) -> dict[str, Any]:
     """Measure real adapt latency over an emulated link (network namespaces + tbf + delay line).
@@ -425,7 +429,8 @@ def bench_link(
     from paramcast.bench.report import write_result
 
     result = run_link(profiles=profile or None, rtt_ms=rtt_ms, loss=loss, jitter_ms=jitter_ms, calls=calls,
-                      new_conn_calls=new_conn_calls, head_answers=head_answers, mtu=mtu)
+                      new_conn_calls=new_conn_calls, head_answers=head_answers, mtu=mtu,
+                      congestion_control=congestion_control, realtime=realtime)
     paths = write_result(result, out, _markdown(result))
     if plot:
         paths["png"] = _plot(result, out.with_suffix(".png"))
