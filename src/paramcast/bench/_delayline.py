@@ -6,8 +6,8 @@ Run as a script (``python _delayline.py ROLE JSON``), never imported by them, so
 * ``delay``  the user-space delay line (the kernel here has no netem). It owns a TUN device in the
   router namespace; policy routing sends every packet the router forwards into it, and it writes
   each one back ``one_way_ms`` (+ jitter) later, dropping a fraction ``loss``. The kernel forwards
-  what it writes on to its destination. Packets leave in arrival order (jitter never reorders, as
-  on a real path), so a deque is enough.
+  what it writes on to its destination. Packets to one destination leave in arrival order (jitter
+  never reorders a direction, as on a real path); the two directions are independent.
 * ``serve``  a minimal HTTP adapt endpoint (Starlette on uvicorn) that answers a POST of exactly
   ``up_bytes`` with a fixed payload read from a file (the head, prepared by the parent).
 * ``client`` ICMP pings, then keep-alive and new-connection adapt calls (httpx, TCP_NODELAY);
@@ -18,9 +18,9 @@ Every role stops by itself: when its parent dies, after ``max_seconds``, or on S
 
 from __future__ import annotations
 
-import collections
 import ctypes
 import fcntl
+import heapq
 import json
 import os
 import random
@@ -87,7 +87,10 @@ def delay(tun: str, one_way_ms: float, jitter_ms: float, loss: float, seed: int,
         fcntl.ioctl(fd, _TUNSETOFFLOAD, _TUN_F_CSUM | _TUN_F_TSO4 | _TUN_F_TSO6 | _TUN_F_TSO_ECN)
     rng = random.Random(seed)
     base, spread = one_way_ms / 1e3, jitter_ms / 1e3
-    queue: collections.deque[tuple[float, bytes]] = collections.deque()
+    dst_at = (10 if offload else 0) + 16  # IPv4 destination, after the virtio-net header if any
+    # (due, arrival number, packet): a heap, because jitter is kept in order per direction only.
+    queue: list[tuple[float, int, bytes]] = []
+    last_due: dict[bytes, float] = {}  # per destination: a later packet never overtakes
     stats = {"forwarded": 0, "dropped": 0, "late_us": [], "realtime": realtime}
     stop = False
 
@@ -97,16 +100,15 @@ def delay(tun: str, one_way_ms: float, jitter_ms: float, loss: float, seed: int,
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    last_due = 0.0
+    arrivals = 0
     print("ready", flush=True)
     while not stop:
-        now = time.monotonic()
-        while queue and queue[0][0] <= now:
-            due, packet = queue.popleft()
+        while queue and queue[0][0] <= time.monotonic():
+            due, _, packet = heapq.heappop(queue)
             os.write(fd, packet)
             stats["forwarded"] += 1
             if len(stats["late_us"]) < 200_000:
-                stats["late_us"].append((now - due) * 1e6)
+                stats["late_us"].append((time.monotonic() - due) * 1e6)
         timeout = max(0.0, queue[0][0] - time.monotonic()) if queue else 0.2
         try:
             ready, _, _ = select.select([fd], [], [], timeout)
@@ -124,8 +126,10 @@ def delay(tun: str, one_way_ms: float, jitter_ms: float, loss: float, seed: int,
                 stats["dropped"] += 1
                 continue
             due = arrived + base + (rng.uniform(-spread, spread) if spread else 0.0)
-            last_due = max(due, last_due)
-            queue.append((last_due, packet))
+            dst = packet[dst_at:dst_at + 4]
+            due = last_due[dst] = max(due, last_due.get(dst, 0.0))
+            arrivals += 1
+            heapq.heappush(queue, (due, arrivals, packet))
     late = sorted(stats.pop("late_us"))
     if late:
         stats.update(late_us_median=late[len(late) // 2], late_us_p99=late[int(len(late) * 0.99)],
