@@ -107,6 +107,7 @@ class EmulatedLink:
         self._procs: list[subprocess.Popen] = []
         self._tmp = tempfile.TemporaryDirectory(prefix="paramcast-link-")
         self._delay_stats = Path(self._tmp.name) / "delayline.json"
+        self._delay_stats_result: dict[str, Any] | None = None
         self._closed = False
         self._old_sigterm: Any = None
 
@@ -114,6 +115,7 @@ class EmulatedLink:
     def __enter__(self) -> EmulatedLink:
         missing = _missing_requirements()
         if missing:
+            self._tmp.cleanup()
             raise LinkUnavailable("cannot emulate a network link here; missing: " + "; ".join(missing))
         atexit.register(self.close)
         if threading.current_thread() is threading.main_thread():
@@ -234,10 +236,7 @@ class EmulatedLink:
 
     def delay_line_stats(self) -> dict[str, Any] | None:
         """Forwarded/dropped packets and how late the delay line wrote them (after :meth:`close`)."""
-        try:
-            return json.loads(self._delay_stats.read_text())
-        except (OSError, ValueError):
-            return None
+        return self._delay_stats_result
 
     def close(self) -> None:
         if self._closed:
@@ -246,7 +245,10 @@ class EmulatedLink:
         try:
             for p in list(self._procs):
                 self._stop(p)
-            stats = self._delay_stats.read_bytes() if self._delay_stats.exists() else None
+            try:  # the delay line writes its report when it stops
+                self._delay_stats_result = json.loads(self._delay_stats.read_text())
+            except (OSError, ValueError):
+                self._delay_stats_result = None
             for name in reversed(self._made):
                 # Anything still running inside our own namespaces was started by us: end it.
                 r = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True, timeout=10)
@@ -258,9 +260,6 @@ class EmulatedLink:
                 subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
             self._made.clear()
             self._tmp.cleanup()
-            if stats is not None:  # keep the delay line's report readable after cleanup
-                self._delay_stats = Path(tempfile.mkstemp(prefix="paramcast-delayline-", suffix=".json")[1])
-                self._delay_stats.write_bytes(stats)
         finally:
             atexit.unregister(self.close)
             if self._old_sigterm is not None and threading.current_thread() is threading.main_thread():
