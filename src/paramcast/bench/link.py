@@ -3,17 +3,21 @@
 The seeds' latency tables compute ``bytes / bandwidth``. This benchmark sends the same payloads
 through real TCP, HTTP and kernel queues, across a link built from three network namespaces::
 
-    device ns                 net ns (router)                      cloud ns
-    client ──veth[tbf up]──►  policy route ─► TUN ─► delay line    ◄──veth[tbf down]── server
-                              (every forwarded packet, both ways, waits rtt/2 in user space)
+    device ns              net ns (router)                                   cloud ns
+    client ──veth──► policy route ─► TUN ─► delay line ─► tbf (up)   ──veth──► server
+    client ◄──veth── tbf (down) ◄─ delay line ◄─ TUN ◄─ policy route ◄──veth── server
 
-* bandwidth: ``tc tbf`` at the profile's rate (MB = 1024² B) on each endpoint's veth egress,
-  so the bottleneck sits where the sender queues, as on a real access link;
 * delay, jitter, loss: the kernel here has no netem, so a user-space delay line
   (:mod:`paramcast.bench._delayline`) owns a TUN device in the router namespace; policy routing
-  hands it every packet the router forwards and it writes each one back ``rtt/2`` later.
+  hands it every packet the router forwards and it writes each one back ``rtt/2`` later. The TUN
+  takes TCP segmentation offload, so the delay line moves whole 64 KB packets, not 1500 B frames.
   Three namespaces rather than two because a packet written into a TUN is routed as if it had
   arrived from outside, and a host drops arriving packets whose source address is its own.
+* bandwidth: ``tc tbf`` at the profile's rate (MB = 1024² B) on the router's egress toward each
+  endpoint, after the delay line (the order of a fixed delay and a FIFO queue does not change a
+  packet's latency); tbf meters link-layer bytes, so framing costs ~4.5 % as on a real link.
+* server and client run TCP cubic per socket and, like the delay line, under SCHED_FIFO, so the
+  host's BBR and other load on a 2-core machine do not show up as link latency (docs/link.md).
 
 Every call of :func:`run_link` makes its namespaces under fresh random names and removes them,
 their interfaces and every process it started when it ends (exception, Ctrl-C, SIGTERM, or the
