@@ -2,5 +2,6 @@
 
 from paramcast.methods.base import Method
 from paramcast.methods.fda_adr import CDCMMPG  # noqa: F401 - registers "cdc-mmpg"
+from paramcast.methods.stablesynthnet.model import StableSynthNet  # noqa: F401 - registers "stablesynthnet"
 
 __all__ = ["Method"]
