@@ -129,7 +129,10 @@ class AllInOneEncoder(nn.Module):
         """
         B, T = frames.shape[:2]
         dev = self.cls_token.device
-        frames, question = frames.to(dev), question.to(dev)
+        # Drop all-pad question columns: masked anyway, and the text is repeated for every frame.
+        last = ((question != 0) * torch.arange(1, question.shape[1] + 1, device=question.device)).amax()
+        keep_len = max(1, int(last)) if question.numel() else 1
+        frames, question = frames.to(dev), question[:, :keep_len].to(dev)
         if frame_index is None:
             frame_index = torch.arange(T, device=dev)
         # Video tokens: patches + spatial pos + temporal pos + modality (eq. 3's embedding step).

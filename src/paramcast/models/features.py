@@ -64,9 +64,9 @@ class FeatureSet:
 class PretrainConfig:
     """How the encoder is pretrained on the cloud history."""
 
-    epochs: int = 2               # passes over the (possibly capped) history
-    batch_size: int = 64          # clips per step
-    lr: float = 5e-4              # AdamW learning rate (cosine decay to 0)
+    epochs: int = 3               # passes over the (possibly capped) history
+    batch_size: int = 32          # clips per step (small: a from-scratch encoder needs many steps)
+    lr: float = 1e-3              # AdamW peak learning rate (linear warm-up, cosine decay to 0)
     weight_decay: float = 0.01    # AdamW weight decay
     max_rows: int = 0             # cap on history rows used (0 = all); keeps CPU pretraining bounded
     seed: int = 0                 # shuffling and frame sampling
