@@ -52,8 +52,8 @@ class VideoQABenchConfig:
     adr_epochs: int = 8                   # CDC-MMPG Phase I (ADR) epochs
     adapt_steps: int = 30                 # F-linear / Fine-tuning optimisation steps on the k samples
     fusion_layers: int = 2                # encoder: transformer layers of the fusion module
-    pretrain_epochs: int = 2              # encoder pretraining epochs on the history
-    pretrain_max_rows: int = 0            # cap on history rows used for pretraining (0 = all)
+    pretrain_epochs: int = 3              # encoder pretraining epochs on the history
+    pretrain_max_rows: int = 8000         # cap on history rows used for pretraining (0 = all): bounds CPU time
     method_overrides: dict[str, dict] = field(default_factory=dict)  # per-method config fields, e.g. {"cdc-mmpg": {"lr": 1e-3}}
     device: str | None = None             # torch device (None = cuda if available, else cpu)
     data_root: str | None = None          # EmojiClips cache ($PARAMCAST_DATA or ./data when None)
