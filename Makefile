@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PRESET ?= standard
+OUT    ?= runs/videoqa/$(PRESET)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
@@ -35,7 +36,7 @@ data: $(STAMP) assets
 demo: data
 	$(PY) -m paramcast data card --preset $(PRESET)
 	$(PY) -m paramcast data show --preset $(PRESET)
-	$(PY) -m paramcast bench videoqa --preset $(PRESET)
+	$(PY) -m paramcast bench videoqa --config benchmarks/videoqa/$(PRESET).yaml --out $(OUT)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -x --durations=10

@@ -48,7 +48,8 @@ def test_method_matrix(name, tiny_encoder_and_data):
 
     upload = m.device_step(shots)
     if m.collaborative:
-        assert isinstance(upload, Upload) and upload.features.shape == (1, enc.hidden)
+        frames = getattr(m.config, "frames", 1) if name == "duet" else 1  # DUET uploads D frame features
+        assert isinstance(upload, Upload) and upload.features.shape == (frames, enc.hidden)
         update = m.cloud_step(upload)
         assert isinstance(update, HeadParams) and torch.isfinite(update.weight).all()
         m.apply(update)
