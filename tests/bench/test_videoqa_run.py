@@ -1,0 +1,29 @@
+"""End to end on the `tiny` EmojiClips preset (builds the data, pretrains a small encoder): slow."""
+
+import json
+
+import pytest
+
+from paramcast.bench.videoqa import METHODS, VideoQABenchConfig, run_videoqa
+
+
+@pytest.mark.slow
+def test_run_videoqa_tiny_end_to_end(tmp_path):
+    cfg = VideoQABenchConfig(preset="tiny", source="shapes", methods=list(METHODS), k=4, epochs=2, adr_epochs=1,
+                             adapt_steps=2, pretrain_epochs=1, pretrain_max_rows=200, timing_repeats=2,
+                             data_root=str(tmp_path / "data"), cache_root=str(tmp_path / "cache"), device="cpu",
+                             progress=False)
+    result = run_videoqa(cfg)
+    json.dumps(result)  # JSON-able
+    assert set(result["methods"]) == set(METHODS)
+    ours = result["methods"]["cdc-mmpg"]
+    V = result["dataset"]["num_answers"]
+    assert ours["bytes_up"] == 192 * 4 and ours["bytes_down"] == (96 + 1) * V * 4
+    assert ours["cloud_flops"] > 0 and ours["c_params"] > 0
+    for r in result["methods"].values():
+        for split in ("new", "unseen"):
+            assert 0.0 <= r["accuracy"][split]["filtered"] <= 1.0
+    assert result["methods"]["fine-tuning"]["adapt_ms"] > 0
+    # the second run reuses the cached encoder
+    again = run_videoqa(cfg)
+    assert again["encoder"]["pretrain"]["cached"] is True
