@@ -4,8 +4,13 @@ import pytest
 import torch
 
 from paramcast.bench.flops import count_flops
-from paramcast.bench.metrics import (accuracy, accuracy_report, head_payload_bytes, per_device_accuracy,
-                                     upload_payload_bytes)
+from paramcast.bench.metrics import (
+    accuracy,
+    accuracy_report,
+    head_payload_bytes,
+    per_device_accuracy,
+    upload_payload_bytes,
+)
 from paramcast.bench.netsim import PAPER_PROFILES, transfer_ms
 from paramcast.bench.videoqa import VideoQABenchConfig, paper_payloads
 
