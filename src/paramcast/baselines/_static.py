@@ -5,16 +5,17 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from paramcast.methods.base import Method
-from paramcast.models.encoder import default_device
-from paramcast.models.features import FeatureSet
-from paramcast.models.heads import QAHead
+from paramcast.models.heads import QAHead, default_device
 from paramcast.models.training import build_config, labelled, minibatches, warmup_cosine
+
+if TYPE_CHECKING:
+    from paramcast.models.features import FeatureSet
 
 __all__ = ["StaticHeadConfig", "StaticHeadMethod", "train_head"]
 

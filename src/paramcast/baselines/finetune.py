@@ -11,16 +11,18 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from paramcast.baselines._static import StaticHeadConfig, StaticHeadMethod
-from paramcast.models.features import FeatureSet
 from paramcast.models.training import labelled
 from paramcast.registry import register
 from paramcast.types import Upload
+
+if TYPE_CHECKING:
+    from paramcast.models.features import FeatureSet
 
 __all__ = ["FLinear", "FineTuning", "FineTuneConfig"]
 

@@ -30,11 +30,12 @@ from torch import nn
 from transformers import BertConfig, ViTConfig, ViTModel
 from transformers.models.bert.modeling_bert import BertEmbeddings
 
-__all__ = ["AllInOneEncoder", "EncoderConfig", "default_device"]
+from paramcast.models.heads import default_device
 
+__all__ = ["ENCODER_VERSION", "AllInOneEncoder", "EncoderConfig", "default_device"]
 
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+#: Bumped whenever the architecture or its initialisation changes: part of the pretraining cache key.
+ENCODER_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,9 @@ class AllInOneEncoder(nn.Module):
         self.modality = nn.Embedding(2, config.hidden)              # 0 = text, 1 = video
         self.fusion = vit.layers                                    # g(.): t ViTLayer blocks
         self.norm = vit.layernorm
+        # ViT-style small init: a unit-variance modality vector would swamp the patch content.
         nn.init.trunc_normal_(self.temporal_pos, std=0.02)
+        nn.init.trunc_normal_(self.modality.weight, std=0.02)
         self.register_buffer("pixel_mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from paramcast.data.base import IGNORE, ClipSet
-from paramcast.models.encoder import AllInOneEncoder, EncoderConfig, default_device
+from paramcast.models.encoder import ENCODER_VERSION, AllInOneEncoder, EncoderConfig, default_device
 from paramcast.models.heads import QAHead
 from paramcast.models.training import warmup_cosine
 
@@ -139,7 +139,7 @@ def load_or_pretrain(history: ClipSet, num_answers: int, data_key: str, config: 
                      device: str | None = None, progress: bool = True) -> tuple[AllInOneEncoder, dict]:
     """The pretrained, frozen encoder for ``data_key`` (a cached copy when one exists)."""
     device = device or default_device()
-    directory = cache_root(root) / "encoders" / _key(data_key, config.to_dict(), pretrain.__dict__, num_answers)
+    directory = cache_root(root) / "encoders" / _key(data_key, config.to_dict(), pretrain.__dict__, num_answers, ENCODER_VERSION)
     if (directory / "model.safetensors").exists():
         encoder = AllInOneEncoder.load(directory, device)
         log = json.loads((directory / "pretrain.json").read_text()) if (directory / "pretrain.json").exists() else {}

@@ -15,7 +15,12 @@ from torch import nn
 
 from paramcast.types import HeadParams
 
-__all__ = ["DeviceModel", "QAHead", "StaticHead", "per_sample_linear", "pool_frames"]
+__all__ = ["DeviceModel", "QAHead", "StaticHead", "default_device", "per_sample_linear", "pool_frames"]
+
+
+def default_device() -> str:
+    """cuda when available, else cpu."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def pool_frames(features: torch.Tensor) -> torch.Tensor:

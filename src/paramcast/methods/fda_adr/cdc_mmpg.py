@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -39,12 +39,13 @@ from torch import nn
 from paramcast.losses.vae import adain, adr_loss
 from paramcast.methods.base import Method
 from paramcast.methods.fda_adr.config import CDCMMPGConfig
-from paramcast.models.encoder import default_device
-from paramcast.models.features import FeatureSet
-from paramcast.models.heads import DeviceModel, StaticHead, per_sample_linear, pool_frames
+from paramcast.models.heads import DeviceModel, StaticHead, default_device, per_sample_linear, pool_frames
 from paramcast.models.training import build_config, device_groups, minibatches, warmup_cosine
 from paramcast.registry import register
 from paramcast.types import HeadParams, Update, Upload
+
+if TYPE_CHECKING:
+    from paramcast.models.features import FeatureSet
 
 __all__ = ["CDCMMPG", "AdaptiveGenerator", "FastDomainAdaptor", "HyperNetwork", "Projector",
            "sample_global_feature"]
