@@ -61,6 +61,8 @@ class VideoQABenchConfig:
     timing_repeats: int = 20              # repeats of the cloud step for the median compute time
     profiles: list[str] = field(default_factory=lambda: list(PROFILES))  # network profiles (bench.netsim.PROFILES)
     progress: bool = True                 # rich progress bars
+    threads: int = 0                      # torch CPU threads (0 = leave as is); on a shared, loaded CPU 1 thread
+                                          #   ran pretraining 4x faster than 2 (OpenMP threads stall each other)
 
     def __post_init__(self) -> None:
         errors = []
@@ -80,7 +82,7 @@ class VideoQABenchConfig:
         for f in ("k", "timing_repeats", "fusion_layers"):
             if getattr(self, f) < 1:
                 errors.append(f"{f}={getattr(self, f)}: must be >= 1")
-        for f in ("epochs", "adr_epochs", "adapt_steps", "pretrain_epochs", "pretrain_max_rows"):
+        for f in ("epochs", "adr_epochs", "adapt_steps", "pretrain_epochs", "pretrain_max_rows", "threads"):
             if getattr(self, f) < 0:
                 errors.append(f"{f}={getattr(self, f)}: must be >= 0")
         bad = [p for p in self.profiles if p not in PROFILES]
@@ -234,6 +236,8 @@ def run_videoqa(config: VideoQABenchConfig) -> dict[str, Any]:
     from paramcast.data.emojiclips import load
 
     dev = config.device or default_device()
+    if config.threads:
+        torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
