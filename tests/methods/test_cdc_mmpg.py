@@ -111,7 +111,7 @@ def test_wrong_upload_shape_is_refused(tiny_features):
     m = _method()
     up = m.device_step(tiny_features)
     bad = type(up)(device_id="x", method=up.method, task=up.task, model_version="", features=torch.zeros(2, 16))
-    with pytest.raises(ValueError, match="one frame feature"):
+    with pytest.raises(ValueError, match="expects 1 frame feature of shape"):
         m.cloud_step(bad)
 
 

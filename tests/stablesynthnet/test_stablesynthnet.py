@@ -140,7 +140,7 @@ def test_fit_adapt_predict_and_batched_cloud_step_equals_the_loop():
     assert logits.shape == (64, 7) and torch.isfinite(logits).all()
     m.reset()
     torch.testing.assert_close(m.model.weight, m.driver.weight0.detach())
-    with pytest.raises(ValueError, match="one frame feature"):
+    with pytest.raises(ValueError, match="expects 1 frame feature of shape"):
         m.cloud_step(dataclasses.replace(ups[0], features=torch.zeros(5, 16)))
 
 

@@ -21,24 +21,20 @@ temporal order) during training and evenly spaced at inference.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from paramcast.methods.base import Method
+from paramcast.methods.generated_head import GeneratedHeadMethod
 from paramcast.models.encoder import default_device
 from paramcast.models.features import FeatureSet
 from paramcast.models.heads import DeviceModel, StaticHead, per_sample_linear, pool_frames
 from paramcast.models.training import build_config, device_groups, warmup_cosine
 from paramcast.registry import register
-from paramcast.types import HeadParams, Update, Upload
 
 __all__ = ["DUET", "DUETConfig", "DUETGenerator", "frame_index"]
-
-TASK = "videoqa-open"
 
 
 @dataclass(frozen=True)
@@ -99,10 +95,9 @@ class DUETGenerator(nn.Module):
 
 
 @register("duet")
-class DUET(Method):
+class DUET(GeneratedHeadMethod):
     """``create("duet", num_answers=V, feature_dim=C, **config_fields)``."""
 
-    collaborative = True
     config_class = DUETConfig
 
     def __init__(self, num_answers: int, feature_dim: int = 192, encoder: nn.Module | None = None,
@@ -177,12 +172,13 @@ class DUET(Method):
         loss = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
         return loss, int(((logits.argmax(-1) == y) & valid).sum()), int(valid.sum())
 
-    def device_step(self, batch: FeatureSet) -> Upload:
-        """Upload D evenly spaced frame features of the device's first sample: (D, C)."""
-        idx = frame_index(batch.features.shape[1], self.config.frames)
-        feature = batch.features[0, idx].detach().float().cpu()                           # (D, C)
-        return Upload(device_id=str(batch.meta.get("device_id", int(batch.device[0]))), method=self.name,
-                      task=TASK, model_version=self.model_version, features=feature)
+    def upload_index(self, num_frames: int) -> torch.Tensor:
+        """D evenly spaced frames of the device's first sample."""
+        return frame_index(num_frames, self.config.frames)
+
+    @property
+    def upload_frames(self) -> int:
+        return self.config.frames
 
     @torch.no_grad()
     def generate(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,35 +186,8 @@ class DUET(Method):
         self.generator.eval()
         return self.generator(frames.to(self.device, torch.float32))
 
-    def cloud_step(self, upload: Upload) -> HeadParams:
-        return self.cloud_step_batch([upload])[0]
-
-    def cloud_step_batch(self, uploads: Sequence[Upload]) -> list[Update | None]:
-        shape = (self.config.frames, self.feature_dim)
-        for u in uploads:
-            if tuple(u.features.shape) != shape:
-                raise ValueError(f"duet expects {shape[0]} frame features of shape {shape}; device {u.device_id} "
-                                 f"uploaded {tuple(u.features.shape)}")
-        weight, bias = self.generate(torch.stack([u.features for u in uploads]))
-        return [HeadParams(device_id=u.device_id, method=self.name, task=u.task, model_version=self.model_version,
-                           weight=weight[i].cpu(), bias=bias[i].cpu()) for i, u in enumerate(uploads)]
-
-    def apply(self, update: Update) -> None:
-        if not isinstance(update, HeadParams):
-            raise TypeError(f"duet installs HeadParams, got {type(update).__name__}")
-        self.model.apply_params(update)
-
-    @torch.no_grad()
-    def predict(self, batch: FeatureSet) -> torch.Tensor:
-        self.model.eval()
-        return self.model(batch.features.to(self.device)).cpu()
-
-    def reset(self) -> None:
-        self.model.apply_params(HeadParams(device_id="", method=self.name, task=TASK, model_version="",
-                                           weight=self.generator.weight0.detach(), bias=self.generator.bias0.detach()))
-
-    def device_params(self) -> int:
-        return sum(p.numel() for p in self.model.static.parameters()) + self.model.weight.numel() + self.model.bias.numel()
+    def static_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.generator.weight0, self.generator.bias0
 
     def cloud_params(self) -> int:
         return sum(p.numel() for p in self.generator.parameters())

@@ -30,27 +30,23 @@ Implementation choices (the seed leaves these open; each is named so a reader ca
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from paramcast.losses.vae import adain, adr_loss
-from paramcast.methods.base import Method
 from paramcast.methods.fda_adr.config import CDCMMPGConfig
+from paramcast.methods.generated_head import GeneratedHeadMethod
 from paramcast.models.heads import DeviceModel, StaticHead, default_device, per_sample_linear, pool_frames
 from paramcast.models.training import build_config, device_groups, minibatches, warmup_cosine
 from paramcast.registry import register
-from paramcast.types import HeadParams, Update, Upload
 
 if TYPE_CHECKING:
     from paramcast.models.features import FeatureSet
 
 __all__ = ["CDCMMPG", "AdaptiveGenerator", "FastDomainAdaptor", "HyperNetwork", "Projector",
            "sample_global_feature"]
-
-TASK = "videoqa-open"
 
 
 def sample_global_feature(features: torch.Tensor, d: int, generator: torch.Generator) -> torch.Tensor:
@@ -136,10 +132,9 @@ class FastDomainAdaptor(nn.Module):
 
 
 @register("cdc-mmpg")
-class CDCMMPG(Method):
+class CDCMMPG(GeneratedHeadMethod):
     """The seed's full system. ``create("cdc-mmpg", num_answers=V, feature_dim=C, **config_fields)``."""
 
-    collaborative = True
     config_class = CDCMMPGConfig
 
     def __init__(self, num_answers: int, feature_dim: int = 192, encoder: nn.Module | None = None,
@@ -264,14 +259,7 @@ class CDCMMPG(Method):
         with torch.no_grad():
             return self.generator(frame, sample=True, generator=g)["generated"]   # F_a (eq. 11)
 
-    # --- device / cloud at adaptation time (Algorithm 1, Phase II–III) -------------------------
-    def device_step(self, batch: FeatureSet) -> Upload:
-        """Upload ONE frame feature: the anchor frame of the device's first sample, (1, C)."""
-        frame = min(self.config.anchor_frame, batch.features.shape[1] - 1)
-        feature = batch.features[:1, frame].detach().float().cpu()                # (1, C)
-        return Upload(device_id=str(batch.meta.get("device_id", int(batch.device[0]))), method=self.name,
-                      task=TASK, model_version=self.model_version, features=feature)
-
+    # --- cloud at adaptation time (Algorithm 1, Phase II–III; the device half is GeneratedHeadMethod's)
     @torch.no_grad()
     def generate(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Cloud generator for N uploaded frame features (N, C) -> weight (N, V, H), bias (N, V)."""
@@ -280,38 +268,8 @@ class CDCMMPG(Method):
             x = self.generator(x, sample=self.config.sample_at_inference)["generated"]
         return self.adaptor(x)
 
-    def cloud_step(self, upload: Upload) -> HeadParams:
-        return self.cloud_step_batch([upload])[0]
-
-    def cloud_step_batch(self, uploads: Sequence[Upload]) -> list[Update | None]:
-        """N uploads -> one batched generator call -> N heads."""
-        for u in uploads:
-            if u.features.shape != (1, self.feature_dim):
-                raise ValueError(f"{self.name} expects one frame feature of shape (1, {self.feature_dim}); "
-                                 f"device {u.device_id} uploaded {tuple(u.features.shape)}")
-        weight, bias = self.generate(torch.cat([u.features for u in uploads]))
-        return [HeadParams(device_id=u.device_id, method=self.name, task=u.task, model_version=self.model_version,
-                           weight=weight[i].cpu(), bias=bias[i].cpu()) for i, u in enumerate(uploads)]
-
-    def apply(self, update: Update) -> None:
-        if not isinstance(update, HeadParams):
-            raise TypeError(f"{self.name} installs HeadParams, got {type(update).__name__}")
-        self.model.apply_params(update)
-
-    @torch.no_grad()
-    def predict(self, batch: FeatureSet) -> torch.Tensor:
-        self.model.eval()
-        return self.model(batch.features.to(self.device)).cpu()
-
-    def reset(self) -> None:
-        """Back to the cloud's static layer W_0, b_0 (what a device runs before its first update)."""
-        self.model.apply_params(HeadParams(device_id="", method=self.name, task=TASK, model_version="",
-                                           weight=self.adaptor.weight0.detach(), bias=self.adaptor.bias0.detach()))
-
-    # --- efficiency figures ------------------------------------------------------------------
-    def device_params(self) -> int:
-        """Parameters on the device besides the shared encoder: static head + the installed layer."""
-        return sum(p.numel() for p in self.model.static.parameters()) + self.model.weight.numel() + self.model.bias.numel()
+    def static_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.adaptor.weight0, self.adaptor.bias0
 
     def cloud_params(self) -> int:
         """Parameters the cloud holds to serve updates: FDA (+ ADR)."""

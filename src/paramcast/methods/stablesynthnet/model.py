@@ -55,7 +55,6 @@ Readings of the seed and choices it leaves open (each named so a reader can find
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -63,19 +62,16 @@ from torch import nn
 
 from paramcast.losses.contrastive import margin_info_nce, per_label_variance
 from paramcast.losses.vae import adain
-from paramcast.methods.base import Method
 from paramcast.methods.fda_adr.cdc_mmpg import HyperNetwork, Projector
+from paramcast.methods.generated_head import GeneratedHeadMethod
 from paramcast.methods.stablesynthnet.config import StableSynthNetConfig
 from paramcast.models.encoder import default_device
 from paramcast.models.features import FeatureSet
 from paramcast.models.heads import DeviceModel, StaticHead, per_sample_linear, pool_frames
 from paramcast.models.training import build_config, device_groups, warmup_cosine
 from paramcast.registry import register
-from paramcast.types import HeadParams, Update, Upload
 
 __all__ = ["ParametricDriver", "StableSynthNet", "TemplateBank", "renormalise_template"]
-
-TASK = "videoqa-open"
 
 
 def renormalise_template(template: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
@@ -162,10 +158,9 @@ class ParametricDriver(nn.Module):
 
 
 @register("stablesynthnet")
-class StableSynthNet(Method):
+class StableSynthNet(GeneratedHeadMethod):
     """``create("stablesynthnet", num_answers=V, feature_dim=C, **config_fields)``."""
 
-    collaborative = True
     config_class = StableSynthNetConfig
 
     def __init__(self, num_answers: int, feature_dim: int = 192, encoder: nn.Module | None = None,
@@ -283,14 +278,7 @@ class StableSynthNet(Method):
         correct = int(((logits.argmax(-1) == y) & valid_t).sum())
         return {"loss": loss, "ce": ce, "cl": cl, "ods": ods}, correct, int(valid_t.sum())
 
-    # --- device / cloud at adaptation time ---------------------------------------------------------
-    def device_step(self, batch: FeatureSet) -> Upload:
-        """Upload ONE frame feature: the anchor frame of the device's first sample, (1, C)."""
-        frame = min(self.config.anchor_frame, batch.features.shape[1] - 1)
-        feature = batch.features[:1, frame].detach().float().cpu()                # (1, C)
-        return Upload(device_id=str(batch.meta.get("device_id", int(batch.device[0]))), method=self.name,
-                      task=TASK, model_version=self.model_version, features=feature)
-
+    # --- cloud at adaptation time (the device half is GeneratedHeadMethod's) -------------------------
     @torch.no_grad()
     def generate(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """N uploaded frame features (N, C) -> fused F' -> driver -> weight (N, V, H), bias (N, V)."""
@@ -300,38 +288,8 @@ class StableSynthNet(Method):
             x = self.templates.fuse(x, self.config.fusion_lambda)
         return self.driver.generate(self.driver.projector(x))
 
-    def cloud_step(self, upload: Upload) -> HeadParams:
-        return self.cloud_step_batch([upload])[0]
-
-    def cloud_step_batch(self, uploads: Sequence[Upload]) -> list[Update | None]:
-        """N uploads -> one batched generator call -> N heads (every step is row-wise, so it equals the loop)."""
-        for u in uploads:
-            if u.features.shape != (1, self.feature_dim):
-                raise ValueError(f"{self.name} expects one frame feature of shape (1, {self.feature_dim}); "
-                                 f"device {u.device_id} uploaded {tuple(u.features.shape)}")
-        weight, bias = self.generate(torch.cat([u.features for u in uploads]))
-        return [HeadParams(device_id=u.device_id, method=self.name, task=u.task, model_version=self.model_version,
-                           weight=weight[i].cpu(), bias=bias[i].cpu()) for i, u in enumerate(uploads)]
-
-    def apply(self, update: Update) -> None:
-        if not isinstance(update, HeadParams):
-            raise TypeError(f"{self.name} installs HeadParams, got {type(update).__name__}")
-        self.model.apply_params(update)
-
-    @torch.no_grad()
-    def predict(self, batch: FeatureSet) -> torch.Tensor:
-        self.model.eval()
-        return self.model(batch.features.to(self.device)).cpu()
-
-    def reset(self) -> None:
-        """Back to the cloud's static layer W_0, b_0 (what a device runs before its first update)."""
-        self.model.apply_params(HeadParams(device_id="", method=self.name, task=TASK, model_version="",
-                                           weight=self.driver.weight0.detach(), bias=self.driver.bias0.detach()))
-
-    # --- efficiency figures --------------------------------------------------------------------------
-    def device_params(self) -> int:
-        """Parameters on the device besides the shared encoder: static head + the installed layer."""
-        return sum(p.numel() for p in self.model.static.parameters()) + self.model.weight.numel() + self.model.bias.numel()
+    def static_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.driver.weight0, self.driver.bias0
 
     def cloud_params(self) -> int:
         """Numbers the cloud holds to serve updates: f_p, f_h, W_0, b_0 and the template bank P_type."""
