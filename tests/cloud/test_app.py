@@ -7,9 +7,9 @@ import struct
 import httpx
 import pytest
 import torch
-from conftest import toy
 from fastapi.testclient import TestClient
 
+from conftest import toy
 from paramcast.types import HeadParams
 
 wire = toy.wire

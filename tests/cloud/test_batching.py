@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 import torch
-from conftest import toy
 
+from conftest import toy
 from paramcast.cloud import Batching, DynamicBatcher, TokenStore, create_app
 
 

@@ -7,10 +7,10 @@ import asyncio
 import httpx
 import pytest
 import torch
-from conftest import toy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import toy
 from paramcast.cloud import Batching, Limits, TokenStore, create_app
 
 TOKEN = "token-for-a-0123456789"

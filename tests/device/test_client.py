@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 import torch
-from conftest import TOKENS, free_port, toy
 
+from conftest import TOKENS, free_port, toy
 from paramcast.device import DeviceClient, DeviceError
 
 

@@ -3,11 +3,10 @@ import math
 import pytest
 import torch
 
-from paramcast.bench.metrics import head_payload_bytes, upload_payload_bytes
-from paramcast.bench.videoqa import payload_bytes
 from paramcast.losses.vae import adain, adr_loss, kl_standard_normal
 from paramcast.methods.fda_adr import CDCMMPG, CDCMMPGConfig
 from paramcast.models.training import device_groups
+from paramcast.wire import tensor_nbytes
 
 SMALL = dict(head_hidden=8, proj_dim=8, hyper_hidden=8, latent_dim=4, vae_hidden=16, epochs=1, adr_epochs=1,
              group_size=4, groups_per_step=4, batch_size=16)
@@ -82,8 +81,8 @@ def test_cloud_step_batch_equals_loop_and_payload_sizes(tiny_features):
         torch.testing.assert_close(one.weight, b.weight, atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(one.bias, b.bias, atol=1e-6, rtol=1e-5)
         assert one.device_id == u.device_id
-    assert payload_bytes(uploads[0]) == upload_payload_bytes(16) == 16 * 4
-    assert payload_bytes(batched[0]) == head_payload_bytes(7, 8) == (8 + 1) * 7 * 4
+    assert tensor_nbytes(uploads[0]) == 16 * 4                     # one C-wide fp32 feature
+    assert tensor_nbytes(batched[0]) == (8 + 1) * 7 * 4            # (H + 1) * V fp32 values
 
 
 def test_generated_params_equal_a_plain_linear(tiny_features):

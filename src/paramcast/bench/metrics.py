@@ -1,4 +1,4 @@
-"""Accuracy helpers for open-ended video QA, and the one payload-size formula every report uses.
+"""Accuracy helpers for open-ended video QA (payload sizes: :func:`paramcast.wire.tensor_nbytes`).
 
 Two accuracies (DESIGN.md): *filtered* drops rows whose true answer is outside the answer
 vocabulary (``answer == IGNORE``), as All-in-One's published numbers do; *unfiltered* keeps them
@@ -13,8 +13,7 @@ import torch
 
 from paramcast.data.base import IGNORE
 
-__all__ = ["accuracy", "accuracy_report", "head_payload_bytes", "per_device_accuracy", "tensor_bytes",
-           "upload_payload_bytes"]
+__all__ = ["accuracy", "accuracy_report", "per_device_accuracy"]
 
 
 def accuracy(pred: torch.Tensor, answer: torch.Tensor, filtered: bool = True) -> float:
@@ -47,18 +46,3 @@ def accuracy_report(pred: torch.Tensor, answer: torch.Tensor, device: torch.Tens
         "rows": int(answer.numel()),
         "rows_in_vocab": int((answer != IGNORE).sum()),
     }
-
-
-def tensor_bytes(*shapes: tuple[int, ...], bytes_per_value: int = 4) -> int:
-    """Bytes of fp32 (by default) tensors of the given shapes: the seeds' payload sizes."""
-    return sum(math.prod(s) * bytes_per_value for s in shapes)
-
-
-def upload_payload_bytes(feature_dim: int, frames: int = 1) -> int:
-    """Uplink of CDC-MMPG: ``frames`` frame features of width C (192 fp32 -> 768 B = 0.75 KB)."""
-    return tensor_bytes((frames, feature_dim))
-
-
-def head_payload_bytes(num_answers: int, head_in: int) -> int:
-    """Downlink of a generated ``head_in -> num_answers`` layer: (H + 1) · V fp32 values."""
-    return tensor_bytes((num_answers, head_in), (num_answers,))

@@ -25,15 +25,15 @@ from typing import Any
 
 import torch
 
-from paramcast import registry
+from paramcast import registry, wire
 from paramcast.bench.flops import count_flops
-from paramcast.bench.metrics import accuracy_report, head_payload_bytes, tensor_bytes, upload_payload_bytes
-from paramcast.bench.netsim import KB, PAPER_PROFILES, PROFILES, transfer_ms
+from paramcast.bench.metrics import accuracy_report
+from paramcast.bench.netsim import PROFILES, paper_table, transfer_ms
 from paramcast.models.encoder import EncoderConfig, default_device
 from paramcast.models.features import FeatureSet, PretrainConfig, feature_set, load_or_pretrain
 from paramcast.types import HeadParams, Upload
 
-__all__ = ["METHODS", "VideoQABenchConfig", "evaluate_method", "paper_payloads", "payload_bytes", "run_videoqa"]
+__all__ = ["METHODS", "VideoQABenchConfig", "evaluate_method", "run_videoqa"]
 
 METHODS = ("source-only", "f-linear", "fine-tuning", "f-hyper", "cdc-mmpg")
 SPLITS = ("new", "unseen")
@@ -93,57 +93,11 @@ class VideoQABenchConfig:
 
 
 # --- payload sizes ---------------------------------------------------------------------------
-def payload_bytes(payload: Upload | HeadParams | None) -> int:
-    """Tensor bytes a payload carries, from its shapes (fp32): the figure the seeds' tables use."""
+def _bytes(payload: Any, encoded: bool = False) -> int:
+    """Tensor bytes from shapes (what the seeds' tables count) or the whole encoded message."""
     if payload is None:
         return 0
-    if isinstance(payload, Upload):
-        return tensor_bytes(tuple(payload.features.shape))
-    if isinstance(payload, HeadParams):
-        return tensor_bytes(tuple(payload.weight.shape), tuple(payload.bias.shape))
-    return tensor_bytes(*[tuple(t.shape) for t in payload.deltas.values()])
-
-
-def _wire_bytes(payload: Any) -> int | None:
-    """Encoded message size (header included) when ``paramcast.wire`` is available."""
-    if payload is None:
-        return 0
-    try:
-        from paramcast import wire
-    except ImportError:
-        return None
-    return int(wire.nbytes(payload))
-
-
-def paper_payloads(feature_dim: int = 192, head_in: int = 96,
-                   heads: dict[str, int] | None = None) -> dict[str, Any]:
-    """The seed's Table 6 from shapes: sizes in KB (1 KB = 1024 B) and ideal delays per profile.
-
-    Upload = one ``feature_dim`` fp32 frame feature (0.75 KB). Download = (head_in + 1) · V fp32
-    values. MSRVTT (V = 1500) gives 568.36 KB, MSVD (V = 1000) 378.91 KB, TGIF (V = 1540) 583.52 KB.
-    The seed prints 568.5 / 379.4 / 583.8 KB and derives its delays from those printed sizes with
-    1 MB = 1024² B (568.5 KB at 100 MB/s = 5.55 ms); the shape-derived sizes reproduce every delay
-    of Table 6 to its printed precision except MSVD at 5G-100 (3.70 vs 3.71 ms), which
-    ``seed_delay_ms`` (from the printed sizes) reproduces. The printed sizes are not the upload
-    added (568.36 + 0.75 = 569.1), nor any single V convention (379.3 KB would be V = 1001).
-    """
-    heads = heads or {"MSRVTT": 1500, "MSVD": 1000, "TGIF": 1540}
-    printed = {"MSRVTT": 568.5, "MSVD": 379.4, "TGIF": 583.8}
-    up = upload_payload_bytes(feature_dim)
-    out: dict[str, Any] = {"upload_kb": up / KB, "datasets": {}}
-    for name, v in heads.items():
-        down = head_payload_bytes(v, head_in)
-        row = {
-            "num_answers": v, "download_bytes": down, "download_kb": down / KB,
-            "upload_ms": {p: transfer_ms(up, 0, prof) for p, prof in PAPER_PROFILES.items()},
-            "download_ms": {p: transfer_ms(0, down, prof) for p, prof in PAPER_PROFILES.items()},
-        }
-        if name in printed:
-            row["seed_printed_kb"] = printed[name]
-            row["seed_delay_ms"] = {p: transfer_ms(0, round(printed[name] * KB), prof)
-                                    for p, prof in PAPER_PROFILES.items()}
-        out["datasets"][name] = row
-    return out
+    return int(wire.nbytes(payload) if encoded else wire.tensor_nbytes(payload))
 
 
 # --- evaluation --------------------------------------------------------------------------------
@@ -199,8 +153,8 @@ def evaluate_method(method: Any, splits: dict[str, FeatureSet], k: int, device_n
     res["collaborative"] = bool(method.collaborative)
     if example is not None:
         upload, update = example
-        res["bytes_up"], res["bytes_down"] = payload_bytes(upload), payload_bytes(update)
-        res["wire_bytes_up"], res["wire_bytes_down"] = _wire_bytes(upload), _wire_bytes(update)
+        res["bytes_up"], res["bytes_down"] = _bytes(upload), _bytes(update)
+        res["wire_bytes_up"], res["wire_bytes_down"] = _bytes(upload, encoded=True), _bytes(update, encoded=True)
         res["cloud_flops"] = count_flops(method.cloud_step, upload)
         res["cloud_ms"] = _median_ms(lambda: method.cloud_step(upload), repeats)
         res["apply_ms"] = _median_ms(lambda: method.apply(update), repeats)
@@ -298,7 +252,7 @@ def run_videoqa(config: VideoQABenchConfig) -> dict[str, Any]:
         "timings": timings,
         "methods": results,
         "summary": _summary(results),
-        "paper_payloads": paper_payloads(),
+        "paper_table": paper_table(),
         "profiles": {p: dataclasses.asdict(PROFILES[p]) for p in config.profiles},
     }
 
