@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from safetensors.torch import save
 
 from paramcast.cloud import HistoryStore, load_history
-from paramcast.cloud.history import SCHEMA, decode_history, digest
+from paramcast.history_wire import SCHEMA, decode_history, digest
 
 
 def _batch(n=5, c=8, seed=0, question=True):

@@ -5,7 +5,7 @@ Routes (OpenAPI docs at ``/docs``):
 * ``POST /v1/adapt``    body: a wire-encoded :class:`~paramcast.types.Upload`
   (``application/octet-stream``); ``?quant=`` or header ``X-Paramcast-Quant`` picks the downlink
   quantisation (one of ``QUANTS``, default fp32). Answers the wire-encoded update.
-* ``POST /v1/history``  body: labelled samples (:mod:`paramcast.cloud.history`); stored in SQLite.
+* ``POST /v1/history``  body: labelled samples (:mod:`paramcast.history_wire`); stored in SQLite.
 * ``GET /v1/info``      method, task, model version, upload and head shapes, quant options, limits.
 * ``GET /healthz``      liveness.
 * ``GET /metrics``      Prometheus text format.
@@ -37,9 +37,9 @@ from paramcast import registry, wire
 from paramcast.cloud.auth import TokenStore
 from paramcast.cloud.batching import DynamicBatcher
 from paramcast.cloud.errors import ApiError
-from paramcast.cloud.history import HistoryError, decode_history
 from paramcast.cloud.metrics import Metrics, MetricsMiddleware
 from paramcast.cloud.store import HistoryStore
+from paramcast.history_wire import HistoryError, decode_history
 from paramcast.methods.base import Method
 from paramcast.types import QUANTS, HeadParams, Upload, WeightDelta
 

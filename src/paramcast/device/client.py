@@ -24,7 +24,7 @@ from typing import Any, Literal
 import httpx
 
 from paramcast import wire
-from paramcast.device.history import encode_history
+from paramcast.history_wire import encode_history
 from paramcast.methods.base import Method
 from paramcast.types import QUANTS, HeadParams, Update, WeightDelta
 

@@ -9,7 +9,7 @@ Tensors (N rows each, N >= 1):
 
 The safetensors ``__metadata__`` holds ``schema`` (``paramcast.history/1``), ``device_id``, ``task``
 and ``sha256``: the digest of :func:`digest` over the tensors. Nothing else is accepted. The device
-client writes the same format (``paramcast.device``); this module only reads it, strictly.
+client writes it with :func:`encode_history`, the service reads it with :func:`decode_history`, strictly.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import torch
 from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
 
-__all__ = ["SCHEMA", "HistoryBatch", "HistoryError", "decode_history", "digest"]
+__all__ = ["SCHEMA", "HistoryBatch", "HistoryError", "decode_history", "digest", "encode_history"]
 
 SCHEMA = "paramcast.history/1"
 _SPEC = {"features": (torch.float32, 2), "labels": (torch.int64, 1), "question": (torch.int64, 2)}
@@ -52,6 +53,17 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
         h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
         h.update(t.numpy().tobytes())
     return h.hexdigest()
+
+
+def encode_history(device_id: str, task: str, features: torch.Tensor, labels: torch.Tensor,
+                   question: torch.Tensor | None = None) -> bytes:
+    """Body for ``POST /v1/history``: features (N, C), labels (N,), question (N, L) or None."""
+    tensors = {"features": features.detach().to(torch.float32).contiguous(),
+               "labels": labels.detach().to(torch.int64).contiguous()}
+    if question is not None:
+        tensors["question"] = question.detach().to(torch.int64).contiguous()
+    meta = {"schema": SCHEMA, "device_id": device_id, "task": task, "sha256": digest(tensors)}
+    return st_save(tensors, metadata=meta)
 
 
 def _header(data: bytes) -> dict:
