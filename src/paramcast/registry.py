@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["available", "create", "get", "register"]
+__all__ = ["available", "create", "from_checkpoint", "get", "register"]
 
 _REGISTRY: dict[str, type] = {}
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -55,3 +55,14 @@ def create(name: str, /, **kwargs):
 def available() -> list[str]:
     _load_builtin()
     return sorted(_REGISTRY)
+
+
+def from_checkpoint(path, /, **kwargs):
+    """Rebuild a method from :meth:`Method.save_checkpoint`'s file: its class, shapes and config come
+    from the file's metadata; ``kwargs`` (e.g. ``device``) are passed to the constructor too."""
+    from paramcast.methods.base import read_checkpoint
+
+    meta, _ = read_checkpoint(path)
+    method = create(meta["method"], **(meta["args"] | kwargs))
+    method.load_checkpoint(path)
+    return method

@@ -9,7 +9,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from conftest import toy
+import toy_service as toy
 from paramcast.types import HeadParams
 
 wire = toy.wire

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import torch
 
-from conftest import toy
+import toy_service as toy
 from paramcast.cloud import Batching, DynamicBatcher, TokenStore, create_app
 
 

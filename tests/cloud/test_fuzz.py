@@ -10,7 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import toy
+import toy_service as toy
 from paramcast.cloud import Batching, Limits, TokenStore, create_app
 
 TOKEN = "token-for-a-0123456789"

@@ -1,38 +1,16 @@
-"""Fixtures for the device client: the toy method (tests/cloud/_toy.py) and a real uvicorn server
+"""Fixtures for the device client: the toy method (tests/toy_service.py) and a real uvicorn server
 on loopback in a thread, which a test can stop to play a dying cloud."""
 
 from __future__ import annotations
 
-import importlib.util
-import socket
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import uvicorn
 
-
-def _load_toy():
-    name = "paramcast_tests_toy"
-    if name not in sys.modules:
-        path = Path(__file__).parent.parent / "cloud" / "_toy.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-toy = _load_toy()
-TOKENS = {"dev-a": "token-for-a-0123456789", "dev-b": "token-for-b-0123456789"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+import toy_service as toy  # tests/ is on pytest's pythonpath
+from toy_service import TOKENS, free_port  # noqa: E402
 
 
 class LiveServer:

@@ -6,8 +6,9 @@ import httpx
 import pytest
 import torch
 
-from conftest import TOKENS, free_port, toy
+import toy_service as toy
 from paramcast.device import DeviceClient, DeviceError
+from toy_service import TOKENS, free_port
 
 
 def _batch(seed=0):

@@ -74,3 +74,33 @@ def test_method_matrix(name, tiny_encoder_and_data):
 
     m.reset()
     torch.testing.assert_close(m.predict(rest), before)
+
+
+@pytest.mark.parametrize("name", registry.available())
+def test_checkpoint_round_trip(name, tiny_encoder_and_data, tmp_path):
+    """save_checkpoint -> registry.from_checkpoint rebuilds the same method: same predictions, same update."""
+    enc, fs, voc = tiny_encoder_and_data
+    m = _create(name, enc, len(voc.answers))
+    m.fit(fs)
+    m.reset()
+    path = m.save_checkpoint(tmp_path / f"{name}.safetensors")
+    again = registry.from_checkpoint(path, encoder=enc, device="cpu")
+    assert type(again) is type(m) and getattr(again, "model_version", None) == getattr(m, "model_version", None)
+    dev = fs.subset(fs.device == 1)
+    torch.testing.assert_close(again.predict(dev), m.predict(dev))
+    if m.collaborative:
+        a, b = m.cloud_step(m.device_step(dev)), again.cloud_step(again.device_step(dev))
+        torch.testing.assert_close(a.weight, b.weight)
+        torch.testing.assert_close(a.bias, b.bias)
+
+
+def test_checkpoint_of_another_method_is_refused(tiny_encoder_and_data, tmp_path):
+    enc, fs, voc = tiny_encoder_and_data
+    src = _create("source-only", enc, len(voc.answers))
+    path = src.save_checkpoint(tmp_path / "so.safetensors")
+    other = _create("cdc-mmpg", enc, len(voc.answers))
+    with pytest.raises(ValueError, match="'source-only' checkpoint"):
+        other.load_checkpoint(path)
+    (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a safetensors checkpoint"):
+        registry.from_checkpoint(tmp_path / "junk.safetensors")

@@ -97,6 +97,9 @@ class StaticHeadMethod(Method):
         self.log["fit_seconds"] = time.perf_counter() - t0
         self._snapshot = self._state()
 
+    def after_load(self) -> None:
+        self._snapshot = self._state()                       # reset() returns to the loaded weights
+
     @torch.no_grad()
     def predict(self, batch: FeatureSet) -> torch.Tensor:
         self.head.eval()

@@ -33,7 +33,7 @@ from paramcast.models.encoder import EncoderConfig, default_device
 from paramcast.models.features import FeatureSet, PretrainConfig, feature_set, load_or_pretrain
 from paramcast.types import HeadParams, Upload
 
-__all__ = ["METHODS", "VideoQABenchConfig", "evaluate_method", "run_videoqa"]
+__all__ = ["METHODS", "Prepared", "VideoQABenchConfig", "create_method", "evaluate_method", "prepare", "run_videoqa"]
 
 METHODS = ("source-only", "f-linear", "fine-tuning", "f-hyper", "cdc-mmpg")
 SPLITS = ("new", "unseen")
@@ -185,8 +185,21 @@ def _method_kwargs(cfg: VideoQABenchConfig, name: str) -> dict[str, Any]:
     return kw
 
 
-def run_videoqa(config: VideoQABenchConfig) -> dict[str, Any]:
-    """Run the benchmark; returns a JSON-able dict (structure in ``docs/cdc_mmpg.md``)."""
+@dataclass
+class Prepared:
+    """What every method of a run shares: the dataset, the frozen encoder and the encoded splits."""
+
+    dataset: Any
+    encoder: Any
+    encoder_config: EncoderConfig
+    pretrain_log: dict
+    features: dict[str, FeatureSet]    # history / new / unseen
+    device: str
+    timings: dict[str, float]
+
+
+def prepare(config: VideoQABenchConfig) -> Prepared:
+    """Load the EmojiClips preset, pretrain (or load the cached) encoder, encode every split (cached)."""
     from paramcast.data.emojiclips import load
 
     dev = config.device or default_device()
@@ -197,11 +210,11 @@ def run_videoqa(config: VideoQABenchConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     ds = load(config.preset, source=config.source, seed=config.seed, root=config.data_root, progress=config.progress)
     timings["data_s"] = time.perf_counter() - t0
-    vocab, V = ds.vocab, len(ds.vocab.answers)
+    V = len(ds.vocab.answers)
     data_key = f"{ds.config.name}-{ds.config.fingerprint()}"
 
     t0 = time.perf_counter()
-    enc_cfg = EncoderConfig(vocab_size=len(vocab.words), image_size=int(ds.history.frames.shape[2]),
+    enc_cfg = EncoderConfig(vocab_size=len(ds.vocab.words), image_size=int(ds.history.frames.shape[2]),
                             patch_size=16 if ds.history.frames.shape[2] >= 64 else 8,
                             fusion_layers=config.fusion_layers, max_frames=max(16, ds.history.frames.shape[1]),
                             max_question_len=max(64, ds.history.question.shape[1]))
@@ -214,12 +227,27 @@ def run_videoqa(config: VideoQABenchConfig) -> dict[str, Any]:
     feats = {s: feature_set(encoder, ds.split(s), key=f"{data_key}-{s}", root=config.cache_root,
                             progress=config.progress, label=f"encode {s}") for s in ("history", *SPLITS)}
     timings["features_s"] = time.perf_counter() - t0
+    return Prepared(ds, encoder, enc_cfg, pre_log, feats, str(dev), timings)
+
+
+def create_method(config: VideoQABenchConfig, name: str, prepared: Prepared) -> Any:
+    """A registered method built for the prepared data, with the run's shared training budget."""
+    return registry.create(name, num_answers=len(prepared.dataset.vocab.answers), feature_dim=prepared.encoder.hidden,
+                           encoder=prepared.encoder, device=prepared.device, seed=config.seed,
+                           progress=config.progress, **_method_kwargs(config, name))
+
+
+def run_videoqa(config: VideoQABenchConfig) -> dict[str, Any]:
+    """Run the benchmark; returns a JSON-able dict (structure in ``docs/cdc_mmpg.md``)."""
+    prep = prepare(config)
+    ds, encoder, feats, timings, dev = prep.dataset, prep.encoder, prep.features, prep.timings, prep.device
+    vocab, V = ds.vocab, len(ds.vocab.answers)
+    enc_cfg, pre_log = prep.encoder_config, prep.pretrain_log
 
     results: dict[str, Any] = {}
     for name in config.methods:
         t0 = time.perf_counter()
-        method = registry.create(name, num_answers=V, feature_dim=encoder.hidden, encoder=encoder, device=dev,
-                                 seed=config.seed, progress=config.progress, **_method_kwargs(config, name))
+        method = create_method(config, name, prep)
         method.fit(feats["history"])
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()

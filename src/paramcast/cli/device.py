@@ -1,8 +1,9 @@
 """``paramcast device``: one simulated device streaming its samples against a running server.
 
-    paramcast serve --method cdc-mmpg --checkpoint runs/cdc.safetensors --token-file tokens.json &
-    paramcast device --url http://127.0.0.1:8000 --token "$TOKEN" --method cdc-mmpg \\
-        --checkpoint runs/cdc.safetensors --features runs/features/test.safetensors --device-index 3
+    paramcast train --method cdc-mmpg --preset quick --out runs/train          # checkpoint + streams
+    paramcast serve --checkpoint runs/train/checkpoint.safetensors --token-file tokens.json &
+    paramcast device --url http://127.0.0.1:8000 --token "$TOKEN" --device-id dev-3 \\
+        --checkpoint runs/train/checkpoint.safetensors --features runs/train/stream-new.safetensors --device-index 3
 
 The stream is a saved feature set (safetensors with ``features`` (N, T, C), ``answer`` (N,),
 ``device`` (N,)) cut to one device's rows, in order, ``--batch-size`` rows per step. Each step the
@@ -26,8 +27,8 @@ def device(
     features: Path = typer.Option(..., help="safetensors feature set: features (N, T, C), answer (N,), device (N,)"),
     device_index: int = typer.Option(0, help="which device's rows of the feature set to stream"),
     device_id: str = typer.Option(None, help="device id the token was issued for (default: dev-<index>)"),
-    method: str = typer.Option("cdc-mmpg", envvar="PARAMCAST_METHOD"),
-    checkpoint: Path = typer.Option(None, envvar="PARAMCAST_CHECKPOINT", help="the same trained weights as the server"),
+    method: str = typer.Option(None, envvar="PARAMCAST_METHOD", help="registered method (default: the checkpoint's)"),
+    checkpoint: Path = typer.Option(None, envvar="PARAMCAST_CHECKPOINT", help="the same checkpoint as the server"),
     method_arg: list[str] = typer.Option([], "--method-arg", help="key=value for the method's constructor"),
     batch_size: int = typer.Option(16, help="samples per adaptation step"),
     steps: int = typer.Option(0, help="stop after this many steps (0 = the whole stream)"),
@@ -39,8 +40,8 @@ def device(
     import torch
     from safetensors.torch import load_file
 
-    from paramcast import registry
     from paramcast.cli.serve import _method_kwargs
+    from paramcast.cloud import load_method
     from paramcast.device import DeviceClient
     from paramcast.models.features import FeatureSet
 
@@ -54,11 +55,10 @@ def device(
     device_id = device_id or f"dev-{device_index}"
     stream = FeatureSet(data["features"][rows], data["answer"][rows], data["device"][rows], meta={"device_id": device_id})
 
-    m = registry.create(method, **_method_kwargs(method_arg))
-    if checkpoint is not None:
-        if not hasattr(m, "load_checkpoint"):
-            raise typer.BadParameter(f"method {method!r} cannot load a checkpoint: it has no load_checkpoint(path)")
-        m.load_checkpoint(checkpoint)
+    try:
+        m = load_method(method or (None if checkpoint else "cdc-mmpg"), checkpoint, **_method_kwargs(method_arg))
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from None
     correct = counted = in_vocab = correct_in_vocab = 0
     with DeviceClient(m, url, token, quant=quant, deadline_s=deadline_s) as client:
         for step, start in enumerate(range(0, len(stream), batch_size)):

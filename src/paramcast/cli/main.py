@@ -7,6 +7,7 @@ import typer
 from paramcast.cli import bench, data, validate
 from paramcast.cli.device import device
 from paramcast.cli.serve import serve
+from paramcast.cli.train import train
 
 app = typer.Typer(
     name="paramcast",
@@ -21,6 +22,8 @@ app.add_typer(data.app, name="data", help="Build, describe and look at the Emoji
 app.add_typer(bench.app, name="bench", help="Benchmarks: accuracy, payload sizes, latency, serving, links.")
 app.command("validate", help="Check every YAML config under benchmarks/ and report all errors at once.")(
     validate.validate)
+app.command("train", help="Train one method on the cloud history (EmojiClips or a service's store); save a checkpoint.")(
+    train)
 app.command("serve", help="Run the cloud service (FastAPI + uvicorn) for a trained method.")(serve)
 app.command("device", help="Run a simulated device (an EmojiClips stream of one device) against a server.")(
     device)

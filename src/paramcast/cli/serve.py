@@ -1,7 +1,7 @@
 """``paramcast serve``: run the cloud service (uvicorn) for one method; mint device tokens.
 
     paramcast serve --issue-token phone-17 --token-file tokens.json     # prints the token once
-    paramcast serve --method cdc-mmpg --checkpoint runs/cdc.safetensors --token-file tokens.json \\
+    paramcast serve --checkpoint runs/train/checkpoint.safetensors --token-file tokens.json \\
                     --store runs/history.sqlite --port 8000
 
 Every flag can also come from a ``PARAMCAST_*`` environment variable (shown in ``--help``).
@@ -43,8 +43,10 @@ def _shape(text: str | None) -> tuple[int, int] | None:
 
 
 def serve(
-    method: str = typer.Option("cdc-mmpg", envvar="PARAMCAST_METHOD", help="registered method to serve"),
-    checkpoint: Path = typer.Option(None, envvar="PARAMCAST_CHECKPOINT", help="trained weights for the method"),
+    method: str = typer.Option(None, envvar="PARAMCAST_METHOD",
+                               help="registered method (default: the checkpoint's, else cdc-mmpg untrained)"),
+    checkpoint: Path = typer.Option(None, envvar="PARAMCAST_CHECKPOINT",
+                                    help="`paramcast train`'s checkpoint.safetensors (names its method)"),
     method_arg: list[str] = typer.Option([], "--method-arg", help="key=value for the method's constructor (repeatable)"),
     plugin: list[str] = typer.Option([], envvar="PARAMCAST_PLUGINS", help="module to import first, e.g. one that registers a method"),
     host: str = typer.Option("127.0.0.1", envvar="PARAMCAST_HOST"),
@@ -81,7 +83,10 @@ def serve(
         torch.set_num_threads(threads)
     for module in plugin:
         importlib.import_module(module)
-    m = load_method(method, checkpoint, **_method_kwargs(method_arg))
+    try:
+        m = load_method(method or (None if checkpoint else "cdc-mmpg"), checkpoint, **_method_kwargs(method_arg))
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from None
     app = create_app(m, store_path=store, tokens=token_file, batching=Batching(max_batch, max_wait_ms),
                      limits=Limits(max_upload_bytes=max_upload_bytes, max_history_bytes=max_history_bytes),
                      upload_shape=_shape(upload_shape), task=task, model_version=model_version)

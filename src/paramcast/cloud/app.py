@@ -78,14 +78,16 @@ class Limits:
                 raise ValueError(f"limit {name} must be >= 1, got {value}")
 
 
-def load_method(name: str, checkpoint: str | Path | None = None, **kwargs: Any) -> Method:
-    """Build the served method through the registry; load ``checkpoint`` with its ``load_checkpoint``."""
-    method = registry.create(name, **kwargs)
-    if checkpoint is not None:
-        loader = getattr(method, "load_checkpoint", None)
-        if loader is None:
-            raise ValueError(f"method {name!r} cannot load a checkpoint: it has no load_checkpoint(path)")
-        loader(Path(checkpoint))
+def load_method(name: str | None = None, checkpoint: str | Path | None = None, **kwargs: Any) -> Method:
+    """The served method: rebuilt from ``checkpoint`` (``paramcast train``'s file names its method,
+    shapes and config) or, without one, a fresh ``registry.create(name, **kwargs)``."""
+    if checkpoint is None:
+        if name is None:
+            raise ValueError("name a method or give a checkpoint")
+        return registry.create(name, **kwargs)
+    method = registry.from_checkpoint(checkpoint, **kwargs)
+    if name is not None and method.name != name:
+        raise ValueError(f"{checkpoint} holds a {method.name!r} checkpoint, but method {name!r} was asked for")
     return method
 
 

@@ -12,19 +12,30 @@ through these six calls and nothing else (DESIGN.md, "one interface, one directi
 
 Device-only baselines (F-linear, Fine-tuning, TENT, CoTTA) adapt inside ``device_step`` and return
 ``None``; a static model (source-only) does nothing there.
+
+Checkpoints: ``method.save_checkpoint(path)`` writes every ``nn.Module`` attribute's state as one
+safetensors file whose metadata names the method and its constructor arguments (``num_answers``,
+``feature_dim``, ``config``); :func:`paramcast.registry.from_checkpoint` rebuilds the method from it,
+so ``paramcast serve --checkpoint`` and ``paramcast device --checkpoint`` need nothing else. No pickle.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
 from paramcast.types import Update, Upload
 
-__all__ = ["Method"]
+__all__ = ["CHECKPOINT_FORMAT", "Method", "read_checkpoint"]
+
+CHECKPOINT_FORMAT = "paramcast.checkpoint/1"
 
 
 class Method(abc.ABC):
@@ -62,3 +73,77 @@ class Method(abc.ABC):
 
     def reset(self) -> None:  # noqa: B027 - a static method has nothing to reset
         """Drop every device-side adaptation (back to the state right after ``fit``)."""
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def modules(self) -> dict[str, nn.Module]:
+        """The method's own state: every ``nn.Module`` attribute by name, except the shared frozen
+        ``encoder`` (the device's, passed to the constructor; not part of a method checkpoint)."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, nn.Module) and k != "encoder"}
+
+    def after_load(self) -> None:  # noqa: B027 - most methods need nothing here
+        """Hook run after a checkpoint's weights are loaded, before ``reset()`` (e.g. re-snapshot)."""
+
+    def checkpoint_args(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this method's shapes (stored in the checkpoint)."""
+        args: dict[str, Any] = {}
+        for key in ("num_answers", "feature_dim"):
+            if hasattr(self, key):
+                args[key] = int(getattr(self, key))
+        config = getattr(self, "config", None)
+        if dataclasses.is_dataclass(config):
+            args["config"] = dataclasses.asdict(config)
+        return args
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write every module's weights + the constructor arguments to ``path`` (safetensors)."""
+        from safetensors.torch import save_file
+
+        tensors = {f"{name}.{k}": v.detach().cpu().contiguous()
+                   for name, mod in self.modules().items() for k, v in mod.state_dict().items()}
+        meta = {"format": CHECKPOINT_FORMAT, "method": self.name, "args": json.dumps(self.checkpoint_args()),
+                "model_version": str(getattr(self, "model_version", ""))}
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(path), metadata=meta)
+        return path
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Load what :meth:`save_checkpoint` wrote; raise ``ValueError`` if it is another method or shape."""
+        meta, tensors = read_checkpoint(path)
+        if meta["method"] != self.name:
+            raise ValueError(f"{path} is a {meta['method']!r} checkpoint, not {self.name!r}")
+        device = getattr(self, "device", "cpu")
+        for name, mod in self.modules().items():
+            prefix = f"{name}."
+            state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            try:
+                mod.load_state_dict(state, strict=True)
+            except RuntimeError as exc:
+                raise ValueError(f"{path} does not fit this {self.name} ({name}): {exc}") from None
+            mod.to(device).eval()
+        unknown = {k.split(".", 1)[0] for k in tensors} - set(self.modules())
+        if unknown:
+            raise ValueError(f"{path} holds modules {sorted(unknown)} this {self.name} does not have")
+        if meta.get("model_version"):
+            self.model_version = meta["model_version"]
+        self.after_load()
+        self.reset()
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A checkpoint's metadata (``method``, ``args`` decoded, ``model_version``) and tensors."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    except Exception as exc:  # safetensors raises its own types for every malformation
+        raise ValueError(f"{path} is not a safetensors checkpoint: {exc}") from None
+    if meta.get("format") != CHECKPOINT_FORMAT or "method" not in meta:
+        raise ValueError(f"{path} is not a paramcast checkpoint (format {meta.get('format')!r})")
+    meta["args"] = json.loads(meta.get("args") or "{}")
+    return meta, tensors

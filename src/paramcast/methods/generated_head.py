@@ -34,6 +34,7 @@ TASK = "videoqa-open"
 
 class GeneratedHeadMethod(Method):
     collaborative = True
+    task = TASK              # what uploads must name (the service checks it)
     model: DeviceModel
     device: torch.device
     feature_dim: int
@@ -49,6 +50,11 @@ class GeneratedHeadMethod(Method):
     def upload_frames(self) -> int:
         """D, the number of frame features in one upload."""
         return 1
+
+    @property
+    def upload_shape(self) -> tuple[int, int]:
+        """(D, C) of every upload's features (the service refuses anything else with a 422)."""
+        return self.upload_frames, self.feature_dim
 
     @abc.abstractmethod
     def generate(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,7 +77,7 @@ class GeneratedHeadMethod(Method):
 
     def cloud_step_batch(self, uploads: Sequence[Upload]) -> list[Update | None]:
         """N uploads -> one batched generator call -> N heads (row-wise, so it equals the loop)."""
-        shape = (self.upload_frames, self.feature_dim)
+        shape = self.upload_shape
         for u in uploads:
             if tuple(u.features.shape) != shape:
                 raise ValueError(f"{self.name} expects {shape[0]} frame feature{'s' if shape[0] > 1 else ''} of shape {shape}; "

@@ -263,6 +263,7 @@ class CDCMMPG(GeneratedHeadMethod):
     @torch.no_grad()
     def generate(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Cloud generator for N uploaded frame features (N, C) -> weight (N, V, H), bias (N, V)."""
+        self.adaptor.eval()                                                       # no dropout when serving
         x = features.to(self.device, torch.float32)
         if self.generator is not None:
             x = self.generator(x, sample=self.config.sample_at_inference)["generated"]

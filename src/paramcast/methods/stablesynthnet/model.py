@@ -165,7 +165,7 @@ class StableSynthNet(GeneratedHeadMethod):
 
     def __init__(self, num_answers: int, feature_dim: int = 192, encoder: nn.Module | None = None,
                  config: StableSynthNetConfig | dict | None = None, device: str | None = None, seed: int = 0,
-                 progress: bool = False, **overrides: Any):
+                 progress: bool = False, num_categories: int | None = None, **overrides: Any):
         self.config = build_config(self.config_class, config, overrides)
         self.num_answers, self.feature_dim = num_answers, feature_dim
         self.device = torch.device(device or default_device())
@@ -174,10 +174,19 @@ class StableSynthNet(GeneratedHeadMethod):
         cfg = self.config
         self.driver = ParametricDriver(feature_dim, num_answers, cfg).to(self.device)
         self.model = DeviceModel(StaticHead(feature_dim, cfg.head_hidden), num_answers).to(self.device)
-        self.templates: TemplateBank | None = None                               # built in fit (Q from the data)
+        # P_type: built in fit (Q from the data), or here when rebuilding from a checkpoint
+        self.templates: TemplateBank | None = None
+        if num_categories is not None and cfg.use_tde:
+            self.templates = TemplateBank(feature_dim, num_categories, cfg.beta, cfg.gamma).to(self.device)
         self.log: dict[str, Any] = {}
         self.model_version = f"{self.name}-untrained"
         self.reset()
+
+    def checkpoint_args(self) -> dict[str, Any]:
+        args = super().checkpoint_args()
+        if self.templates is not None:
+            args["num_categories"] = int(self.templates.templates.shape[1])
+        return args
 
     # --- categories --------------------------------------------------------------------------------
     def categories(self, data: FeatureSet) -> torch.Tensor:

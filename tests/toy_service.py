@@ -86,3 +86,15 @@ def make_upload(device_id: str = "dev-a", features: torch.Tensor | None = None, 
 
 
 __all__ = ["C", "H", "V", "ToyHyper", "WeightDelta", "make_upload", "wire"]
+
+
+TOKENS = {"dev-a": "token-for-a-0123456789", "dev-b": "token-for-b-0123456789"}
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

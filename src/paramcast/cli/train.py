@@ -1,0 +1,94 @@
+"""``paramcast train``: train one method on the cloud's history and write a checkpoint to serve.
+
+    # on EmojiClips (the benchmark's data, encoder and features, all cached):
+    paramcast train --method cdc-mmpg --preset quick --out runs/train/cdc-mmpg
+    # on what devices uploaded to a running service (its SQLite history store):
+    paramcast train --method cdc-mmpg --from-store runs/history.sqlite --answers 1000 --out runs/train/store
+
+It writes ``<out>/checkpoint.safetensors`` (``paramcast serve --checkpoint``) and, for EmojiClips,
+``<out>/stream-new.safetensors`` / ``stream-unseen.safetensors``: the encoded evaluation splits that
+``paramcast device --features`` streams. It prints the commands that serve and query the result.
+
+Store rows carry one anchor-frame feature each (``features (N, C)``), so store training sees them as
+one-frame clips ``(N, 1, C)``: every frame-sampling step then picks that frame.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+__all__ = ["train"]
+
+
+def _from_store(path: Path, method: str, answers: int | None, task: str | None, device: str | None, seed: int,
+                overrides: dict):
+    from paramcast import registry
+    from paramcast.cloud.store import load_history
+    from paramcast.models.features import FeatureSet
+
+    rows = load_history(path, task=task)
+    labels = rows["labels"]
+    if answers is None:
+        raise typer.BadParameter("--answers (the answer vocabulary size V) is required with --from-store")
+    if int(labels.max()) >= answers:
+        raise typer.BadParameter(f"the store has label {int(labels.max())} >= --answers {answers}")
+    history = FeatureSet(rows["features"][:, None, :], labels, rows["device_index"],
+                         meta={"device_names": rows["device_names"]})
+    m = registry.create(method, num_answers=answers, feature_dim=int(rows["features"].shape[1]), device=device,
+                        seed=seed, progress=True, **overrides)
+    typer.echo(f"training {method} on {len(history)} stored samples of {len(rows['device_names'])} devices")
+    m.fit(history)
+    return m, {}
+
+
+def train(
+    method: str = typer.Option("cdc-mmpg", help="registered method to train"),
+    out: Path = typer.Option(Path("runs/train"), help="output folder (checkpoint + device streams)"),
+    config: Path = typer.Option(None, help="a benchmarks/videoqa/*.yaml config (data, encoder, training budget)"),
+    preset: str = typer.Option(None, help="EmojiClips preset when no --config: tiny | quick | standard"),
+    from_store: Path = typer.Option(None, "--from-store", help="train on a service's SQLite history store instead"),
+    answers: int = typer.Option(None, help="answer vocabulary size V (with --from-store)"),
+    task: str = typer.Option(None, help="only the store rows of this task (with --from-store)"),
+    method_arg: list[str] = typer.Option([], "--method-arg", help="key=value for the method's config (repeatable)"),
+    seed: int = typer.Option(0, help="training seed"),
+    device: str = typer.Option(None, help="torch device (default: cuda if available)"),
+) -> None:
+    """Train one method on the cloud history (EmojiClips, or a service's history store); save a checkpoint."""
+    import dataclasses
+
+    from safetensors.torch import save_file
+
+    from paramcast.cli.serve import _method_kwargs
+
+    overrides = _method_kwargs(method_arg)
+    out.mkdir(parents=True, exist_ok=True)
+    if from_store is not None:
+        m, streams = _from_store(from_store, method, answers, task, device, seed, overrides)
+    else:
+        from paramcast.bench.config import load_bench_config
+        from paramcast.bench.videoqa import SPLITS, VideoQABenchConfig, create_method, prepare
+        from paramcast.config import from_dict
+
+        base = dataclasses.asdict(load_bench_config(config)) if config else {}
+        base.update({k: v for k, v in {"preset": preset, "device": device}.items() if v is not None})
+        base.update(seed=seed, methods=[method])
+        base["method_overrides"] = {method: base.get("method_overrides", {}).get(method, {}) | overrides}
+        cfg = from_dict(VideoQABenchConfig, base, str(config or "flags"))
+        prep = prepare(cfg)
+        m = create_method(cfg, method, prep)
+        m.fit(prep.features["history"])
+        streams = {s: prep.features[s] for s in SPLITS}
+    ckpt = m.save_checkpoint(out / "checkpoint.safetensors")
+    typer.echo(f"wrote {ckpt} ({ckpt.stat().st_size / 1e6:.1f} MB, model version {getattr(m, 'model_version', '')})")
+    for split, fs in streams.items():
+        path = out / f"stream-{split}.safetensors"
+        save_file({"features": fs.features.contiguous(), "answer": fs.answer, "device": fs.device}, str(path))
+        typer.echo(f"wrote {path} ({len(fs)} rows of {int(fs.device.unique().numel())} devices)")
+    typer.echo("\nserve it:\n"
+               f"  paramcast serve --checkpoint {ckpt} --issue-token dev-0 --token-file {out}/tokens.json\n"
+               f"  paramcast serve --checkpoint {ckpt} --token-file {out}/tokens.json --store {out}/history.sqlite")
+    if streams:
+        typer.echo(f"  paramcast device --checkpoint {ckpt} --token $TOKEN --device-id dev-0 "
+                   f"--features {out}/stream-new.safetensors --device-index 0")

@@ -1,0 +1,54 @@
+"""`paramcast train --from-store`: the history devices uploaded becomes a checkpoint the service loads."""
+
+import torch
+from typer.testing import CliRunner
+
+from paramcast import registry
+from paramcast.cli.main import app
+from paramcast.cloud import load_method
+from paramcast.cloud.store import HistoryStore
+from paramcast.types import Upload
+
+
+def test_train_from_store_writes_a_servable_checkpoint(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    C, V = 16, 5
+    with HistoryStore(tmp_path / "h.sqlite") as store:
+        for d in range(3):
+            feats = torch.randn(24, C, generator=g) + d
+            store.add(f"dev-{d}", "videoqa-open", {"features": feats, "labels": torch.randint(V, (24,), generator=g)})
+    out = tmp_path / "run"
+    small = ["head_hidden=8", "proj_dim=8", "hyper_hidden=8", "latent_dim=4", "vae_hidden=16", "epochs=1",
+             "adr_epochs=1", "group_size=4", "groups_per_step=4", "batch_size=16"]
+    res = CliRunner().invoke(app, ["train", "--method", "cdc-mmpg", "--from-store", str(tmp_path / "h.sqlite"),
+                                   "--answers", str(V), "--out", str(out), "--device", "cpu",
+                                   *[a for kv in small for a in ("--method-arg", kv)]])
+    assert res.exit_code == 0, res.output
+    assert "72 stored samples of 3 devices" in res.output
+    m = load_method(None, out / "checkpoint.safetensors", device="cpu")
+    assert m.name == "cdc-mmpg" and m.num_answers == V and m.feature_dim == C and m.config.head_hidden == 8
+    up = Upload(device_id="dev-0", method="cdc-mmpg", task="videoqa-open", model_version=m.model_version,
+                features=torch.randn(1, C))
+    head = m.cloud_step(up)
+    assert head.weight.shape == (V, 8) and torch.isfinite(head.weight).all()
+
+
+def test_train_from_store_needs_the_answer_count(tmp_path):
+    with HistoryStore(tmp_path / "h.sqlite") as store:
+        store.add("dev-0", "t", {"features": torch.randn(4, 8), "labels": torch.tensor([0, 1, 2, 9])})
+    res = CliRunner().invoke(app, ["train", "--from-store", str(tmp_path / "h.sqlite"), "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "--answers" in res.output
+    res = CliRunner().invoke(app, ["train", "--from-store", str(tmp_path / "h.sqlite"), "--answers", "5",
+                                   "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "label 9 >= --answers 5" in res.output
+
+
+def test_serving_a_checkpoint_of_another_method_is_refused(tmp_path):
+    m = registry.create("source-only", num_answers=3, feature_dim=4, device="cpu", head_hidden=4)
+    path = m.save_checkpoint(tmp_path / "so.safetensors")
+    try:
+        load_method("cdc-mmpg", path)
+    except ValueError as exc:
+        assert "'source-only' checkpoint" in str(exc)
+    else:
+        raise AssertionError("a source-only checkpoint was served as cdc-mmpg")
