@@ -1,9 +1,10 @@
-"""Open-ended video QA benchmark on EmojiClips: every method through the one interface.
+"""Open-ended video QA benchmark on EmojiClips or a real dataset: every method through the one interface.
 
 ``run_videoqa(VideoQABenchConfig(...)) -> dict`` (JSON-able):
 
-1. load the EmojiClips preset; pretrain (or load the cached) All-in-One encoder on the history;
-   encode every split once into per-frame features F_m (cached);
+1. load the EmojiClips preset (or, with ``dataset``, a real dataset: see below); pretrain (or load
+   the cached) All-in-One encoder on the history; encode every split once into per-frame features
+   F_m (cached);
 2. for each method: ``fit`` on the history; then for each device of ``new`` (training devices'
    fresh samples) and ``unseen`` (held-out devices): ``reset()``; the device's first ``k`` samples
    are its adaptation samples (collaborative methods upload one frame feature of the first one;
@@ -12,6 +13,18 @@
 3. report accuracies (filtered / unfiltered / worst device), parameter counts, cloud FLOPs, payload
    bytes (from shapes, and the wire-encoded size), measured cloud compute + apply time, transfer
    time per network profile, and the device-side baselines' measured on-device training time.
+
+Real datasets (``dataset="msrvtt-qa" | "msvd-qa" | "tgif-frameqa"``, ``data_root`` = its directory,
+layout in ``docs/datasets.md``): history = train, new = val (test when there is no val), unseen =
+test. They have no devices, so **a device is one video**
+(:mod:`paramcast.data.formats.benchmark`): the device uploads one frame feature of its video's first
+question, the cloud generates a head for that video, and the video's questions are answered with it
+(CDC-MMPG generates parameters per test video from one of its frames); training groups of
+CDC-MMPG / F-hyper are likewise per training video. A video has only a handful of questions, so
+its adaptation shots are its first ``min(k, n - 1)`` questions (F-linear / Fine-tuning train on
+their labels; the collaborative methods upload the first one's anchor frame, no label), and they
+are excluded from evaluation for every method alike; videos with a single question have nothing
+left to evaluate and are skipped. ``k = 1`` evaluates all but one question of every video.
 """
 
 from __future__ import annotations
@@ -30,7 +43,7 @@ from paramcast.bench.flops import count_flops
 from paramcast.bench.metrics import accuracy_report
 from paramcast.bench.netsim import PROFILES, paper_table, transfer_ms
 from paramcast.models.encoder import EncoderConfig, default_device
-from paramcast.models.features import FeatureSet, PretrainConfig, feature_set, load_or_pretrain
+from paramcast.models.features import FeatureSet, PretrainConfig, cache_root, feature_set, load_or_pretrain
 from paramcast.types import HeadParams, Upload
 
 __all__ = ["METHODS", "Prepared", "VideoQABenchConfig", "create_method", "evaluate_method", "prepare", "run_videoqa"]
@@ -56,7 +69,13 @@ class VideoQABenchConfig:
     pretrain_max_rows: int = 8000         # cap on history rows used for pretraining (0 = all): bounds CPU time
     method_overrides: dict[str, dict] = field(default_factory=dict)  # per-method config fields, e.g. {"cdc-mmpg": {"lr": 1e-3}}
     device: str | None = None             # torch device (None = cuda if available, else cpu)
-    data_root: str | None = None          # EmojiClips cache ($PARAMCAST_DATA or ./data when None)
+    dataset: str | None = None            # real open-ended video-QA dataset (msrvtt-qa | msvd-qa | tgif-frameqa;
+                                          #   data.formats.DATASETS); None = EmojiClips (preset / source)
+    data_root: str | None = None          # with dataset: its directory (required); else the EmojiClips cache
+                                          #   ($PARAMCAST_DATA or ./data when None)
+    frames: int = 8                       # real datasets: T frames sampled per video
+    image_size: int = 64                  # real datasets: frames resized to image_size x image_size
+    limit: int = 0                        # real datasets: first rows of each split only (0 = all; quick trials)
     cache_root: str | None = None         # encoder / feature cache ($PARAMCAST_CACHE or ./runs/cache when None)
     timing_repeats: int = 20              # repeats of the cloud step for the median compute time
     profiles: list[str] = field(default_factory=lambda: list(PROFILES))  # network profiles (bench.netsim.PROFILES)
@@ -79,10 +98,25 @@ class VideoQABenchConfig:
         bad = [m for m in self.method_overrides if m not in self.methods]
         if bad:
             errors.append(f"method_overrides for methods not run: {bad}")
-        for f in ("k", "timing_repeats", "fusion_layers"):
+        if self.dataset is not None:
+            from paramcast.data.formats import DATASETS
+            from paramcast.data.formats.benchmark import videoqa_datasets
+
+            fmt, videoqa = DATASETS.get(self.dataset.lower()), videoqa_datasets()
+            if fmt is None:
+                errors.append(f"dataset={self.dataset!r}: unknown; open-ended video-QA datasets: {videoqa}")
+            elif fmt.task != "videoqa":
+                errors.append(f"dataset={self.dataset!r} is a {fmt.task} dataset; this benchmark runs open-ended "
+                              f"video QA: {videoqa}")
+            if not self.data_root:
+                errors.append(f"dataset={self.dataset!r} needs data_root (--data-root): the dataset's directory, "
+                              "laid out as in docs/datasets.md")
+        if self.image_size < 8 or self.image_size % _patch_size(self.image_size):
+            errors.append(f"image_size={self.image_size}: use a multiple of 8 (of 16 from 64 up), e.g. 32 or 64")
+        for f in ("k", "timing_repeats", "fusion_layers", "frames"):
             if getattr(self, f) < 1:
                 errors.append(f"{f}={getattr(self, f)}: must be >= 1")
-        for f in ("epochs", "adr_epochs", "adapt_steps", "pretrain_epochs", "pretrain_max_rows", "threads"):
+        for f in ("epochs", "adr_epochs", "adapt_steps", "pretrain_epochs", "pretrain_max_rows", "threads", "limit"):
             if getattr(self, f) < 0:
                 errors.append(f"{f}={getattr(self, f)}: must be >= 0")
         bad = [p for p in self.profiles if p not in PROFILES]
@@ -90,6 +124,11 @@ class VideoQABenchConfig:
             errors.append(f"unknown network profiles {bad}; known: {list(PROFILES)}")
         if errors:
             raise ValueError("; ".join(errors))
+
+
+def _patch_size(image_size: int) -> int:
+    """ViT patch of the benchmark's encoder: 16 from 64 px up (16 patches at 64), else 8."""
+    return 16 if image_size >= 64 else 8
 
 
 # --- payload sizes ---------------------------------------------------------------------------
@@ -115,8 +154,13 @@ def _median_ms(fn, repeats: int) -> float:
 
 
 def evaluate_method(method: Any, splits: dict[str, FeatureSet], k: int, device_names: list[str],
-                    repeats: int = 20, profiles: list[str] | None = None) -> dict[str, Any]:
-    """Adapt + evaluate a fitted method on every device of every split (see module docstring)."""
+                    repeats: int = 20, profiles: list[str] | None = None, leave_one: bool = False) -> dict[str, Any]:
+    """Adapt + evaluate a fitted method on every device of every split (see module docstring).
+
+    leave_one: a device's adaptation rows are its first ``min(k, n - 1)`` (real datasets, where a
+    device is one video with a few questions); otherwise its first ``k``. Devices with no row left
+    to evaluate are skipped.
+    """
     profiles = profiles or list(PROFILES)
     res: dict[str, Any] = {"accuracy": {}, "adapt_ms_per_device": {}}
     example: tuple[Upload, HeadParams] | None = None
@@ -124,7 +168,8 @@ def evaluate_method(method: Any, splits: dict[str, FeatureSet], k: int, device_n
     for split_name, split in splits.items():
         preds, answers, devices = [], [], []
         for d, rows in _device_rows(split).items():
-            adapt, rest = rows[:k], rows[k:]
+            shots = min(k, rows.numel() - 1) if leave_one else k
+            adapt, rest = rows[:shots], rows[shots:]
             if rest.numel() == 0:
                 continue
             method.reset()
@@ -145,6 +190,9 @@ def evaluate_method(method: Any, splits: dict[str, FeatureSet], k: int, device_n
             preds.append(method.predict(split.subset(rest)).argmax(-1))
             answers.append(split.answer[rest])
             devices.append(split.device[rest])
+        if not preds:
+            raise ValueError(f"split {split_name!r}: no device has a row left to evaluate after its adaptation "
+                             f"rows (k={k}{', at least 2 rows per device needed' if leave_one else ''})")
         res["accuracy"][split_name] = accuracy_report(torch.cat(preds), torch.cat(answers), torch.cat(devices))
     method.reset()
 
@@ -198,24 +246,37 @@ class Prepared:
     timings: dict[str, float]
 
 
-def prepare(config: VideoQABenchConfig) -> Prepared:
-    """Load the EmojiClips preset, pretrain (or load the cached) encoder, encode every split (cached)."""
+def _load_data(config: VideoQABenchConfig) -> tuple[Any, str]:
+    """(dataset with .history / .new / .unseen / .vocab / .split(), cache key naming its exact rows)."""
+    if config.dataset is not None:
+        from paramcast.data.formats import load_videoqa_benchmark
+
+        ds = load_videoqa_benchmark(config.dataset, config.data_root, frames=config.frames, size=config.image_size,
+                                    limit=config.limit, cache_dir=cache_root(config.cache_root) / "clips")
+        return ds, f"{ds.name}-{ds.fingerprint}"
     from paramcast.data.emojiclips import load
 
+    ds = load(config.preset, source=config.source, seed=config.seed, root=config.data_root, progress=config.progress)
+    return ds, f"{ds.config.name}-{ds.config.fingerprint()}"
+
+
+def prepare(config: VideoQABenchConfig) -> Prepared:
+    """Load the data (EmojiClips preset or real dataset), pretrain (or load the cached) encoder, encode
+    every split (cached). A real dataset's key (name, root, frames, size, limit, rows of every split)
+    keeps its encoder and feature caches apart from every other dataset's."""
     dev = config.device or default_device()
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    ds = load(config.preset, source=config.source, seed=config.seed, root=config.data_root, progress=config.progress)
+    ds, data_key = _load_data(config)
     timings["data_s"] = time.perf_counter() - t0
     V = len(ds.vocab.answers)
-    data_key = f"{ds.config.name}-{ds.config.fingerprint()}"
 
     t0 = time.perf_counter()
     enc_cfg = EncoderConfig(vocab_size=len(ds.vocab.words), image_size=int(ds.history.frames.shape[2]),
-                            patch_size=16 if ds.history.frames.shape[2] >= 64 else 8,
+                            patch_size=_patch_size(int(ds.history.frames.shape[2])),
                             fusion_layers=config.fusion_layers, max_frames=max(16, ds.history.frames.shape[1]),
                             max_question_len=max(64, ds.history.question.shape[1]))
     pre_cfg = PretrainConfig(epochs=config.pretrain_epochs, max_rows=config.pretrain_max_rows, seed=config.seed)
@@ -224,8 +285,13 @@ def prepare(config: VideoQABenchConfig) -> Prepared:
     timings["pretrain_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    feats = {s: feature_set(encoder, ds.split(s), key=f"{data_key}-{s}", root=config.cache_root,
-                            progress=config.progress, label=f"encode {s}") for s in ("history", *SPLITS)}
+    feats: dict[str, FeatureSet] = {}
+    for s in ("history", *SPLITS):
+        # A real dataset without a val split serves its test split as both new and unseen: encode it once.
+        same = [o for o in feats if ds.split(o) is ds.split(s)]
+        feats[s] = feats[same[0]] if same else feature_set(encoder, ds.split(s), key=f"{data_key}-{s}",
+                                                           root=config.cache_root, progress=config.progress,
+                                                           label=f"encode {s}")
     timings["features_s"] = time.perf_counter() - t0
     return Prepared(ds, encoder, enc_cfg, pre_log, feats, str(dev), timings)
 
@@ -241,7 +307,7 @@ def run_videoqa(config: VideoQABenchConfig) -> dict[str, Any]:
     """Run the benchmark; returns a JSON-able dict (structure in ``docs/cdc_mmpg.md``)."""
     prep = prepare(config)
     ds, encoder, feats, timings, dev = prep.dataset, prep.encoder, prep.features, prep.timings, prep.device
-    vocab, V = ds.vocab, len(ds.vocab.answers)
+    vocab = ds.vocab
     enc_cfg, pre_log = prep.encoder_config, prep.pretrain_log
 
     results: dict[str, Any] = {}
@@ -252,7 +318,7 @@ def run_videoqa(config: VideoQABenchConfig) -> dict[str, Any]:
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         r = evaluate_method(method, {s: feats[s] for s in SPLITS}, config.k, vocab.devices,
-                            config.timing_repeats, config.profiles)
+                            config.timing_repeats, config.profiles, leave_one=config.dataset is not None)
         r["fit_s"], r["eval_s"] = fit_s, time.perf_counter() - t0
         r["train_log"] = getattr(method, "log", {})
         r["config"] = dataclasses.asdict(method.config) if dataclasses.is_dataclass(getattr(method, "config", None)) else {}
@@ -267,14 +333,7 @@ def run_videoqa(config: VideoQABenchConfig) -> dict[str, Any]:
         "task": "videoqa-open",
         "config": dataclasses.asdict(config),
         "device": str(dev),
-        "dataset": {
-            "preset": ds.config.name, "source": ds.config.source, "fingerprint": ds.config.fingerprint(),
-            "rows": {"history": len(ds.history), "new": len(ds.new), "unseen": len(ds.unseen)},
-            "num_answers": V, "vocab_words": len(vocab.words), "frames": list(ds.history.frames.shape[1:]),
-            "train_devices": int(ds.history.device.unique().numel()),
-            "unseen_devices": int(ds.unseen.device.unique().numel()),
-            "devices": vocab.devices,
-        },
+        "dataset": _dataset_section(config, ds),
         "encoder": {"config": enc_cfg.to_dict(), "params": sum(p.numel() for p in encoder.parameters()),
                     "pretrain": pre_log},
         "timings": timings,
@@ -283,6 +342,24 @@ def run_videoqa(config: VideoQABenchConfig) -> dict[str, Any]:
         "paper_table": paper_table(),
         "profiles": {p: dataclasses.asdict(PROFILES[p]) for p in config.profiles},
     }
+
+
+def _dataset_section(config: VideoQABenchConfig, ds: Any) -> dict[str, Any]:
+    vocab = ds.vocab
+    common = {
+        "rows": {"history": len(ds.history), "new": len(ds.new), "unseen": len(ds.unseen)},
+        "num_answers": len(vocab.answers), "vocab_words": len(vocab.words),
+        "frames": list(ds.history.frames.shape[1:]),
+        "train_devices": int(ds.history.device.unique().numel()),
+        "unseen_devices": int(ds.unseen.device.unique().numel()),
+    }
+    if config.dataset is None:
+        return {"preset": ds.config.name, "source": ds.config.source, "fingerprint": ds.config.fingerprint(),
+                **common, "devices": vocab.devices}
+    # "preset" / "source" keep the keys every report reads; one device per video, so no device list.
+    return {"name": ds.name, "root": str(ds.root), "preset": ds.name, "source": str(ds.root),
+            "fingerprint": ds.fingerprint, "splits": ds.splits, "device": "video", "limit": ds.limit, **common,
+            "new_devices": int(ds.new.device.unique().numel())}
 
 
 def _summary(results: dict[str, Any]) -> dict[str, Any]:

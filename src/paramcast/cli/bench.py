@@ -22,11 +22,22 @@ def videoqa(
     source: str = typer.Option(None, help="Sprite source: emoji | shapes (default: the preset's)."),
     seed: int = typer.Option(None, help="Seed of data, encoder and methods (default 0)."),
     methods: str = typer.Option(None, help="Comma-separated registered methods (default: all of the benchmark)."),
+    dataset: str = typer.Option(None, help="Real dataset instead of EmojiClips: msrvtt-qa | msvd-qa | tgif-frameqa "
+                                           "(a device is one video; see docs/datasets.md)."),
+    data_root: Path = typer.Option(None, "--data-root", help="With --dataset: the dataset's directory "
+                                                             "(layout in docs/datasets.md)."),
+    limit: int = typer.Option(None, help="With --dataset: first rows of each split only (0 = all), for quick trials."),
+    k: int = typer.Option(None, help="Adaptation shots per device (default 16; with --dataset a device is a video, "
+                                     "its first min(k, n-1) questions)."),
     config: Path = typer.Option(None, help="A benchmarks/videoqa/*.yaml config; flags given explicitly override it."),
     device: str = typer.Option(None, help="torch device, e.g. cpu or cuda (default: cuda if available)."),
-    out: Path = typer.Option(None, help="Result path stem (default runs/videoqa/<preset>); .json/.md/.png are written."),
+    out: Path = typer.Option(None, help="Result path stem (default runs/videoqa/<preset or dataset>); "
+                                        ".json/.md/.png are written."),
 ) -> None:
-    """Open-ended video QA: pretrain the encoder (cached), train every method, adapt each device, compare."""
+    """Open-ended video QA: pretrain the encoder (cached), train every method, adapt each device, compare.
+
+    On EmojiClips (default) or a real dataset on disk: --dataset msrvtt-qa --data-root /data/msrvtt.
+    """
     import dataclasses
 
     from paramcast.bench.config import load_bench_config
@@ -36,12 +47,13 @@ def videoqa(
     from paramcast.config import from_dict
 
     base = dataclasses.asdict(load_bench_config(config)) if config else {}
-    given = {"preset": preset, "source": source, "seed": seed, "device": device,
+    given = {"preset": preset, "source": source, "seed": seed, "device": device, "dataset": dataset,
+             "data_root": str(data_root) if data_root else None, "limit": limit, "k": k,
              "methods": [m.strip() for m in methods.split(",")] if methods else None}
-    base.update({k: v for k, v in given.items() if v is not None})
+    base.update({key: v for key, v in given.items() if v is not None})
     cfg = from_dict(VideoQABenchConfig, base, str(config or "flags"))
     result = run_videoqa(cfg)
-    out = out or Path("runs/videoqa") / cfg.preset
+    out = out or Path("runs/videoqa") / (cfg.dataset or cfg.preset)
     md = markdown(result)
     console.print(md)
     paths = write_result(result, out, md)

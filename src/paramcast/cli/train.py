@@ -2,12 +2,14 @@
 
     # on EmojiClips (the benchmark's data, encoder and features, all cached):
     paramcast train --method cdc-mmpg --preset quick --out runs/train/cdc-mmpg
+    # on a real open-ended video-QA dataset on disk (one device per video, see docs/datasets.md):
+    paramcast train --method cdc-mmpg --dataset msrvtt-qa --data-root /data/msrvtt --out runs/train/msrvtt
     # on what devices uploaded to a running service (its SQLite history store):
     paramcast train --method cdc-mmpg --from-store runs/history.sqlite --answers 1000 --out runs/train/store
 
-It writes ``<out>/checkpoint.safetensors`` (``paramcast serve --checkpoint``) and, for EmojiClips,
-``<out>/stream-new.safetensors`` / ``stream-unseen.safetensors``: the encoded evaluation splits that
-``paramcast device --features`` streams. It prints the commands that serve and query the result.
+It writes ``<out>/checkpoint.safetensors`` (``paramcast serve --checkpoint``) and, for EmojiClips or a
+real dataset, ``<out>/stream-new.safetensors`` / ``stream-unseen.safetensors``: the encoded evaluation
+splits that ``paramcast device --features`` streams. It prints the commands that serve and query the result.
 
 Store rows carry one anchor-frame feature each (``features (N, C)``), so store training sees them as
 one-frame clips ``(N, 1, C)``: every frame-sampling step then picks that frame.
@@ -48,6 +50,9 @@ def train(
     out: Path = typer.Option(Path("runs/train"), help="output folder (checkpoint + device streams)"),
     config: Path = typer.Option(None, help="a benchmarks/videoqa/*.yaml config (data, encoder, training budget)"),
     preset: str = typer.Option(None, help="EmojiClips preset when no --config: tiny | quick | standard"),
+    dataset: str = typer.Option(None, help="real dataset instead of EmojiClips: msrvtt-qa | msvd-qa | tgif-frameqa"),
+    data_root: Path = typer.Option(None, "--data-root", help="with --dataset: the dataset's directory"),
+    limit: int = typer.Option(None, help="with --dataset: first rows of each split only (0 = all)"),
     from_store: Path = typer.Option(None, "--from-store", help="train on a service's SQLite history store instead"),
     answers: int = typer.Option(None, help="answer vocabulary size V (with --from-store)"),
     task: str = typer.Option(None, help="only the store rows of this task (with --from-store)"),
@@ -55,7 +60,8 @@ def train(
     seed: int = typer.Option(0, help="training seed"),
     device: str = typer.Option(None, help="torch device (default: cuda if available)"),
 ) -> None:
-    """Train one method on the cloud history (EmojiClips, or a service's history store); save a checkpoint."""
+    """Train one method on the cloud history (EmojiClips, a real dataset, or a service's history store); save a
+    checkpoint."""
     import dataclasses
 
     from safetensors.torch import save_file
@@ -72,7 +78,9 @@ def train(
         from paramcast.config import from_dict
 
         base = dataclasses.asdict(load_bench_config(config)) if config else {}
-        base.update({k: v for k, v in {"preset": preset, "device": device}.items() if v is not None})
+        given = {"preset": preset, "device": device, "dataset": dataset,
+                 "data_root": str(data_root) if data_root else None, "limit": limit}
+        base.update({k: v for k, v in given.items() if v is not None})
         base.update(seed=seed, methods=[method])
         base["method_overrides"] = {method: base.get("method_overrides", {}).get(method, {}) | overrides}
         cfg = from_dict(VideoQABenchConfig, base, str(config or "flags"))
@@ -90,5 +98,6 @@ def train(
                f"  paramcast serve --checkpoint {ckpt} --issue-token dev-0 --token-file {out}/tokens.json\n"
                f"  paramcast serve --checkpoint {ckpt} --token-file {out}/tokens.json --store {out}/history.sqlite")
     if streams:
+        first = int(streams["new"].device.min())      # a real dataset's videos are numbered after the training ones
         typer.echo(f"  paramcast device --checkpoint {ckpt} --token $TOKEN --device-id dev-0 "
-                   f"--features {out}/stream-new.safetensors --device-index 0")
+                   f"--features {out}/stream-new.safetensors --device-index {first}")

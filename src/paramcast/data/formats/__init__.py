@@ -22,14 +22,15 @@ from paramcast.data.base import ClipSet, Vocab
 from ._common import Annotations, DatasetLayoutError, build_answer_vocab, build_word_vocab, tokenize
 from .accuracy import vqa_score
 from .backbones import load_local_backbones
+from .benchmark import VideoQABenchmark, load_videoqa_benchmark
 from .captions import read_coco_captions, read_nocaps
 from .imageqa import read_aokvqa, read_vqav2
 from .retrieval import read_msrvtt_retrieval
 from .videoqa import read_msrvtt_qa, read_msvd_qa, read_tgif_frameqa
 
-__all__ = ["DATASETS", "Annotations", "DatasetFormat", "DatasetLayoutError", "build_answer_vocab",
-           "build_word_vocab", "load_dataset", "load_local_backbones", "read_annotations",
-           "tokenize", "vqa_score"]
+__all__ = ["DATASETS", "Annotations", "DatasetFormat", "DatasetLayoutError", "VideoQABenchmark",
+           "build_answer_vocab", "build_word_vocab", "load_dataset", "load_local_backbones",
+           "load_videoqa_benchmark", "read_annotations", "tokenize", "vqa_score"]
 
 
 @dataclass(frozen=True)
