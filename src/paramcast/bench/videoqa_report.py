@@ -16,7 +16,9 @@ _COLS = ["method", "new", "unseen", "worst_device", "new_unfiltered", "unseen_un
 def markdown(result: dict[str, Any]) -> str:
     ds = result["dataset"]
     rows = [{"method": name, **row} for name, row in result["summary"].items() if not name.startswith("_")]
-    head = (f"## Open-ended video QA — EmojiClips `{ds['preset']}` ({ds['source']}), "
+    where = (f"`{ds['name']}` ({ds.get('root', '')}), one device per video" if ds.get("name")
+             else f"EmojiClips `{ds['preset']}` ({ds['source']})")
+    head = (f"## Open-ended video QA — {where}, "
             f"{ds['train_devices']} training + {ds['unseen_devices']} unseen devices, V = {ds['num_answers']}\n\n"
             "Accuracy (filtered: answers outside the vocabulary dropped; `_unfiltered`: counted wrong). "
             "`delay_ms_5G-100`: measured cloud compute + apply + ideal transfer at 100 MB/s; "

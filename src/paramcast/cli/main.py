@@ -22,7 +22,7 @@ app.add_typer(data.app, name="data", help="Build, describe and look at the Emoji
 app.add_typer(bench.app, name="bench", help="Benchmarks: accuracy, payload sizes, latency, serving, links.")
 app.command("validate", help="Check every YAML config under benchmarks/ and report all errors at once.")(
     validate.validate)
-app.command("train", help="Train one method on the cloud history (EmojiClips or a service's store); save a checkpoint.")(
+app.command("train", help="Train one method on the cloud history (EmojiClips, a real dataset or a service's store); save a checkpoint.")(
     train)
 app.command("serve", help="Run the cloud service (FastAPI + uvicorn) for a trained method.")(serve)
 app.command("device", help="Run a simulated device (an EmojiClips stream of one device) against a server.")(
