@@ -1,13 +1,10 @@
-"""End to end on the `tiny` EmojiClips preset (builds the data, pretrains a small encoder): slow."""
+"""End to end on the `tiny` EmojiClips preset (builds the data, pretrains a small encoder; ~12 s)."""
 
 import json
-
-import pytest
 
 from paramcast.bench.videoqa import METHODS, VideoQABenchConfig, run_videoqa
 
 
-@pytest.mark.slow
 def test_run_videoqa_tiny_end_to_end(tmp_path):
     cfg = VideoQABenchConfig(preset="tiny", source="shapes", methods=list(METHODS), k=4, epochs=2, adr_epochs=1,
                              adapt_steps=2, pretrain_epochs=1, pretrain_max_rows=200, timing_repeats=2,
@@ -24,6 +21,10 @@ def test_run_videoqa_tiny_end_to_end(tmp_path):
         for split in ("new", "unseen"):
             assert 0.0 <= r["accuracy"][split]["filtered"] <= 1.0
     assert result["methods"]["fine-tuning"]["adapt_ms"] > 0
-    # the second run reuses the cached encoder
+    assert not any(r["fit_cached"] for r in result["methods"].values())
+    # the second run reuses the cached encoder, features and fitted methods, and gets the same numbers
     again = run_videoqa(cfg)
     assert again["encoder"]["pretrain"]["cached"] is True
+    for name, r in again["methods"].items():
+        assert r["fit_cached"] and r["fit_s"] == result["methods"][name]["fit_s"]
+        assert r["accuracy"] == result["methods"][name]["accuracy"], name
