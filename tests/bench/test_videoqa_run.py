@@ -6,13 +6,13 @@ from paramcast.bench.videoqa import METHODS, VideoQABenchConfig, run_videoqa
 
 
 def test_run_videoqa_tiny_end_to_end(tmp_path):
-    cfg = VideoQABenchConfig(preset="tiny", source="shapes", methods=list(METHODS), k=4, epochs=2, adr_epochs=1,
+    cfg = VideoQABenchConfig(preset="tiny", source="shapes", methods=[*METHODS, "duet", "stablesynthnet"], k=4, epochs=2, adr_epochs=1,
                              adapt_steps=2, pretrain_epochs=1, pretrain_max_rows=200, timing_repeats=2,
                              data_root=str(tmp_path / "data"), cache_root=str(tmp_path / "cache"), device="cpu",
                              progress=False)
     result = run_videoqa(cfg)
     json.dumps(result)  # JSON-able
-    assert set(result["methods"]) == set(METHODS)
+    assert set(result["methods"]) == {*METHODS, "duet", "stablesynthnet"}
     ours = result["methods"]["cdc-mmpg"]
     V = result["dataset"]["num_answers"]
     assert ours["bytes_up"] == 192 * 4 and ours["bytes_down"] == (96 + 1) * V * 4

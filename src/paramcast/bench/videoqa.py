@@ -315,15 +315,17 @@ def fit_method(config: VideoQABenchConfig, name: str, prepared: Prepared) -> tup
     from paramcast.methods.base import CHECKPOINT_FORMAT
     from paramcast.models.features import _key
 
-    method = create_method(config, name, prepared)
     key = _key(name, _method_kwargs(config, name), config.seed, prepared.pretrain_log.get("path"), CHECKPOINT_FORMAT)
     path = cache_root(config.cache_root) / "methods" / f"{name}-{key}.safetensors"
     info = path.with_suffix(".json")
     if config.cache_methods and path.exists() and info.exists():
-        method.load_checkpoint(path)
+        # rebuilt from the checkpoint's own arguments (e.g. StableSynthNet's template count, set in fit)
+        method = registry.from_checkpoint(path, encoder=prepared.encoder, device=prepared.device, seed=config.seed,
+                                          progress=config.progress)
         meta = json.loads(info.read_text())
         method.log = meta.get("log", {})
         return method, float(meta["fit_s"]), True
+    method = create_method(config, name, prepared)
     t0 = time.perf_counter()
     method.fit(prepared.features["history"])
     fit_s = time.perf_counter() - t0
