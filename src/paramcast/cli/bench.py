@@ -97,3 +97,60 @@ app.command("cdcca", help="CD-CCA continual rounds vs TENT / CoTTA / PKD / CWD, 
     bench_cdcca)
 app.command("stablesynthnet-ablation", help="StableSynthNet with DCT / ODS / TDE switched off, 3 seeds.")(
     bench_ablation)
+
+
+def _task_command(task: str, preset: str, source: str | None, seed: int, methods: str | None, k: int,
+                  device: str | None, out: Path | None, threads: int) -> None:
+    """Shared body of ``bench mcqa | retrieval | frames``: run, print the Markdown, write JSON/MD/PNG."""
+    import importlib
+
+    from paramcast.bench.report import write_result
+    from paramcast.bench.videoqa import VideoQABenchConfig
+
+    mod = importlib.import_module(f"paramcast.bench.{task}")
+    default = {"mcqa": "MC_METHODS", "retrieval": "RETRIEVAL_METHODS", "frames": "FRAMES_METHODS"}[task]
+    names = [m.strip() for m in methods.split(",")] if methods else list(getattr(mod, default))
+    cfg = VideoQABenchConfig(preset=preset, source=source, seed=seed, methods=names, k=k, device=device,
+                             threads=threads)
+    result = getattr(mod, f"run_{task}")(cfg)
+    out = out or Path("runs") / task / preset
+    md = mod.markdown(result)
+    console.print(md)
+    paths = write_result(result, out, md)
+    png = mod.plot(result, out.with_suffix(".png"))
+    console.print(f"wrote {paths['json']}, {paths['markdown']}, {png}")
+
+
+_PRESET = typer.Option("quick", help="EmojiClips preset: tiny | quick | standard.")
+_SOURCE = typer.Option(None, help="Sprite source: emoji | shapes (default: the preset's).")
+_SEED = typer.Option(0, help="Seed of data, encoder and methods.")
+_K = typer.Option(16, help="Adaptation samples per device (questions for mcqa, clips for retrieval).")
+_DEVICE = typer.Option(None, help="torch device, e.g. cpu or cuda (default: cuda if available).")
+_THREADS = typer.Option(0, help="torch CPU threads (0 = leave as is).")
+
+
+@app.command()
+def mcqa(preset: str = _PRESET, source: str = _SOURCE, seed: int = _SEED, k: int = _K, device: str = _DEVICE,
+         threads: int = _THREADS,
+         methods: str = typer.Option(None, help="Comma-separated methods (default: all seven)."),
+         out: Path = typer.Option(None, help="Result path stem (default runs/mcqa/<preset>).")) -> None:
+    """Multiple-choice video QA: question [SEP] candidate, 5 candidates, highest score wins (docs/tasks.md)."""
+    _task_command("mcqa", preset, source, seed, methods, k, device, out, threads)
+
+
+@app.command()
+def retrieval(preset: str = _PRESET, source: str = _SOURCE, seed: int = _SEED, k: int = _K, device: str = _DEVICE,
+              threads: int = _THREADS,
+              methods: str = typer.Option(None, help="Comma-separated methods (default: all but fine-tuning)."),
+              out: Path = typer.Option(None, help="Result path stem (default runs/retrieval/<preset>).")) -> None:
+    """Video-text retrieval on EmojiClips captions: VR@1/5/10 (video->text), TR@1/5/10 (text->video)."""
+    _task_command("retrieval", preset, source, seed, methods, k, device, out, threads)
+
+
+@app.command()
+def frames(preset: str = _PRESET, source: str = _SOURCE, seed: int = _SEED, k: int = _K, device: str = _DEVICE,
+           threads: int = _THREADS,
+           methods: str = typer.Option(None, help="Comma-separated methods (default: cdc-mmpg,fine-tuning)."),
+           out: Path = typer.Option(None, help="Result path stem (default runs/frames/<preset>).")) -> None:
+    """Sampled-frames ablation: D = 2, 3, 4, 5, open-ended accuracy and training time (seed Table 4)."""
+    _task_command("frames", preset, source, seed, methods, k, device, out, threads)

@@ -1,0 +1,245 @@
+"""Multiple-choice video QA on EmojiClips: every method scores the 5 candidates of a question.
+
+All-in-One's recipe (seed cdc-mmpg §4.4.1): the question and a candidate are joined with [SEP],
+``(video, question [SEP] candidate)`` goes through the encoder, a head gives one logit per
+candidate, the prediction is the candidate with the highest logit.
+
+How the methods are trained for it (one path for all of them, no per-method code): every
+``(row, candidate)`` pair is one row of a :class:`~paramcast.models.features.FeatureSet` whose
+features are the encoder's per-frame output for ``(video, question [SEP] candidate)`` and whose
+label is 1 for the right candidate, 0 otherwise. Each registered method is created with
+``num_answers=2`` and trained by its **own** ``fit`` on those pairs (CDC-MMPG's ADR + per-device
+groups, StableSynthNet's contrastive terms, DUET's generator, ...); a candidate's score is the
+pair head's ``logit[1] - logit[0]`` (:func:`paramcast.bench.metrics.mc_scores`), which is one
+``Linear(H, 1)`` logit ``(W_1 - W_0) h + (b_1 - b_0)``. Deviation from All-in-One, the same for
+every method: training is pointwise (cross-entropy per pair, 1 right : 4 wrong) rather than a
+softmax over the 5 scores of a question; the generated layer is ``Linear(96, 2)`` (776 B down)
+rather than ``Linear(96, 1)`` (388 B).
+
+Frames: each pair is encoded on ``MC_FRAMES = 3`` evenly spaced frames of the clip (0, T/2, T - 1;
+All-in-One's D = 3 sampled frames): five candidates on all T = 8 frames would cost 5 × the whole
+open-ended encoding. Fine-tuning re-encodes the same 3 frames.
+
+Adaptation, as in :mod:`paramcast.bench.videoqa`, per device: its first ``k`` *questions* (5·k
+pairs) are the adaptation samples of every method and are not evaluated; collaborative methods
+upload frame 0 of the first pair (video + question [SEP] its first candidate), F-linear /
+Fine-tuning train on the labelled 5·k pairs (their ``k`` field is set to 5·k). Candidate strings are
+tokenised with the dataset's word vocabulary; the candidate features are cached like
+``feature_set``'s (``runs/cache/features/``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from paramcast import registry, wire
+from paramcast.baselines.duet import frame_index
+from paramcast.bench.metrics import accuracy_report, mc_scores
+from paramcast.bench.videoqa import SPLITS, Prepared, VideoQABenchConfig, _method_kwargs, prepare
+from paramcast.models.features import FeatureSet, _key, _progress, cache_root
+
+__all__ = ["MC_METHODS", "encode_cached", "markdown", "mc_tokens", "pair_set", "plot", "run_mcqa"]
+
+MC_FRAMES = 3
+MC_METHODS = ("source-only", "f-linear", "fine-tuning", "f-hyper", "cdc-mmpg", "duet", "stablesynthnet")
+SEP, CLS, UNK = 2, 1, 3
+
+
+def mc_tokens(question: torch.Tensor, candidates: torch.Tensor, vocab: Any, max_len: int = 64) -> torch.Tensor:
+    """``question [SEP] candidate`` word ids for every row and candidate: (N, Lq), (N, K) -> (N, K, L).
+
+    ``question`` starts with [CLS] and is 0-padded; candidate ``c`` is the string
+    ``vocab.mc_answers[c]`` tokenised with the dataset's word vocabulary (unknown words -> [UNK]).
+    """
+    from paramcast.data.emojiclips.dataset import tokenize
+
+    wid = {w: i for i, w in enumerate(vocab.words)}
+    cand_ids = [[wid.get(w, UNK) for w in tokenize(text)] for text in vocab.mc_answers]
+    q_rows = [[int(t) for t in row if t != 0] for row in question.tolist()]
+    seqs = [[q + [SEP] + cand_ids[c] for c in row] for q, row in zip(q_rows, candidates.tolist(), strict=True)]
+    L = min(max_len, max((len(s) for row in seqs for s in row), default=1))
+    out = torch.zeros(len(seqs), candidates.shape[1], L, dtype=torch.int64)
+    for i, row in enumerate(seqs):
+        for c, s in enumerate(row):
+            s = s[:L]
+            out[i, c, : len(s)] = torch.tensor(s)
+    return out
+
+
+@torch.no_grad()
+def encode_cached(encoder: Any, frames: torch.Tensor, tokens: torch.Tensor, key: str | None,
+                  root: str | Path | None = None, batch_size: int = 128, progress: bool = False,
+                  label: str = "encode") -> torch.Tensor:
+    """Per-frame features of ``(frames[i], tokens[i, c])`` for every row i and text c: (N, K, T, C).
+
+    frames (N, T, H, W, 3) uint8, tokens (N, K, L). Cached on disk under ``key`` + the encoder's
+    weights (like :func:`paramcast.models.features.feature_set`).
+    """
+    from safetensors.torch import load_file, save_file
+
+    path = None
+    if key is not None:
+        wsum = _key(encoder.config.to_dict(), [float(p.double().sum()) for p in encoder.parameters()])
+        path = cache_root(root) / "features" / f"{_key(key, wsum, tuple(tokens.shape))}.safetensors"
+        if path.exists():
+            return load_file(str(path))["features"]
+    encoder.eval()
+    N, K = tokens.shape[:2]
+    out = torch.zeros(N, K, frames.shape[1], encoder.hidden)
+    with _progress(progress) as bar:
+        task = bar.add_task(label, total=-(-N // batch_size) * K, info="")
+        for s in range(0, N, batch_size):
+            for c in range(K):
+                out[s: s + batch_size, c] = encoder(frames[s: s + batch_size], tokens[s: s + batch_size, c]).float().cpu()
+                bar.update(task, advance=1)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"features": out.contiguous()}, str(path))
+    return out
+
+
+def pair_set(features: torch.Tensor, clips: Any, tokens: torch.Tensor, rows: torch.Tensor,
+             keep_raw: bool = False) -> FeatureSet:
+    """The (row, candidate) pairs of ``rows`` as one FeatureSet of ``len(rows) * K`` rows, label 1 = right."""
+    K = features.shape[1]
+    answer = (torch.arange(K)[None] == clips.mc_label[rows][:, None]).long().flatten()
+    return FeatureSet(features[rows].flatten(0, 1), answer, clips.device[rows].repeat_interleave(K),
+                      clips.frames[rows].repeat_interleave(K, 0) if keep_raw else None,
+                      tokens[rows].flatten(0, 1) if keep_raw else None)
+
+
+def _create(config: VideoQABenchConfig, name: str, prep: Prepared) -> Any:
+    kw = _method_kwargs(config, name)
+    if "k" in kw and "k" not in config.method_overrides.get(name, {}):
+        kw["k"] = 5 * config.k                       # F-linear / Fine-tuning: all pairs of the k questions
+    return registry.create(name, num_answers=2, feature_dim=prep.encoder.hidden, encoder=prep.encoder,
+                           device=prep.device, seed=config.seed, progress=config.progress, **kw)
+
+
+def _evaluate(method: Any, split: str, feats: torch.Tensor, clips: Any, tokens: torch.Tensor, k: int,
+              devices: list[str]) -> tuple[dict, list[float], tuple | None]:
+    preds, labels, devs, adapt_ms, example = [], [], [], [], None
+    raw = getattr(method, "name", "") == "fine-tuning"
+    for d in clips.device.unique().tolist():
+        rows = torch.nonzero(clips.device == d).flatten()
+        adapt, rest = rows[:k], rows[k:]
+        if rest.numel() == 0:
+            continue
+        method.reset()
+        shots = pair_set(feats, clips, tokens, adapt, keep_raw=raw)
+        shots.meta["device_id"] = devices[d] if d < len(devices) else str(d)
+        upload = method.device_step(shots)
+        update = method.cloud_step(upload) if upload is not None else None
+        if update is not None:
+            method.apply(update)
+            example = example or (upload, update)
+        if getattr(method, "last_adapt_seconds", 0.0):
+            adapt_ms.append(method.last_adapt_seconds * 1e3)
+        logits = method.predict(pair_set(feats, clips, tokens, rest, keep_raw=raw))
+        preds.append(mc_scores(logits, feats.shape[1]).argmax(-1))
+        labels.append(clips.mc_label[rest])
+        devs.append(clips.device[rest])
+    method.reset()
+    return accuracy_report(torch.cat(preds), torch.cat(labels), torch.cat(devs)), adapt_ms, example
+
+
+def run_mcqa(config: VideoQABenchConfig, frames: int = MC_FRAMES) -> dict[str, Any]:
+    """Multiple-choice video QA for every method of ``config.methods`` (EmojiClips only)."""
+    if config.dataset is not None:
+        raise ValueError("bench mcqa runs on EmojiClips (its rows carry 5 candidates); real datasets: not yet")
+    prep = prepare(config)
+    ds = prep.dataset
+    data_key = f"{ds.config.name}-{ds.config.fingerprint()}"
+    t0 = time.perf_counter()
+    tokens, feats, splits = {}, {}, {}
+    for s in ("history", *SPLITS):
+        clips = ds.split(s)
+        clips = splits[s] = dataclasses.replace(clips, frames=clips.frames[:, frame_index(clips.frames.shape[1], frames)])
+        tokens[s] = mc_tokens(clips.question, clips.candidates, ds.vocab, prep.encoder.config.max_question_len)
+        feats[s] = encode_cached(prep.encoder, clips.frames, tokens[s], f"mc{frames}-{data_key}-{s}-{prep.pretrain_log.get('path')}",
+                                 config.cache_root, progress=config.progress, label=f"encode mc {s}")
+    prep.timings["mc_features_s"] = time.perf_counter() - t0
+    history = pair_set(feats["history"], splits["history"], tokens["history"], torch.arange(len(ds.history)))
+
+    results: dict[str, Any] = {}
+    for name in config.methods:
+        torch.manual_seed(config.seed)
+        method = _create(config, name, prep)
+        t0 = time.perf_counter()
+        method.fit(history)
+        fit_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        r: dict[str, Any] = {"accuracy": {}}
+        adapt_all, example = [], None
+        for s in SPLITS:
+            r["accuracy"][s], adapt_ms, ex = _evaluate(method, s, feats[s], splits[s], tokens[s], config.k,
+                                                       ds.vocab.devices)
+            adapt_all += adapt_ms
+            example = example or ex
+        r.update(fit_s=fit_s, eval_s=time.perf_counter() - t0, collaborative=bool(method.collaborative),
+                 d_params=int(method.device_params()) if hasattr(method, "device_params") else None,
+                 c_params=int(method.cloud_params()) if hasattr(method, "cloud_params") else None,
+                 bytes_up=int(wire.tensor_nbytes(example[0])) if example else 0,
+                 bytes_down=int(wire.tensor_nbytes(example[1])) if example else 0,
+                 adapt_ms=statistics.median(adapt_all) if adapt_all else None,
+                 config=dataclasses.asdict(method.config) if dataclasses.is_dataclass(getattr(method, "config", None)) else {})
+        results[name] = r
+        if config.progress:
+            print(f"{name:14s} new {r['accuracy']['new']['filtered']:.3f}  unseen {r['accuracy']['unseen']['filtered']:.3f}"
+                  f"  fit {fit_s:.1f}s eval {r['eval_s']:.1f}s")
+    return {
+        "task": "videoqa-mc", "config": dataclasses.asdict(config), "device": prep.device,
+        "dataset": {"preset": ds.config.name, "source": ds.config.source, "fingerprint": ds.config.fingerprint(),
+                    "rows": {s: len(ds.split(s)) for s in ("history", *SPLITS)}, "candidates": 5, "frames": frames,
+                    "train_devices": int(ds.history.device.unique().numel()),
+                    "unseen_devices": int(ds.unseen.device.unique().numel())},
+        "encoder": {"pretrain": prep.pretrain_log}, "timings": prep.timings, "methods": results,
+        "summary": {n: {"new": r["accuracy"]["new"]["filtered"], "unseen": r["accuracy"]["unseen"]["filtered"],
+                        "worst_device": min(r["accuracy"][s]["worst_device"] for s in SPLITS),
+                        "bytes_up": r["bytes_up"], "bytes_down": r["bytes_down"], "adapt_ms": r["adapt_ms"],
+                        "fit_s": r["fit_s"]} for n, r in results.items()},
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    from paramcast.bench.report import markdown_table
+
+    ds = result["dataset"]
+    rows = [{"method": n, **row} for n, row in result["summary"].items()]
+    return (f"## Multiple-choice video QA — EmojiClips `{ds['preset']}` ({ds['source']}), {ds['train_devices']} "
+            f"training + {ds['unseen_devices']} unseen devices, 5 candidates (chance 0.20)\n\n"
+            "Accuracy of the argmax over the 5 candidates' scores, on the training devices' new samples and on "
+            "unseen devices; each device's first k questions adapt and are not evaluated. Pair heads trained "
+            "pointwise (see `docs/tasks.md`).\n\n"
+            + markdown_table(rows, ["method", "new", "unseen", "worst_device", "bytes_up", "bytes_down",
+                                    "adapt_ms", "fit_s"]))
+
+
+def plot(result: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["summary"]
+    names = list(rows)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for i, (key, label) in enumerate((("new", "new samples"), ("unseen", "unseen devices"))):
+        ax.bar([j + (i - 0.5) * 0.38 for j in range(len(names))], [100 * rows[n][key] for n in names], 0.38,
+               label=label)
+    ax.axhline(20, color="gray", ls="--", lw=1, label="chance (1/5)")
+    ax.set_xticks(range(len(names)), names, rotation=20)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("Multiple-choice video QA")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
