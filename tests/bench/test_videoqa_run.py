@@ -21,6 +21,12 @@ def test_run_videoqa_tiny_end_to_end(tmp_path):
         for split in ("new", "unseen"):
             assert 0.0 <= r["accuracy"][split]["filtered"] <= 1.0
     assert result["methods"]["fine-tuning"]["adapt_ms"] > 0
+    # every generated-head method is also evaluated with its downlink quantised
+    dl = ours["downlink"]
+    assert set(dl) == {"fp16", "int8", "nf4"} and "downlink" not in result["methods"]["source-only"]
+    assert dl["fp16"]["tensor_bytes"] * 2 == ours["bytes_down"]
+    assert dl["int8"]["smaller_than_fp32"] > 3.5 and dl["nf4"]["smaller_than_fp32"] > 6
+    assert abs(dl["fp16"]["drop_points"]["new"]) < 1.0  # fp16 rounding hardly moves a prediction
     assert not any(r["fit_cached"] for r in result["methods"].values())
     # the second run reuses the cached encoder, features and fitted methods, and gets the same numbers
     again = run_videoqa(cfg)

@@ -45,7 +45,7 @@ from paramcast.bench.metrics import accuracy_report
 from paramcast.bench.netsim import PROFILES, paper_table, transfer_ms
 from paramcast.models.encoder import EncoderConfig, default_device
 from paramcast.models.features import FeatureSet, PretrainConfig, cache_root, feature_set, load_or_pretrain
-from paramcast.types import HeadParams, Upload
+from paramcast.types import QUANTS, HeadParams, Upload
 
 __all__ = ["METHODS", "Prepared", "VideoQABenchConfig", "create_method", "evaluate_method", "prepare", "run_videoqa"]
 
@@ -80,6 +80,8 @@ class VideoQABenchConfig:
     cache_root: str | None = None         # encoder / feature cache ($PARAMCAST_CACHE or ./runs/cache when None)
     timing_repeats: int = 20              # repeats of the cloud step for the median compute time
     profiles: list[str] = field(default_factory=lambda: list(PROFILES))  # network profiles (bench.netsim.PROFILES)
+    downlink_quants: list[str] = field(default_factory=lambda: ["fp16", "int8", "nf4"])  # generated heads are
+                                          #   also evaluated with the downlink quantised this way (bytes + accuracy)
     progress: bool = True                 # rich progress bars
     cache_methods: bool = True            # reuse a fitted method (checkpoint in the cache) when nothing it
                                           #   depends on changed: a re-run with warm caches only evaluates
@@ -122,6 +124,9 @@ class VideoQABenchConfig:
         for f in ("epochs", "adr_epochs", "adapt_steps", "pretrain_epochs", "pretrain_max_rows", "threads", "limit"):
             if getattr(self, f) < 0:
                 errors.append(f"{f}={getattr(self, f)}: must be >= 0")
+        bad = [q for q in self.downlink_quants if q not in QUANTS]
+        if bad:
+            errors.append(f"unknown downlink_quants {bad}; known: {list(QUANTS)}")
         bad = [p for p in self.profiles if p not in PROFILES]
         if bad:
             errors.append(f"unknown network profiles {bad}; known: {list(PROFILES)}")
@@ -306,6 +311,37 @@ def create_method(config: VideoQABenchConfig, name: str, prepared: Prepared) -> 
                            progress=config.progress, **_method_kwargs(config, name))
 
 
+class _QuantisedDownlink:
+    """A method whose updates travel quantised: ``apply`` installs ``decode(encode(update, quant))``."""
+
+    def __init__(self, method: Any, quant: str):
+        self._method, self._quant = method, quant
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._method, name)
+
+    def apply(self, update: Any) -> None:
+        self._method.apply(wire.decode(wire.encode(update, self._quant)))
+
+
+def downlink_cost(method: Any, splits: dict[str, FeatureSet], k: int, device_names: list[str], quants: list[str],
+                  reference: dict[str, Any], leave_one: bool = False) -> dict[str, Any]:
+    """Bytes and accuracy of a collaborative method's downlink per quantisation, next to fp32 (``reference``)."""
+    first = splits[next(iter(splits))]
+    method.reset()
+    example = method.cloud_step(method.device_step(first.subset(torch.arange(min(k, len(first))))))
+    method.reset()
+    fp32 = wire.tensor_nbytes(example, "fp32")
+    out: dict[str, Any] = {}
+    for quant in quants:
+        r = evaluate_method(_QuantisedDownlink(method, quant), splits, k, device_names, repeats=1, leave_one=leave_one)
+        acc = {s: r["accuracy"][s]["filtered"] for s in splits}
+        out[quant] = {"tensor_bytes": wire.tensor_nbytes(example, quant), "wire_bytes": wire.nbytes(example, quant),
+                      "smaller_than_fp32": fp32 / wire.tensor_nbytes(example, quant), "accuracy": acc,
+                      "drop_points": {s: 100 * (reference["accuracy"][s]["filtered"] - acc[s]) for s in splits}}
+    return out
+
+
 def fit_method(config: VideoQABenchConfig, name: str, prepared: Prepared) -> tuple[Any, float, bool]:
     """``(method, fit_seconds, cached)``: fitted on the history, or loaded from the method cache.
 
@@ -350,6 +386,9 @@ def run_videoqa(config: VideoQABenchConfig) -> dict[str, Any]:
         r = evaluate_method(method, {s: feats[s] for s in SPLITS}, config.k, vocab.devices,
                             config.timing_repeats, config.profiles, leave_one=config.dataset is not None)
         r["fit_s"], r["eval_s"], r["fit_cached"] = fit_s, time.perf_counter() - t0, cached
+        if method.collaborative and config.downlink_quants:
+            r["downlink"] = downlink_cost(method, {s: feats[s] for s in SPLITS}, config.k, vocab.devices,
+                                          config.downlink_quants, r, leave_one=config.dataset is not None)
         r["train_log"] = getattr(method, "log", {})
         r["config"] = dataclasses.asdict(method.config) if dataclasses.is_dataclass(getattr(method, "config", None)) else {}
         results[name] = r

@@ -31,6 +31,13 @@ def markdown(result: dict[str, Any]) -> str:
               for m, r in result["methods"].items() if r.get("delay_ms")]
     if delays:
         text += "\n### Adaptation delay per network profile (ms)\n\n" + markdown_table(delays)
+    quant = [{"method": m, "downlink": q, "bytes": row["tensor_bytes"], "smaller_than_fp32": row["smaller_than_fp32"],
+              **{f"{s}": row["accuracy"][s] for s in row["accuracy"]},
+              **{f"{s}_drop_points": row["drop_points"][s] for s in row["drop_points"]}}
+             for m, r in result["methods"].items() for q, row in r.get("downlink", {}).items()]
+    if quant:
+        text += ("\n### Downlink quantisation (generated heads; accuracy filtered, drop vs fp32 in points)\n\n"
+                 + markdown_table(quant))
     return text
 
 
