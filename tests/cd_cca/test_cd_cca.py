@@ -130,6 +130,14 @@ def test_pkd_equals_hand_computation():
     assert PKDLoss()(s, t).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+def test_pkd_of_a_single_token_is_finite():
+    """One sample of one token: the unbiased std would be NaN (and so the loss, and every gradient)."""
+    s = torch.randn(1, 1, 4, requires_grad=True)
+    loss = PKDLoss()(s, torch.randn(1, 1, 4))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(s.grad).all()
+
+
 def test_cwd_equals_hand_computation():
     s = torch.tensor([[[0.0, 1.0], [1.0, 1.0]]])  # (B=1, L=2, C=2)
     t = torch.tensor([[[0.0, 0.0], [2.0, 1.0]]])

@@ -33,7 +33,8 @@ class PKDLoss(nn.Module):
 
     Matches mmrazor's ``PKDLoss``: unbiased std, ``+1e-6`` in the denominator. The MSE of two
     standardised maps equals ``1 - Pearson correlation`` per channel, so only the relation between
-    tokens is imitated, not the magnitude.
+    tokens is imitated, not the magnitude. With a single row (B * L = 1) the unbiased std is NaN
+    (mmrazor returns NaN there); we use the biased one, which makes both maps 0 and the loss 0.
     """
 
     def __init__(self, eps: float = 1e-6):
@@ -42,7 +43,8 @@ class PKDLoss(nn.Module):
 
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1])                      # (B*L, C)
-        return (flat - flat.mean(0)) / (flat.std(0) + self.eps)
+        std = flat.std(0, correction=1 if flat.shape[0] > 1 else 0)
+        return (flat - flat.mean(0)) / (std + self.eps)
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         """student, teacher (B, L, C) -> scalar."""
