@@ -123,20 +123,23 @@ def _split_round(pre: Pretrained, rows: ClipSet, split: list[str]) -> _Round:
                   [split[i] for i in test_idx.tolist()])
 
 
-def _send_upload(up: UTSUpload) -> tuple[UTSUpload, int]:
-    """Through the wire: the token payload as a plain Upload, plus the question ids (int64)."""
+def _send_upload(up: UTSUpload) -> tuple[UTSUpload, int, int]:
+    """Through the wire: the token payload as a plain Upload, plus the question ids (int64).
+    Returns the received upload, the encoded bytes and the tensor bytes (shapes only, no header)."""
     plain = Upload(device_id=up.device_id, method=up.method, task=up.task, model_version=up.model_version,
                    features=up.features, positions=up.positions, samples=up.samples, quant=up.quant)
     msg = wire.encode(plain)
     got = wire.decode(msg, expect=Upload)
     rebuilt = UTSUpload(**{f.name: getattr(got, f.name) for f in dataclasses.fields(Upload)},
                         questions=up.questions, n_tokens=up.n_tokens)
-    return rebuilt, len(msg) + 8 * up.questions.numel()
+    q = 8 * up.questions.numel()
+    return rebuilt, len(msg) + q, wire.tensor_nbytes(plain) + q
 
 
-def _send_delta(d: WeightDelta) -> tuple[WeightDelta, int]:
+def _send_delta(d: WeightDelta) -> tuple[WeightDelta, int, int]:
+    """Received delta, encoded bytes, tensor bytes (shapes only, no header)."""
     msg = wire.encode(d)
-    return wire.decode(msg, expect=WeightDelta), len(msg)
+    return wire.decode(msg, expect=WeightDelta), len(msg), wire.tensor_nbytes(d)
 
 
 def _scores(model, batch: MLLMBatch, split: list[str], pre: Pretrained) -> dict:
@@ -154,13 +157,14 @@ def _run_method(method: SourceOnly, pre: Pretrained, rounds: list[_Round]) -> di
     t0 = time.perf_counter()
     per_round = []
     for rd in rounds:
-        comm = {"up_bytes": 0, "down_bytes": 0, "up_tokens": 0, "up_samples": 0, "down_params": 0}
+        comm = {"up_bytes": 0, "down_bytes": 0, "up_tensor_bytes": 0, "down_tensor_bytes": 0, "up_tokens": 0,
+                "up_samples": 0, "down_params": 0}
         up = method.device_step(rd.stream)
         if up is not None:
-            got, comm["up_bytes"] = _send_upload(up)
+            got, comm["up_bytes"], comm["up_tensor_bytes"] = _send_upload(up)
             comm["up_tokens"], comm["up_samples"] = int(up.features.shape[0]), int(up.questions.shape[0])
             update = method.cloud_step(got)
-            received, comm["down_bytes"] = _send_delta(update)
+            received, comm["down_bytes"], comm["down_tensor_bytes"] = _send_delta(update)
             comm["down_params"] = sum(t.numel() for t in update.deltas.values())
             method.apply(received)
         per_round.append({**_scores(method.model, rd.test, rd.split, pre), **comm})
@@ -218,19 +222,27 @@ def run_cdcca(cfg: CDCCABenchConfig = CDCCABenchConfig(), progress=print) -> dic
         progress(f"{name:28s} MC {m['MC']:.2f} DA {m['DA']:.2f} BLEU4 {m['BLEU4']:.2f} CIDEr {m['CIDEr']:.2f} "
                  f"({results[name]['seconds']:.0f}s)")
 
-    # Table 5: what every-token-of-every-sample and an fp16 full delta would cost, from shapes.
+    # Table 5: what every-token-of-every-sample and an fp16 full delta would cost. Like for like: tensor
+    # bytes from shapes (what the seeds count) on both sides, and whole encoded messages on both sides.
     n_stream = sum(len(r.stream) for r in rounds) / len(rounds)
     T, C = rounds[0].stream.image.shape[1:]
     q_bytes = 8 * rounds[0].stream.question.shape[1] * n_stream
-    n_trainable = sum(v.numel() for v in adapter_parameters(pre.student).values())
+    adapters = adapter_parameters(pre.student)
+    n_trainable = sum(v.numel() for v in adapters.values())
+    full = WeightDelta(device_id="bench", method="cd-cca", task="bench", model_version="bench",
+                       deltas={k: torch.zeros_like(v, dtype=torch.float32) for k, v in adapters.items()},
+                       base_version="bench", quant="fp16")
     comm = {"all_tokens_fp32_bytes": n_stream * T * C * 4 + q_bytes,
-            "full_delta_fp16_bytes": 2 * n_trainable, "trainable_params": n_trainable}
+            "full_delta_fp16_bytes": wire.tensor_nbytes(full), "full_delta_fp16_wire_bytes": wire.nbytes(full),
+            "trainable_params": n_trainable}
     cd = results["CD-CCA"]["rounds"]
-    comm["uts_up_bytes"] = sum(r["up_bytes"] for r in cd) / len(cd)
-    comm["dwc_down_bytes"] = sum(r["down_bytes"] for r in cd) / len(cd)
-    comm["dwc_down_params"] = sum(r["down_params"] for r in cd) / len(cd)
+    for key in ("up_bytes", "down_bytes", "up_tensor_bytes", "down_tensor_bytes", "down_params"):
+        comm[f"cdcca_{key}"] = sum(r[key] for r in cd) / len(cd)
+    comm["uts_up_bytes"], comm["dwc_down_bytes"] = comm["cdcca_up_tensor_bytes"], comm["cdcca_down_tensor_bytes"]
+    comm["dwc_down_params"] = comm["cdcca_down_params"]
     comm["uplink_ratio"] = comm["uts_up_bytes"] / comm["all_tokens_fp32_bytes"]
     comm["downlink_ratio"] = comm["dwc_down_bytes"] / comm["full_delta_fp16_bytes"]
+    comm["downlink_ratio_wire"] = comm["cdcca_down_bytes"] / comm["full_delta_fp16_wire_bytes"]
     gige = PROFILES["GigE"]
     comm["transfer_ms_GigE"] = {
         "uplink_all": transfer_ms(int(comm["all_tokens_fp32_bytes"]), 0, gige),
@@ -269,13 +281,17 @@ def _markdown(res: dict) -> str:
         md += ["## Token sampling (Table 4; UTS at the default ratio is the CD-CCA row)", markdown_table(tok)]
     md += ["## Transmission per round (Table 5)", markdown_table([
         {"link": "uplink, every token of every sample (fp32)", "params": None, "bytes": c["all_tokens_fp32_bytes"],
-         "ms GigE": c["transfer_ms_GigE"]["uplink_all"]},
-        {"link": "uplink, UTS", "params": None, "bytes": c["uts_up_bytes"], "ms GigE": c["transfer_ms_GigE"]["uplink_uts"]},
+         "message bytes": None, "ms GigE": c["transfer_ms_GigE"]["uplink_all"]},
+        {"link": "uplink, UTS", "params": None, "bytes": c["uts_up_bytes"], "message bytes": c["cdcca_up_bytes"],
+         "ms GigE": c["transfer_ms_GigE"]["uplink_uts"]},
         {"link": "downlink, fp16 full delta", "params": c["trainable_params"], "bytes": c["full_delta_fp16_bytes"],
-         "ms GigE": c["transfer_ms_GigE"]["downlink_fp16"]},
+         "message bytes": c["full_delta_fp16_wire_bytes"], "ms GigE": c["transfer_ms_GigE"]["downlink_fp16"]},
         {"link": "downlink, DWC", "params": c["dwc_down_params"], "bytes": c["dwc_down_bytes"],
-         "ms GigE": c["transfer_ms_GigE"]["downlink_dwc"]}]),
-        f"Uplink ratio {c['uplink_ratio']:.4f}, downlink ratio {c['downlink_ratio']:.4f}; "
+         "message bytes": c["cdcca_down_bytes"], "ms GigE": c["transfer_ms_GigE"]["downlink_dwc"]}]),
+        "`bytes`: tensor bytes from shapes (what the seed's Table 5 counts); `message bytes`: the whole encoded "
+        "wire message, safetensors header and metadata included.",
+        f"Uplink ratio {c['uplink_ratio']:.4f}, downlink ratio {c['downlink_ratio']:.4f} "
+        f"(encoded messages: {c['downlink_ratio_wire']:.4f}); "
         f"total {res['seconds']:.0f}s (pretraining {res['pretrain_seconds']:.0f}s).", ""]
     return "\n".join(md)
 
