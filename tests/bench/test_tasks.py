@@ -61,6 +61,8 @@ def test_mc_tokens_join_question_sep_candidate():
                   devices=[], categories=[], qtypes=[], mc_answers=["yes", "no", "red thing"])
     tok = mc_tokens(torch.tensor([[1, 4, 5, 0]]), torch.tensor([[0, 2]]), vocab)
     assert tok.tolist() == [[[1, 4, 5, 2, 6, 0], [1, 4, 5, 2, 5, 3]]]
+    tok = mc_tokens(torch.tensor([[1, 4, 5, 0]]), torch.tensor([[0, 2]]), vocab, candidate_first=True)
+    assert tok.tolist() == [[[1, 6, 2, 4, 5, 0], [1, 5, 3, 2, 4, 5]]]
 
 
 @pytest.fixture(scope="module")
