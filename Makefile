@@ -15,6 +15,7 @@ help:
 	@echo "make test       set up .venv, run the fast tests (CI runs this)"
 	@echo "make test-slow  the long checks (marked slow)"
 	@echo "make lint       ruff"
+	@echo "make bench-all  every benchmark behind benchmarks/results/ (RESULTS=benchmarks/results to overwrite them)"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +38,21 @@ demo: data
 	$(PY) -m paramcast data card --preset $(PRESET)
 	$(PY) -m paramcast data show --preset $(PRESET)
 	$(PY) -m paramcast bench videoqa --config benchmarks/videoqa/$(PRESET).yaml --out $(OUT)
+
+# Every committed result, with the command that produced it (about 30 min on 2 cores after `make demo`;
+# `bench link` needs root for its network namespaces). Default output: runs/results/.
+RESULTS ?= runs/results
+bench-all: demo
+	$(PY) -m paramcast bench videoqa --config benchmarks/videoqa/standard.yaml --out $(RESULTS)/videoqa_standard
+	$(PY) benchmarks/diagnostics/videoqa_headroom.py benchmarks/videoqa/standard.yaml --out $(RESULTS)/videoqa_headroom_standard
+	$(PY) -m paramcast bench mcqa --preset quick --threads 1 --out $(RESULTS)/mcqa_quick
+	$(PY) -m paramcast bench retrieval --preset quick --threads 1 --out $(RESULTS)/retrieval_quick
+	$(PY) -m paramcast bench frames --preset quick --threads 1 --out $(RESULTS)/frames_quick
+	$(PY) -m paramcast bench stablesynthnet-ablation --preset quick --out $(RESULTS)/stablesynthnet_ablation_quick
+	$(PY) -m paramcast bench cdcca --preset quick --out $(RESULTS)/cdcca_quick
+	$(PY) -m paramcast bench netsim --paper --out $(RESULTS)/netsim_paper
+	$(PY) -m paramcast bench serve --devices 32 --seconds 10 --num-answers 1500 --out $(RESULTS)/serve_v1500
+	$(PY) -m paramcast bench link --out $(RESULTS)/link_rtt20 --rtt-ms 20 || echo "bench link needs root (network namespaces)"
 
 test: $(STAMP)
 	$(PY) -m pytest -q -x --durations=10
