@@ -48,7 +48,7 @@ from paramcast import registry, wire
 from paramcast.baselines.duet import frame_index
 from paramcast.bench.metrics import accuracy_report, mc_scores
 from paramcast.bench.videoqa import SPLITS, Prepared, VideoQABenchConfig, _method_kwargs, prepare
-from paramcast.models.features import FeatureSet, _key, _progress, cache_root
+from paramcast.models.features import FeatureSet, _progress, cache_key, cache_root, encoder_digest
 
 __all__ = ["MC_METHODS", "encode_cached", "markdown", "mc_tokens", "pair_set", "plot", "run_mcqa"]
 
@@ -94,8 +94,7 @@ def encode_cached(encoder: Any, frames: torch.Tensor, tokens: torch.Tensor, key:
 
     path = None
     if key is not None:
-        wsum = _key(encoder.config.to_dict(), [float(p.double().sum()) for p in encoder.parameters()])
-        path = cache_root(root) / "features" / f"{_key(key, wsum, tuple(tokens.shape))}.safetensors"
+        path = cache_root(root) / "features" / f"{cache_key(key, encoder_digest(encoder), tuple(tokens.shape))}.safetensors"
         if path.exists():
             return load_file(str(path))["features"]
     encoder.eval()

@@ -349,9 +349,9 @@ def fit_method(config: VideoQABenchConfig, name: str, prepared: Prepared) -> tup
     covers the data, the encoder config and pretraining); the fit time reported is the original one.
     """
     from paramcast.methods.base import CHECKPOINT_FORMAT
-    from paramcast.models.features import _key
+    from paramcast.models.features import cache_key
 
-    key = _key(name, _method_kwargs(config, name), config.seed, prepared.pretrain_log.get("path"), CHECKPOINT_FORMAT)
+    key = cache_key(name, _method_kwargs(config, name), config.seed, prepared.pretrain_log.get("path"), CHECKPOINT_FORMAT)
     path = cache_root(config.cache_root) / "methods" / f"{name}-{key}.safetensors"
     info = path.with_suffix(".json")
     if config.cache_methods and path.exists() and info.exists():

@@ -24,7 +24,7 @@ from paramcast.models.encoder import ENCODER_VERSION, AllInOneEncoder, EncoderCo
 from paramcast.models.heads import QAHead
 from paramcast.models.training import warmup_cosine
 
-__all__ = ["FeatureSet", "PretrainConfig", "cache_root", "encode_clipset", "feature_set", "load_or_pretrain",
+__all__ = ["FeatureSet", "PretrainConfig", "cache_key", "cache_root", "encoder_digest", "encode_clipset", "feature_set", "load_or_pretrain",
            "pretrain_encoder"]
 
 
@@ -130,8 +130,14 @@ def pretrain_encoder(encoder: AllInOneEncoder, history: ClipSet, num_answers: in
     return log
 
 
-def _key(*parts) -> str:
+def cache_key(*parts) -> str:
+    """A short stable hash of JSON-able ``parts``: the name of a cache entry."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def encoder_digest(encoder: AllInOneEncoder) -> str:
+    """Identity of an encoder's config and weights, for keys of caches computed with it."""
+    return cache_key(encoder.config.to_dict(), [float(p.double().sum()) for p in encoder.parameters()])
 
 
 def load_or_pretrain(history: ClipSet, num_answers: int, data_key: str, config: EncoderConfig,
@@ -139,7 +145,7 @@ def load_or_pretrain(history: ClipSet, num_answers: int, data_key: str, config: 
                      device: str | None = None, progress: bool = True) -> tuple[AllInOneEncoder, dict]:
     """The pretrained, frozen encoder for ``data_key`` (a cached copy when one exists)."""
     device = device or default_device()
-    directory = cache_root(root) / "encoders" / _key(data_key, config.to_dict(), pretrain.__dict__, num_answers, ENCODER_VERSION)
+    directory = cache_root(root) / "encoders" / cache_key(data_key, config.to_dict(), pretrain.__dict__, num_answers, ENCODER_VERSION)
     if (directory / "model.safetensors").exists():
         encoder = AllInOneEncoder.load(directory, device)
         log = json.loads((directory / "pretrain.json").read_text()) if (directory / "pretrain.json").exists() else {}
@@ -177,8 +183,7 @@ def feature_set(encoder: AllInOneEncoder, clips: ClipSet, key: str | None = None
 
     path = None
     if key is not None:
-        wsum = _key(encoder.config.to_dict(), [float(p.double().sum()) for p in encoder.parameters()])
-        path = cache_root(root) / "features" / f"{_key(key, wsum, len(clips))}.safetensors"
+        path = cache_root(root) / "features" / f"{cache_key(key, encoder_digest(encoder), len(clips))}.safetensors"
     if path is not None and path.exists():
         feats = load_file(str(path))["features"]
     else:
