@@ -111,6 +111,9 @@ def test_retrieval_tiny_end_to_end(tiny, tmp_path):
                 assert m[f"{d}@1"] <= m[f"{d}@5"] <= m[f"{d}@10"], name
                 assert _finite(m[f"{d}@10"])
     assert result["methods"]["cdc-mmpg"]["splits"]["new"]["bytes_down"] == (96 + 1) * retrieval.EMBED_DIM * 4
+    # the device-side baselines adapt on the device (Fine-tuning re-encodes with its tuned encoder copy)
+    assert result["methods"]["fine-tuning"]["splits"]["new"]["adapt_ms"] > 0
+    assert result["methods"]["f-linear"]["splits"]["new"]["adapt_ms"] > 0
     assert retrieval.plot(result, tmp_path / "r.png").stat().st_size > 0
     assert "VR@1" in retrieval.markdown(result)
 

@@ -141,7 +141,7 @@ def mcqa(preset: str = _PRESET, source: str = _SOURCE, seed: int = _SEED, k: int
 @app.command()
 def retrieval(preset: str = _PRESET, source: str = _SOURCE, seed: int = _SEED, k: int = _K, device: str = _DEVICE,
               threads: int = _THREADS,
-              methods: str = typer.Option(None, help="Comma-separated methods (default: all but fine-tuning)."),
+              methods: str = typer.Option(None, help="Comma-separated methods (default: all seven)."),
               out: Path = typer.Option(None, help="Result path stem (default runs/retrieval/<preset>).")) -> None:
     """Video-text retrieval on EmojiClips captions: VR@1/5/10 (video->text), TR@1/5/10 (text->video)."""
     _task_command("retrieval", preset, source, seed, methods, k, device, out, threads)
