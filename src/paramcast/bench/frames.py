@@ -85,6 +85,8 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from paramcast.bench.report import save_figure
+
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for name in dict.fromkeys(r["method"] for r in result["rows"]):
         rs = [r for r in result["rows"] if r["method"] == name]
@@ -101,8 +103,4 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     ax2.set_ylabel("seconds")
     ax2.legend(fontsize=7)
     fig.suptitle("Sampled-frames ablation (open-ended video QA)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -237,6 +237,8 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from paramcast.bench.report import save_figure
+
     rows = result["summary"]
     names = list(rows)
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -248,8 +250,4 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("accuracy (%)")
     ax.set_title("Multiple-choice video QA")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["environment", "markdown_table", "write_result"]
+__all__ = ["environment", "markdown_table", "save_figure", "write_result"]
 
 
 def environment() -> dict[str, Any]:
@@ -64,3 +64,14 @@ def write_result(result: dict[str, Any], out: Path, markdown: str) -> dict[str, 
     json_path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
     md_path.write_text(f"<!-- produced by: {payload['command']} -->\n\n{markdown}")
     return {"json": json_path, "markdown": md_path}
+
+
+def save_figure(fig, path: Path, dpi: int = 110) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure; return ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path

@@ -331,6 +331,8 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from paramcast.bench.report import save_figure
+
     names = list(result["methods"])
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
     for ax, s in zip(axes, SPLITS, strict=True):
@@ -341,8 +343,4 @@ def plot(result: dict[str, Any], path: Path) -> Path:
         ax.set_title(f"retrieval, {s}")
     axes[0].set_ylabel("recall (%)")
     axes[1].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

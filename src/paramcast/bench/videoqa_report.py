@@ -47,6 +47,8 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from paramcast.bench.report import save_figure
+
     rows = {k: v for k, v in result["summary"].items() if not k.startswith("_")}
     names = list(rows)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -67,8 +69,4 @@ def plot(result: dict[str, Any], path: Path) -> Path:
         ax2.set_xscale("log")
         ax2.set_xlabel("ms (log): cloud adaptation at 5G-100 vs on-device training")
         ax2.set_title("Adaptation time")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -129,28 +129,24 @@ _DEVICE = typer.Option(None, help="torch device, e.g. cpu or cuda (default: cuda
 _THREADS = typer.Option(0, help="torch CPU threads (0 = leave as is).")
 
 
-@app.command()
-def mcqa(preset: str = _PRESET, source: str = _SOURCE, seed: int = _SEED, k: int = _K, device: str = _DEVICE,
-         threads: int = _THREADS,
-         methods: str = typer.Option(None, help="Comma-separated methods (default: all seven)."),
-         out: Path = typer.Option(None, help="Result path stem (default runs/mcqa/<preset>).")) -> None:
-    """Multiple-choice video QA: question [SEP] candidate, 5 candidates, highest score wins (docs/tasks.md)."""
-    _task_command("mcqa", preset, source, seed, methods, k, device, out, threads)
+def _task(task: str, default_methods: str, doc: str):
+    """One ``bench <task>`` command (same flags for mcqa, retrieval and frames)."""
+    def command(preset: str = _PRESET, source: str = _SOURCE, seed: int = _SEED, k: int = _K,
+                device: str = _DEVICE, threads: int = _THREADS,
+                methods: str = typer.Option(None, help=f"Comma-separated methods (default: {default_methods})."),
+                out: Path = typer.Option(None, help=f"Result path stem (default runs/{task}/<preset>).")) -> None:
+        _task_command(task, preset, source, seed, methods, k, device, out, threads)
+
+    command.__doc__ = doc
+    return command
 
 
-@app.command()
-def retrieval(preset: str = _PRESET, source: str = _SOURCE, seed: int = _SEED, k: int = _K, device: str = _DEVICE,
-              threads: int = _THREADS,
-              methods: str = typer.Option(None, help="Comma-separated methods (default: all seven)."),
-              out: Path = typer.Option(None, help="Result path stem (default runs/retrieval/<preset>).")) -> None:
-    """Video-text retrieval on EmojiClips captions: VR@1/5/10 (video->text), TR@1/5/10 (text->video)."""
-    _task_command("retrieval", preset, source, seed, methods, k, device, out, threads)
-
-
-@app.command()
-def frames(preset: str = _PRESET, source: str = _SOURCE, seed: int = _SEED, k: int = _K, device: str = _DEVICE,
-           threads: int = _THREADS,
-           methods: str = typer.Option(None, help="Comma-separated methods (default: cdc-mmpg,fine-tuning)."),
-           out: Path = typer.Option(None, help="Result path stem (default runs/frames/<preset>).")) -> None:
-    """Sampled-frames ablation: D = 2, 3, 4, 5, open-ended accuracy and training time (seed Table 4)."""
-    _task_command("frames", preset, source, seed, methods, k, device, out, threads)
+for _name, _methods, _doc in (
+    ("mcqa", "all seven",
+     "Multiple-choice video QA: candidate [SEP] question, 5 candidates, highest score wins (docs/tasks.md)."),
+    ("retrieval", "all seven",
+     "Video-text retrieval on EmojiClips captions: VR@1/5/10 (video->text), TR@1/5/10 (text->video)."),
+    ("frames", "cdc-mmpg,fine-tuning",
+     "Sampled-frames ablation: D = 2, 3, 4, 5, open-ended accuracy and training time (seed Table 4)."),
+):
+    app.command(_name)(_task(_name, _methods, _doc))
