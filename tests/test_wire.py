@@ -286,6 +286,34 @@ def test_index_out_of_range_is_refused():
     assert "positions" in str(_raises_wire_error(save(tensors, metadata=meta)))
 
 
+def test_upload_text_travels_and_is_checked():
+    """UTS uploads carry the kept samples' question ids as ``text`` (S, L) int64, rows indexed by samples."""
+    from safetensors.torch import load, save
+
+    text = torch.tensor([[1, 5, 9, 2], [1, 7, 2, 0], [1, 4, 4, 2]])  # 3 samples (UTS.samples uses 0..2)
+    with_text = Upload(**{**IDS}, features=UTS.features, positions=UTS.positions, samples=UTS.samples, text=text)
+    msg = encode(with_text)
+    got = decode(msg, expect=Upload)
+    assert torch.equal(got.text, text) and got.text.dtype == torch.int64
+    assert wire.tensor_nbytes(with_text) == wire.tensor_nbytes(UTS) + 8 * text.numel()
+    assert decode(encode(UTS)).text is None
+    for bad, why in ((text.float(), "2-D int64"), (text[0], "2-D int64"), (text[:2], "indexes row 2"),
+                     (text - 2, "values must lie")):
+        with pytest.raises(WireError, match=why):
+            encode(Upload(**IDS, features=UTS.features, positions=UTS.positions, samples=UTS.samples, text=bad))
+    # a receiver checks the same rules on bytes it did not encode
+    tensors = load(msg)
+    tensors["text"] = tensors["text"][:2].clone()
+    meta = json.loads(msg[8 : 8 + struct.unpack("<Q", msg[:8])[0]])["__metadata__"]
+    meta["sha256"] = wire._checksum(meta["paramcast"], tensors)
+    assert "indexes row 2" in str(_raises_wire_error(save(tensors, metadata=meta)))
+    head_msg = load(encode(HEAD))
+    head_msg["text"] = text
+    meta = json.loads(encode(HEAD)[8 : 8 + struct.unpack("<Q", encode(HEAD)[:8])[0]])["__metadata__"]
+    meta["sha256"] = wire._checksum(meta["paramcast"], head_msg)
+    assert "uploads only" in str(_raises_wire_error(save(head_msg, metadata=meta)))
+
+
 def test_oversized_and_non_bytes():
     assert "max_bytes" in str(_raises_wire_error(SMALL["fp32"], max_bytes=100))
     _raises_wire_error(b"\x00" * (2**20 + 1), max_bytes=2**20)

@@ -41,11 +41,14 @@ class Upload(_Meta):
                   N = kept tokens for UTS.
     ``positions`` (N,) int64 or None: where each kept token sat in its sample (UTS only).
     ``samples``   (N,) int64 or None: which uploaded sample each kept token came from (UTS only).
+    ``text``      (S, L) int64 or None: word ids of the S uploaded samples' questions (UTS only:
+                  ``samples`` index its rows), so the whole uplink travels as one message.
     """
 
     features: torch.Tensor
     positions: torch.Tensor | None = None
     samples: torch.Tensor | None = None
+    text: torch.Tensor | None = None
     quant: Quant = "fp32"
 
 

@@ -11,7 +11,8 @@ string entries in the safetensors ``__metadata__``:
 
 Float tensors (``features``, ``weight``, ``bias``, each delta) travel quantised by
 :mod:`paramcast.compression` under the names ``<tensor>#<part>`` (e.g. ``weight#codes``; deltas are
-``deltas/<parameter name>#<part>``); ``positions`` and ``samples`` travel as int64. Biases are
+``deltas/<parameter name>#<part>``); ``positions``, ``samples`` (N,) and ``text`` (S, L) travel as
+int64 (``samples`` must index rows of ``text`` when both are there). Biases are
 quantised with the weights: a bias error is added once per logit while a weight error is summed over
 the H inputs, so the bias is never the dominant error, and an fp32 bias would cost a 96 -> 1500 int8
 head 4 % of its bytes (and drop it below 3.9x smaller than fp32).
@@ -149,6 +150,14 @@ def _check_layout(kind: str, shapes: dict[str, tuple[int, ...]], index: dict[str
         raise WireError(f"the message holds more than {MAX_TOTAL_ELEMENTS} float elements")
 
 
+def _check_text_rows(tensors: dict[str, torch.Tensor]) -> None:
+    """``samples`` must index rows of ``text`` when an upload carries both."""
+    if "text" in tensors and "samples" in tensors and tensors["samples"].numel():
+        if int(tensors["samples"].max()) >= tensors["text"].shape[0]:
+            raise WireError(f"'samples' indexes row {int(tensors['samples'].max())} of 'text', which has "
+                            f"{tensors['text'].shape[0]} rows")
+
+
 def encode(
     payload: Upload | HeadParams | WeightDelta, quant: str | None = None, *, blocksize: int = 64
 ) -> bytes:
@@ -178,6 +187,12 @@ def encode(
         index = {
             k: v for k, v in (("positions", payload.positions), ("samples", payload.samples)) if v is not None
         }
+        if payload.text is not None:
+            t = payload.text
+            if not isinstance(t, torch.Tensor) or t.dtype != torch.int64 or t.dim() != 2:
+                raise WireError(f"'text' must be a 2-D int64 tensor (S, L), got "
+                                f"{getattr(t, 'dtype', type(t).__name__)} {tuple(getattr(t, 'shape', ()))}")
+            _check_shape("text", list(t.shape))
     shapes: dict[str, tuple[int, ...]] = {}
     for name, t in floats.items():
         if not isinstance(t, torch.Tensor) or not t.is_floating_point():
@@ -196,11 +211,15 @@ def encode(
         except ValueError as exc:
             raise WireError(f"cannot quantise {name!r} as {quant}: {exc}") from exc
         tensors.update({f"{name}#{part}": v.contiguous() for part, v in parts.items()})
-    for name, t in index.items():
+    ints = dict(index)
+    if kind == "upload" and payload.text is not None:
+        ints["text"] = payload.text
+    for name, t in ints.items():
         t = t.detach().cpu().contiguous()
         if t.numel() and (int(t.min()) < 0 or int(t.max()) >= MAX_INDEX):
             raise WireError(f"{name!r} values must lie in [0, {MAX_INDEX})")
         tensors[name] = t
+    _check_text_rows(tensors)
     meta_json = _canonical(meta)
     return _st_save(tensors, metadata={"paramcast": meta_json, "sha256": _checksum(meta_json, tensors)})
 
@@ -300,6 +319,11 @@ def decode(
     index = {k: entries[k][1] for k in ("positions", "samples") if k in entries}
     expected.update({k: (torch.int64, s) for k, s in index.items()})
     _check_layout(kind, shapes, index)
+    if "text" in entries:
+        if kind != "upload" or len(entries["text"][1]) != 2:
+            raise WireError(f"'text' is a 2-D (S, L) tensor of uploads only; got {entries['text'][1]} in a {kind}")
+        _check_shape("text", list(entries["text"][1]))
+        expected["text"] = (torch.int64, entries["text"][1])
     if set(entries) != set(expected):
         raise WireError(
             f"tensors {sorted(set(entries) - set(expected))} are unexpected and "
@@ -324,16 +348,17 @@ def decode(
         values[name] = compression.dequantise(parts, quant, shape, blocksize)  # fp32, shape
         if not bool(torch.isfinite(values[name]).all()):
             raise WireError(f"{name!r} holds NaN or Inf after dequantisation")
-    for name in index:
+    for name in [*index, *(["text"] if "text" in tensors else [])]:
         t = tensors[name]
-        if int(t.min()) < 0 or int(t.max()) >= MAX_INDEX:
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= MAX_INDEX):
             raise WireError(f"{name!r} values must lie in [0, {MAX_INDEX})")
+    _check_text_rows(tensors)
 
     ids = {k: meta[k] for k in ("device_id", "method", "task", "model_version")}
     if kind == "upload":
         return Upload(
             **ids, features=values["features"], positions=tensors.get("positions"),
-            samples=tensors.get("samples"), quant=quant,
+            samples=tensors.get("samples"), text=tensors.get("text"), quant=quant,
         )  # fmt: skip
     if kind == "head":
         return HeadParams(**ids, weight=values["weight"], bias=values["bias"], quant=quant)
@@ -354,7 +379,7 @@ def tensor_nbytes(
         compression.payload_nbytes(tuple(t.shape), quant, blocksize) for t in _float_tensors(payload).values()
     )
     if isinstance(payload, Upload):
-        total += sum(8 * t.numel() for t in (payload.positions, payload.samples) if t is not None)
+        total += sum(8 * t.numel() for t in (payload.positions, payload.samples, payload.text) if t is not None)
     return total
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -230,3 +232,20 @@ def test_bleu4_and_cider_match_known_values():
     assert bleu4(["a b c d e f"], ["a b c d e g"]) == pytest.approx((5 / 6 * 4 / 5 * 3 / 4 * 2 / 3) ** 0.25, rel=1e-6)
     assert cider(["x y z w", "p q r s"], ["x y z w", "p q r s"]) == pytest.approx(10.0)
     assert cider(["x y", "p q"], ["a b", "c d"]) == 0.0
+
+
+def test_bench_cdcca_tiny_end_to_end(tmp_path, monkeypatch):
+    """The whole `bench cdcca` loop on the tiny preset (32x32 frames): every method, Table 5 like for like."""
+    from paramcast.bench.cdcca import bench_cdcca
+
+    monkeypatch.setenv("PARAMCAST_DATA", str(tmp_path / "data"))
+    paths = bench_cdcca(preset="tiny", source="shapes", rounds=1, round_rows=40, epochs=1, ablations=False,
+                        token_study=False, out=tmp_path / "cdcca")
+    res = json.loads(Path(paths["json"]).read_text())
+    assert {"Source-only", "TENT-continual", "CoTTA", "PKD", "ChannelWiseDivergence", "CD-CCA"} <= set(res["results"])
+    c = res["communication"]
+    # the uplink is one message (tokens + question ids as `text`); header bytes come on top of tensor bytes
+    assert 0 < c["cdcca_up_tensor_bytes"] < c["cdcca_up_bytes"]
+    assert c["downlink_ratio"] == c["dwc_down_bytes"] / c["full_delta_fp16_bytes"]
+    assert c["downlink_ratio_wire"] == c["cdcca_down_bytes"] / c["full_delta_fp16_wire_bytes"]
+    assert "Table 5" in Path(paths["markdown"]).read_text() and (tmp_path / "cdcca.png").exists()

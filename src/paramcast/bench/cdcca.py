@@ -124,16 +124,17 @@ def _split_round(pre: Pretrained, rows: ClipSet, split: list[str]) -> _Round:
 
 
 def _send_upload(up: UTSUpload) -> tuple[UTSUpload, int, int]:
-    """Through the wire: the token payload as a plain Upload, plus the question ids (int64).
-    Returns the received upload, the encoded bytes and the tensor bytes (shapes only, no header)."""
+    """Through the wire as one message: the kept tokens (features, positions, samples) and the kept
+    samples' question ids (``text``). Returns the received upload, the encoded bytes and the tensor
+    bytes (shapes only, no header)."""
     plain = Upload(device_id=up.device_id, method=up.method, task=up.task, model_version=up.model_version,
-                   features=up.features, positions=up.positions, samples=up.samples, quant=up.quant)
+                   features=up.features, positions=up.positions, samples=up.samples, text=up.questions,
+                   quant=up.quant)
     msg = wire.encode(plain)
     got = wire.decode(msg, expect=Upload)
     rebuilt = UTSUpload(**{f.name: getattr(got, f.name) for f in dataclasses.fields(Upload)},
-                        questions=up.questions, n_tokens=up.n_tokens)
-    q = 8 * up.questions.numel()
-    return rebuilt, len(msg) + q, wire.tensor_nbytes(plain) + q
+                        questions=got.text, n_tokens=up.n_tokens)
+    return rebuilt, len(msg), wire.tensor_nbytes(plain)
 
 
 def _send_delta(d: WeightDelta) -> tuple[WeightDelta, int, int]:

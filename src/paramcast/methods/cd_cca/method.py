@@ -109,8 +109,10 @@ def pretrain(source: ClipSet, vocab: Vocab, cfg: PretrainConfig = PretrainConfig
     # Vocab.answers); every candidate gets an answer token so MC can score it.
     layout = TokenLayout(len(vocab.words), len(getattr(vocab, "mc_answers", None) or vocab.answers))
     n_cap = int((source.caption != 0).sum(1).max()) if len(source) else 8
-    t_cfg = MLLMConfig(**{**cfg.teacher.__dict__, "max_text": max(source.question.shape[1], n_cap) + 4})
-    s_cfg = MLLMConfig(**{**cfg.student.__dict__, "max_text": t_cfg.max_text})
+    size = int(source.frames.shape[2])                       # the data's frame size (tiny: 32, else 64)
+    t_cfg = MLLMConfig(**{**cfg.teacher.__dict__, "max_text": max(source.question.shape[1], n_cap) + 4,
+                          "image_size": size})
+    s_cfg = MLLMConfig(**{**cfg.student.__dict__, "max_text": t_cfg.max_text, "image_size": size})
     encoder, teacher, student = VisionEncoder(t_cfg), MLLM(t_cfg, layout), MLLM(s_cfg, layout)
     raw = make_batch(encoder, source)  # image tokens unused: the encoder is still training
     _train_mllm(teacher, encoder, raw, cfg.teacher_epochs, cfg, cfg.teacher_augment, gen)
