@@ -59,6 +59,8 @@ def write_result(result: dict[str, Any], out: Path, markdown: str) -> dict[str, 
     """Write ``out.with_suffix('.json')`` and ``.md``; return the paths written."""
     out.parent.mkdir(parents=True, exist_ok=True)
     argv = ["paramcast", *sys.argv[1:]] if Path(sys.argv[0]).name in ("paramcast", "__main__.py") else sys.argv
+    if argv and argv[0].endswith(".py"):                      # a script: say how it was run
+        argv = ["python", *argv]
     payload = {"command": shlex.join(argv), "environment": environment(), **result}
     json_path, md_path = out.with_suffix(".json"), out.with_suffix(".md")
     json_path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
