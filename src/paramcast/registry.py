@@ -62,7 +62,7 @@ def from_checkpoint(path, /, **kwargs):
     from the file's metadata; ``kwargs`` (e.g. ``device``) are passed to the constructor too."""
     from paramcast.methods.base import read_checkpoint
 
-    meta, _ = read_checkpoint(path)
+    meta, tensors = read_checkpoint(path)
     method = create(meta["method"], **(meta["args"] | kwargs))
-    method.load_checkpoint(path)
+    method.load_state(meta, tensors, source=str(path))
     return method

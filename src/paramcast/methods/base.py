@@ -109,9 +109,12 @@ class Method(abc.ABC):
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Load what :meth:`save_checkpoint` wrote; raise ``ValueError`` if it is another method or shape."""
-        meta, tensors = read_checkpoint(path)
+        self.load_state(*read_checkpoint(path), source=str(path))
+
+    def load_state(self, meta: dict[str, Any], tensors: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+        """Install a checkpoint already read by :func:`read_checkpoint` (its metadata and tensors)."""
         if meta["method"] != self.name:
-            raise ValueError(f"{path} is a {meta['method']!r} checkpoint, not {self.name!r}")
+            raise ValueError(f"{source} is a {meta['method']!r} checkpoint, not {self.name!r}")
         device = getattr(self, "device", "cpu")
         for name, mod in self.modules().items():
             prefix = f"{name}."
@@ -119,11 +122,11 @@ class Method(abc.ABC):
             try:
                 mod.load_state_dict(state, strict=True)
             except RuntimeError as exc:
-                raise ValueError(f"{path} does not fit this {self.name} ({name}): {exc}") from None
+                raise ValueError(f"{source} does not fit this {self.name} ({name}): {exc}") from None
             mod.to(device).eval()
         unknown = {k.split(".", 1)[0] for k in tensors} - set(self.modules())
         if unknown:
-            raise ValueError(f"{path} holds modules {sorted(unknown)} this {self.name} does not have")
+            raise ValueError(f"{source} holds modules {sorted(unknown)} this {self.name} does not have")
         if meta.get("model_version"):
             self.model_version = meta["model_version"]
         self.after_load()
