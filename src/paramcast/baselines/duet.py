@@ -31,7 +31,7 @@ from paramcast.methods.generated_head import GeneratedHeadMethod
 from paramcast.models.encoder import default_device
 from paramcast.models.features import FeatureSet
 from paramcast.models.heads import DeviceModel, StaticHead, per_sample_linear, pool_frames
-from paramcast.models.training import build_config, device_groups, warmup_cosine
+from paramcast.models.training import build_config, fit_device_groups
 from paramcast.registry import register
 
 __all__ = ["DUET", "DUETConfig", "DUETGenerator", "frame_index"]
@@ -119,28 +119,11 @@ class DUET(GeneratedHeadMethod):
         t0 = time.perf_counter()
         cfg = self.config
         g = torch.Generator().manual_seed(self.seed)
-        params = [p for p in list(self.generator.parameters()) + list(self.model.static.parameters())
-                  if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        n_groups = len(device_groups(history.device, history.answer, cfg.group_size, torch.Generator()))
-        sched = warmup_cosine(opt, max(1, cfg.epochs * -(-n_groups // cfg.groups_per_step)))
-        self.generator.train()
-        self.model.train()
-        log = []
-        for _ in range(cfg.epochs):
-            groups = device_groups(history.device, history.answer, cfg.group_size, g)
-            tot, correct, n = 0.0, 0, 0
-            for s in range(0, len(groups), cfg.groups_per_step):
-                loss, c, m = self.group_loss(history, groups[s: s + cfg.groups_per_step], g)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(params, 5.0)
-                opt.step()
-                sched.step()
-                tot, correct, n = tot + loss.item() * m, correct + c, n + m
-            log.append({"loss": tot / max(n, 1), "train_acc": correct / max(n, 1)})
-        self.generator.eval()
-        self.model.eval()
+        log = fit_device_groups(
+            lambda groups: self.group_loss(history, groups, g), [self.generator, self.model],
+            [*self.generator.parameters(), *self.model.static.parameters()], history, epochs=cfg.epochs, lr=cfg.lr,
+            weight_decay=cfg.weight_decay, group_size=cfg.group_size, groups_per_step=cfg.groups_per_step,
+            generator=g)
         self.log = {"train": log, "fit_seconds": time.perf_counter() - t0}
         self.model_version = f"{self.name}-{self.seed}-{len(history)}"
         self.reset()

@@ -9,7 +9,7 @@ import torch
 
 from paramcast.data.base import IGNORE
 
-__all__ = ["build_config", "device_groups", "labelled", "minibatches", "warmup_cosine"]
+__all__ = ["build_config", "device_groups", "fit_device_groups", "labelled", "minibatches", "warmup_cosine"]
 
 C = TypeVar("C")
 
@@ -65,6 +65,44 @@ def device_groups(device: torch.Tensor, answer: torch.Tensor, group_size: int,
             groups.append((anchor, tgt))
     perm = torch.randperm(len(groups), generator=generator).tolist()
     return [groups[i] for i in perm]
+
+
+def fit_device_groups(step_loss, modules: list, params: list, history: Any, *, epochs: int, lr: float,
+                      weight_decay: float, group_size: int, groups_per_step: int,
+                      generator: torch.Generator, clip: float = 5.0) -> list[dict[str, float]]:
+    """The Phase II loop every generated-head method shares (CDC-MMPG / F-hyper, StableSynthNet, DUET).
+
+    Each epoch cuts the history into per-device groups (:func:`device_groups`), and each step calls
+    ``step_loss(groups) -> (loss or dict of terms with "loss", correct, count)``; AdamW with warm-up +
+    cosine, gradient norm clipped at ``clip``. ``modules`` are put in train mode, then eval mode.
+    Returns one dict per epoch: every term averaged over the targets, plus ``train_acc``.
+    """
+    params = [p for p in params if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    n_groups = len(device_groups(history.device, history.answer, group_size, torch.Generator()))
+    sched = warmup_cosine(opt, max(1, epochs * -(-n_groups // groups_per_step)))
+    for m in modules:
+        m.train()
+    log = []
+    for _ in range(epochs):
+        groups = device_groups(history.device, history.answer, group_size, generator)
+        sums: dict[str, float] = {}
+        correct = n = 0
+        for s in range(0, len(groups), groups_per_step):
+            terms, c, m = step_loss(groups[s: s + groups_per_step])
+            terms = terms if isinstance(terms, dict) else {"loss": terms}
+            opt.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(params, clip)
+            opt.step()
+            sched.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * m
+            correct, n = correct + c, n + m
+        log.append({k: v / max(n, 1) for k, v in sums.items()} | {"train_acc": correct / max(n, 1)})
+    for m in modules:
+        m.eval()
+    return log
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup: float = 0.1):

@@ -39,7 +39,7 @@ from paramcast.losses.vae import adain, adr_loss
 from paramcast.methods.fda_adr.config import CDCMMPGConfig
 from paramcast.methods.generated_head import GeneratedHeadMethod
 from paramcast.models.heads import DeviceModel, StaticHead, default_device, per_sample_linear, pool_frames
-from paramcast.models.training import build_config, device_groups, minibatches, warmup_cosine
+from paramcast.models.training import build_config, fit_device_groups, minibatches
 from paramcast.registry import register
 
 if TYPE_CHECKING:
@@ -125,7 +125,11 @@ class FastDomainAdaptor(nn.Module):
         self.bias0 = nn.Parameter(w0.bias.detach().clone(), requires_grad=cfg.residual)      # b_0 (V,)
 
     def forward(self, feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        dw, db = self.hyper(self.dropout(self.projector(feature)))               # (B, V, H), (B, V)
+        return self.generate(self.projector(feature))
+
+    def generate(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """f_h on a projected embedding E_g (B, E) -> W = W_0 + ΔW (B, V, H), b = b_0 + Δb (B, V)."""
+        dw, db = self.hyper(self.dropout(embedding))                             # (B, V, H), (B, V)
         if self.residual:
             return self.weight0 + dw, self.bias0 + db
         return dw, db
@@ -207,29 +211,11 @@ class CDCMMPG(GeneratedHeadMethod):
     def _fit_fda(self, history: FeatureSet, g: torch.Generator) -> list[dict[str, float]]:
         """The rest (f_p, f_h, W_0, static head) on per-device groups, the adaptive generator frozen."""
         cfg = self.config
-        params = list(self.adaptor.parameters()) + list(self.model.static.parameters())
-        opt = torch.optim.AdamW([p for p in params if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
-        n_groups = len(device_groups(history.device, history.answer, cfg.group_size, torch.Generator()))
-        steps = max(1, cfg.epochs * -(-n_groups // cfg.groups_per_step))
-        sched = warmup_cosine(opt, steps)
-        self.adaptor.train()
-        self.model.train()
-        log = []
-        for _ in range(cfg.epochs):
-            groups = device_groups(history.device, history.answer, cfg.group_size, g)
-            tot, correct, n = 0.0, 0, 0
-            for s in range(0, len(groups), cfg.groups_per_step):
-                loss, c, m = self._group_loss(history, groups[s: s + cfg.groups_per_step], g)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(params, 5.0)
-                opt.step()
-                sched.step()
-                tot, correct, n = tot + loss.item() * m, correct + c, n + m
-            log.append({"loss": tot / max(n, 1), "train_acc": correct / max(n, 1)})
-        self.adaptor.eval()
-        self.model.eval()
-        return log
+        return fit_device_groups(
+            lambda groups: self._group_loss(history, groups, g), [self.adaptor, self.model],
+            [*self.adaptor.parameters(), *self.model.static.parameters()], history, epochs=cfg.epochs, lr=cfg.lr,
+            weight_decay=cfg.weight_decay, group_size=cfg.group_size, groups_per_step=cfg.groups_per_step,
+            generator=g)
 
     def _group_loss(self, history: FeatureSet, groups: list[tuple[int, torch.Tensor]],
                     g: torch.Generator) -> tuple[torch.Tensor, int, int]:

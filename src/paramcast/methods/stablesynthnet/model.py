@@ -62,13 +62,13 @@ from torch import nn
 
 from paramcast.losses.contrastive import margin_info_nce, per_label_variance
 from paramcast.losses.vae import adain
-from paramcast.methods.fda_adr.cdc_mmpg import HyperNetwork, Projector
+from paramcast.methods.fda_adr.cdc_mmpg import FastDomainAdaptor
 from paramcast.methods.generated_head import GeneratedHeadMethod
 from paramcast.methods.stablesynthnet.config import StableSynthNetConfig
 from paramcast.models.encoder import default_device
 from paramcast.models.features import FeatureSet
 from paramcast.models.heads import DeviceModel, StaticHead, per_sample_linear, pool_frames
-from paramcast.models.training import build_config, device_groups, warmup_cosine
+from paramcast.models.training import build_config, fit_device_groups
 from paramcast.registry import register
 
 __all__ = ["ParametricDriver", "StableSynthNet", "TemplateBank", "renormalise_template"]
@@ -136,25 +136,10 @@ class TemplateBank(nn.Module):
         return lam * renormalise_template(template, features) + (1 - lam) * features
 
 
-class ParametricDriver(nn.Module):
-    """f_p and f_h (eq. 3) with a residual static layer: F' (B, C) -> driver E (B, E) -> W (B, V, H), b (B, V)."""
-
-    def __init__(self, feature_dim: int, num_answers: int, cfg: StableSynthNetConfig):
-        super().__init__()
-        self.projector = Projector(feature_dim, cfg.proj_dim)                    # f_p
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.hyper = HyperNetwork(cfg.proj_dim, cfg.hyper_hidden, cfg.head_hidden, num_answers,
-                                  cfg.delta_init_std)                            # f_h
-        self.residual = cfg.residual
-        w0 = nn.Linear(cfg.head_hidden, num_answers)
-        self.weight0 = nn.Parameter(w0.weight.detach().clone(), requires_grad=cfg.residual)  # W_0 (V, H)
-        self.bias0 = nn.Parameter(w0.bias.detach().clone(), requires_grad=cfg.residual)      # b_0 (V,)
-
-    def generate(self, driver: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        dw, db = self.hyper(self.dropout(driver))                                # (B, V, H), (B, V)
-        if self.residual:
-            return self.weight0 + dw, self.bias0 + db
-        return dw, db
+class ParametricDriver(FastDomainAdaptor):
+    """f_p and f_h (eq. 3) with a residual static layer: F' (B, C) -> driver E = f_p(F') (B, E) ->
+    ``generate(E)`` -> W (B, V, H), b (B, V). The same module as CDC-MMPG's FDA; StableSynthNet calls
+    its two halves apart because its contrastive losses act on the driver E in between."""
 
 
 @register("stablesynthnet")
@@ -211,30 +196,11 @@ class StableSynthNet(GeneratedHeadMethod):
         self.templates = TemplateBank(self.feature_dim, num_categories, cfg.beta, cfg.gamma).to(self.device) \
             if cfg.use_tde else None
         g = torch.Generator().manual_seed(self.seed)
-        params = [p for p in list(self.driver.parameters()) + list(self.model.static.parameters()) if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        n_groups = len(device_groups(history.device, history.answer, cfg.group_size, torch.Generator()))
-        sched = warmup_cosine(opt, max(1, cfg.epochs * -(-n_groups // cfg.groups_per_step)))
-        self.driver.train()
-        self.model.train()
-        log = []
-        for _ in range(cfg.epochs):
-            groups = device_groups(history.device, history.answer, cfg.group_size, g)
-            sums, n = {"loss": 0.0, "ce": 0.0, "cl": 0.0, "ods": 0.0}, 0
-            correct = 0
-            for s in range(0, len(groups), cfg.groups_per_step):
-                terms, c, m = self.step_losses(history, labels, groups[s: s + cfg.groups_per_step], g)
-                opt.zero_grad(set_to_none=True)
-                terms["loss"].backward()
-                nn.utils.clip_grad_norm_(params, 5.0)
-                opt.step()
-                sched.step()
-                for k in sums:
-                    sums[k] += float(terms[k].detach()) * m
-                n, correct = n + m, correct + c
-            log.append({k: v / max(n, 1) for k, v in sums.items()} | {"train_acc": correct / max(n, 1)})
-        self.driver.eval()
-        self.model.eval()
+        log = fit_device_groups(
+            lambda groups: self.step_losses(history, labels, groups, g), [self.driver, self.model],
+            [*self.driver.parameters(), *self.model.static.parameters()], history, epochs=cfg.epochs, lr=cfg.lr,
+            weight_decay=cfg.weight_decay, group_size=cfg.group_size, groups_per_step=cfg.groups_per_step,
+            generator=g)
         self.log = {"train": log, "fit_seconds": time.perf_counter() - t0}
         if self.templates is not None:
             self.log["templates_seen"] = int(self.templates.seen.sum())
