@@ -21,7 +21,7 @@ import torch
 
 from paramcast.data.base import IGNORE, ClipSet, Vocab
 
-__all__ = ["Annotations", "DatasetLayoutError", "SPECIALS", "build_answer_vocab", "build_word_vocab",
+__all__ = ["Annotations", "DatasetLayoutError", "SPECIALS", "build_answer_vocab", "build_word_vocab", "find_file",
            "encode_text", "tokenize"]
 
 #: The four special words at the start of every word vocabulary (ids 0..3).
@@ -52,6 +52,15 @@ def find_dir(root: Path, *candidates: str) -> Path:
         if (root / c).is_dir():
             return root / c
     return root / candidates[0]
+
+
+def find_file(directory: Path, stem: str, *exts: str) -> Path:
+    """The first existing ``directory/stem<ext>`` among ``exts``; the first one when none exists (the
+    decoder then names it in its error)."""
+    for ext in exts:
+        if (directory / f"{stem}{ext}").is_file():
+            return directory / f"{stem}{ext}"
+    return directory / f"{stem}{exts[0]}"
 
 
 def read_json(path: Path):

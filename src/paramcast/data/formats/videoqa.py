@@ -36,6 +36,7 @@ from ._common import (
     empty_text,
     encode_text,
     find_dir,
+    find_file,
     first_word_qtype,
     index_of,
     make_rows,
@@ -148,10 +149,7 @@ def read_msvd_qa(root: str | Path, split: str = "train", *, vocab: Vocab | None 
     vdir = find_dir(root, "videos", "video", "YouTubeClips")
 
     def media_of(c: str) -> Path:
-        for ext in (".avi", ".mp4"):
-            if (vdir / f"{c}{ext}").is_file():
-                return vdir / f"{c}{ext}"
-        return vdir / f"{c}.avi"
+        return find_file(vdir, c, ".avi", ".mp4")
 
     return _build("msvd-qa", split, train, rows, media_of, kind="video",
                   layout=f"MSVD clips belong in {vdir}/<youtube clip>.avi", categories=["all"], qtypes=QTYPES,
@@ -181,10 +179,7 @@ def read_tgif_frameqa(root: str | Path, split: str = "train", *, vocab: Vocab | 
     gdir = find_dir(root, "gifs", "GIFs", "videos")
 
     def media_of(c: str) -> Path:
-        for ext in (".gif", ".mp4"):
-            if (gdir / f"{c}{ext}").is_file():
-                return gdir / f"{c}{ext}"
-        return gdir / f"{c}.gif"
+        return find_file(gdir, c, ".gif", ".mp4")
 
     return _build("tgif-frameqa", split, train, rows, media_of, kind="video",
                   layout=f"TGIF clips belong in {gdir}/<gif_name>.gif", categories=TGIF_TYPES, qtypes=TGIF_TYPES,
