@@ -169,7 +169,7 @@ def test_dwc_round_trip_within_quantiser_bound():
     base = {"a": torch.randn(300, generator=g), "b": torch.randn(8, 16, generator=g)}
     upd = {k: v + 0.01 * torch.randn(v.shape, generator=g) for k, v in base.items()}
     for scheme in ("nf4", "int8"):
-        dwc = DynamicWeightCompression(DWCConfig(scheme=scheme, energy=1.0))
+        dwc = DynamicWeightCompression(DWCConfig(scheme=scheme, energy=1.0, budget=None))
         sent, received = dwc.compress(upd, base)
         dev = {k: v.clone() for k, v in base.items()}
         dwc.apply(dev, received)
@@ -182,8 +182,26 @@ def test_dwc_round_trip_within_quantiser_bound():
 def test_dwc_keeps_only_the_significant_tensors():
     base = {"big": torch.zeros(10), "small": torch.zeros(10), "same": torch.zeros(10)}
     upd = {"big": torch.ones(10), "small": torch.full((10,), 0.1), "same": torch.zeros(10)}
-    assert DynamicWeightCompression(DWCConfig(energy=0.9)).select(
+    assert DynamicWeightCompression(DWCConfig(energy=0.9, budget=None)).select(
         {k: upd[k] - base[k] for k in base}) == ["big"]
+
+
+def test_dwc_budget_caps_the_bytes_and_ranks_by_energy_per_byte():
+    g = torch.Generator().manual_seed(0)
+    # "wide": the most energy in all, the least per byte; "bias" and "norm": small and dense.
+    deltas = {"wide": 0.05 * torch.randn(4096, generator=g), "bias": torch.randn(64, generator=g),
+              "norm": 0.5 * torch.randn(64, generator=g), "lora": 0.1 * torch.randn(512, generator=g)}
+    fp16 = 2 * sum(d.numel() for d in deltas.values())
+    for budget in (1 / 6, 1 / 12, 1 / 30):
+        dwc = DynamicWeightCompression(DWCConfig(scheme="nf4", energy=1.0, budget=budget))
+        kept = dwc.select(deltas)
+        assert dwc.nbytes({k: deltas[k] for k in kept}) <= budget * fp16
+        assert kept[0] == "bias"  # the densest update goes first
+    # without a cap, the energy rule alone: everything at energy 1.0
+    assert set(DynamicWeightCompression(DWCConfig(energy=1.0, budget=None)).select(deltas)) == set(deltas)
+    # 1/30 of 9,472 B is 315 B: no room for "wide" (~2.1 KB in NF4), but the small tensors fit
+    tight = DynamicWeightCompression(DWCConfig(scheme="nf4", energy=1.0, budget=1 / 30)).select(deltas)
+    assert "wide" not in tight and "bias" in tight
 
 
 def test_device_applies_the_delta_through_the_wire(pre, batch):

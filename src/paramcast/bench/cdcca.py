@@ -58,15 +58,16 @@ class CDCCABenchConfig:
     holdout_categories: int = 3      # categories absent from the source (out-domain captions)
     max_source: int = 1200           # source rows used for pretraining
     rounds: int = 3                  # one unseen device per round (cycled if there are fewer)
-    round_rows: int = 200            # rows per round, split half stream / half evaluation by clip
+    round_rows: int = 0              # rows per round (0: every row of the round's device), split half
+                                     # stream / half evaluation by clip
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     cdcca: CDCCAConfig = field(default_factory=CDCCAConfig)
     ablations: bool = True           # Table 3 and the DWC / all-tokens references
     token_study: bool = True         # Table 4
 
     def __post_init__(self) -> None:
-        if self.rounds < 1 or self.round_rows < 4:
-            raise ValueError("rounds must be >= 1 and round_rows >= 4 (half stream, half evaluation)")
+        if self.rounds < 1 or not (self.round_rows == 0 or self.round_rows >= 4):
+            raise ValueError("rounds must be >= 1 and round_rows 0 (all) or >= 4 (half stream, half evaluation)")
 
 
 @dataclass
@@ -103,7 +104,7 @@ def _domains(ds, cfg: CDCCABenchConfig) -> tuple[ClipSet, list[tuple[ClipSet, li
     for r in range(cfg.rounds):
         dev = unseen_devices[r % len(unseen_devices)]
         rows = ds.unseen.subset(ds.unseen.device == dev)
-        rows = rows.subset(torch.randperm(len(rows), generator=g)[: cfg.round_rows])
+        rows = rows.subset(torch.randperm(len(rows), generator=g)[: cfg.round_rows or None])
         rounds.append((rows, [split_of(int(c)) for c in rows.category]))
     info = {"source_devices": [ds.vocab.devices[d] for d in range(cfg.source_devices)],
             "heldout_categories": [ds.vocab.categories[c] for c in held],
@@ -154,6 +155,20 @@ def _scores(model, batch: MLLMBatch, split: list[str], pre: Pretrained) -> dict:
     return out
 
 
+class TeacherReference(SourceOnly):
+    """The cloud teacher evaluated on the device's rounds, never adapted: not a device method (it is the
+    large cloud model), the ceiling that distillation from its pseudo-labels works towards."""
+
+    name = "teacher"
+
+    def __init__(self, pre: Pretrained):
+        super().__init__(pre)
+        self.reset()
+
+    def reset(self) -> None:
+        self.model = self.pre.teacher.eval()
+
+
 def _run_method(method: SourceOnly, pre: Pretrained, rounds: list[_Round]) -> dict:
     t0 = time.perf_counter()
     per_round = []
@@ -197,6 +212,7 @@ def run_cdcca(cfg: CDCCABenchConfig = CDCCABenchConfig(), progress=print) -> dic
 
     base = cfg.cdcca
     methods = {
+        "Teacher (cloud, reference)": lambda: TeacherReference(pre),
         "Source-only": lambda: SourceOnly(pre),
         "TENT-continual": lambda: TentContinual(pre),
         "CoTTA": lambda: CoTTA(pre, seed=cfg.seed),
@@ -209,7 +225,8 @@ def run_cdcca(cfg: CDCCABenchConfig = CDCCABenchConfig(), progress=print) -> dic
             "PL": lambda: CDCCA(pre, _variant(base, {"sample_mode": "all", "token_mode": "all"}, {"feature_loss": "none"})),
             "PL+AKD": lambda: CDCCA(pre, _variant(base, {"sample_mode": "all", "token_mode": "all"})),
             "PL+AKD+UTS-1": lambda: CDCCA(pre, _variant(base, {"token_mode": "all"})),
-            "CD-CCA (fp16 full delta)": lambda: CDCCA(pre, _variant(base, dwc={"scheme": "fp16", "energy": 1.0})),
+            "CD-CCA (fp16 full delta)": lambda: CDCCA(pre, _variant(base, dwc={"scheme": "fp16", "energy": 1.0, "budget": None})),
+            "CD-CCA (fp16 tokens)": lambda: CDCCA(pre, dataclasses.replace(base, upload_quant="fp16")),
         }
     if cfg.token_study:
         for r in (0.25, 0.5, 0.75):
@@ -258,6 +275,7 @@ def run_cdcca(cfg: CDCCABenchConfig = CDCCABenchConfig(), progress=print) -> dic
 def _markdown(res: dict) -> str:
     R = res["results"]
     main = ["Source-only", "TENT-continual", "CoTTA", "PKD", "ChannelWiseDivergence", "CD-CCA"]
+    main += [n for n in R if n.startswith("Teacher")]
     src = R["Source-only"]["mean"]
     rows = []
     for name in main:
@@ -271,7 +289,8 @@ def _markdown(res: dict) -> str:
     cap = [{"method": n, **{f"{m} {p}": R[n]["mean"][f"{m}_{p}"] for p in ("in", "near", "out") for m in ("BLEU4", "CIDEr")},
             "BLEU4 all": R[n]["mean"]["BLEU4"], "CIDEr all": R[n]["mean"]["CIDEr"]} for n in main]
     abl = [{"variant": n, "MC": R[n]["mean"]["MC"], "DA": R[n]["mean"]["DA"], "CIDEr": R[n]["mean"]["CIDEr"]}
-           for n in ("Source-only", "PL", "PL+AKD", "PL+AKD+UTS-1", "CD-CCA", "CD-CCA (fp16 full delta)") if n in R]
+           for n in ("Source-only", "PL", "PL+AKD", "PL+AKD+UTS-1", "CD-CCA", "CD-CCA (fp16 full delta)",
+                     "CD-CCA (fp16 tokens)") if n in R]
     tok = [{"sampling": n, "MC": R[n]["mean"]["MC"], "DA": R[n]["mean"]["DA"]} for n in R if n.startswith("tokens")]
     c = res["communication"]
     md = ["# CD-CCA benchmark", "", f"Domains: {res['domains']}", "",
@@ -315,7 +334,7 @@ def _plot(res: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def bench_cdcca(preset: str = "quick", source: str | None = None, rounds: int = 3, round_rows: int = 200,
+def bench_cdcca(preset: str = "quick", source: str | None = None, rounds: int = 3, round_rows: int = 0,
                 seed: int = 0, epochs: int = 12, ablations: bool = True, token_study: bool = True,
                 out: Path = Path("benchmarks/cdcca/cdcca")) -> dict:
     """Typer-style entry point (``paramcast bench cdcca``): run, then write JSON, Markdown and a PNG."""
