@@ -98,7 +98,7 @@ def test_uts_really_shrinks_the_encoded_payload(pre, batch):
     image, mask = unpack_tokens(kept)  # the cloud rebuilds exactly the kept tokens
     assert image.shape == (S, T, C) and int(mask.sum()) == kept.features.shape[0]
     assert torch.equal(image[kept.samples, kept.positions], kept.features)
-    assert torch.equal(batch.image[u.argsort(descending=True)[:S]][mask], kept.features)
+    assert torch.equal(batch.image.cpu()[u.argsort(descending=True)[:S]][mask], kept.features)
 
 
 # -- eq. 5-6: only the adapter set changes ----------------------------------------------------------

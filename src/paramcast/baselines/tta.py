@@ -87,7 +87,7 @@ def stochastic_restore(params: dict[str, torch.Tensor], source: dict[str, torch.
     n_reset, n = 0, 0
     with torch.no_grad():
         for k, t in params.items():
-            mask = torch.rand(t.shape, generator=gen) < p
+            mask = (torch.rand(t.shape, generator=gen) < p).to(t.device)
             t.copy_(torch.where(mask, source[k], t))
             n_reset, n = n_reset + int(mask.sum()), n + mask.numel()
     return n_reset / max(n, 1)

@@ -56,7 +56,9 @@ class CDCCABenchConfig:
     seed: int = 0
     source_devices: int = 4          # training devices that form the source domain
     holdout_categories: int = 3      # categories absent from the source (out-domain captions)
-    max_source: int = 1200           # source rows used for pretraining
+    max_source: int = 1200           # source rows the device student is pretrained on
+    teacher_source_rows: int = 0     # source rows of the cloud's encoder + teacher (0: every source-domain
+                                     # row; they include the student's): the large cloud model has seen more
     rounds: int = 3                  # one unseen device per round (cycled if there are fewer)
     round_rows: int = 0              # rows per round (0: every row of the round's device), split half
                                      # stream / half evaluation by clip
@@ -64,6 +66,7 @@ class CDCCABenchConfig:
     cdcca: CDCCAConfig = field(default_factory=CDCCAConfig)
     ablations: bool = True           # Table 3 and the DWC / all-tokens references
     token_study: bool = True         # Table 4
+    device: str | None = None        # torch device of every model (None: cuda when available)
 
     def __post_init__(self) -> None:
         if self.rounds < 1 or not (self.round_rows == 0 or self.round_rows >= 4):
@@ -83,15 +86,17 @@ def _load(cfg: CDCCABenchConfig):
     return load(cfg.preset, source=cfg.data_source, seed=cfg.seed, progress=False)
 
 
-def _domains(ds, cfg: CDCCABenchConfig) -> tuple[ClipSet, list[tuple[ClipSet, list[str]]], dict]:
-    """Source rows; per round (target rows, split per row); a description of the split."""
+def _domains(ds, cfg: CDCCABenchConfig) -> tuple[ClipSet, ClipSet, list[tuple[ClipSet, list[str]]], dict]:
+    """Teacher's and student's source rows; per round (target rows, split per row); a description."""
     n_cat = len(ds.vocab.categories)
     held = list(range(n_cat - cfg.holdout_categories, n_cat))
     hist = ds.history
     src_mask = (hist.device < cfg.source_devices) & ~torch.isin(hist.category, torch.tensor(held))
     source = hist.subset(src_mask)
     g = torch.Generator().manual_seed(cfg.seed)
-    source = source.subset(torch.randperm(len(source), generator=g)[: cfg.max_source])
+    source = source.subset(torch.randperm(len(source), generator=g))
+    teacher_source = source.subset(torch.arange(min(len(source), cfg.teacher_source_rows or len(source))))
+    source = source.subset(torch.arange(min(len(source), cfg.max_source)))
     counts = torch.bincount(source.category, minlength=n_cat)
     seen = [c for c in range(n_cat) if c not in held]
     near = sorted(seen, key=lambda c: int(counts[c]))[: max(1, len(seen) // 3)]
@@ -110,8 +115,8 @@ def _domains(ds, cfg: CDCCABenchConfig) -> tuple[ClipSet, list[tuple[ClipSet, li
             "heldout_categories": [ds.vocab.categories[c] for c in held],
             "near_categories": [ds.vocab.categories[c] for c in near],
             "round_devices": [ds.vocab.devices[unseen_devices[r % len(unseen_devices)]] for r in range(cfg.rounds)],
-            "source_rows": len(source)}
-    return source, rounds, info
+            "source_rows": len(source), "teacher_source_rows": len(teacher_source)}
+    return teacher_source, source, rounds, info
 
 
 def _split_round(pre: Pretrained, rows: ClipSet, split: list[str]) -> _Round:
@@ -204,10 +209,10 @@ def run_cdcca(cfg: CDCCABenchConfig = CDCCABenchConfig(), progress=print) -> dic
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
     ds = _load(cfg)
-    source, target, info = _domains(ds, cfg)
-    pre = pretrain(source, ds.vocab, cfg.pretrain)
+    teacher_source, source, target, info = _domains(ds, cfg)
+    pre = pretrain(source, ds.vocab, cfg.pretrain, cfg.device, teacher_source=teacher_source)
     t_pre = time.perf_counter() - t0
-    progress(f"pretrained in {t_pre:.0f}s on {len(source)} source rows")
+    progress(f"pretrained in {t_pre:.0f}s: teacher on {len(teacher_source)}, student on {len(source)} source rows")
     rounds = [_split_round(pre, rows, split) for rows, split in target]
 
     base = cfg.cdcca
@@ -336,11 +341,11 @@ def _plot(res: dict, path: Path) -> None:
 
 def bench_cdcca(preset: str = "quick", source: str | None = None, rounds: int = 3, round_rows: int = 0,
                 seed: int = 0, epochs: int = 12, ablations: bool = True, token_study: bool = True,
-                out: Path = Path("benchmarks/cdcca/cdcca")) -> dict:
+                device: str | None = None, out: Path = Path("runs/cdcca/cdcca")) -> dict:
     """Typer-style entry point (``paramcast bench cdcca``): run, then write JSON, Markdown and a PNG."""
     cfg = CDCCABenchConfig(preset=preset, data_source=source, rounds=rounds, round_rows=round_rows, seed=seed,
                            pretrain=PretrainConfig(teacher_epochs=epochs, student_epochs=epochs, seed=seed),
-                           ablations=ablations, token_study=token_study)
+                           ablations=ablations, token_study=token_study, device=device)
     res = run_cdcca(cfg)
     paths = write_result(res, Path(out), _markdown(res))
     _plot(res, Path(out).with_suffix(".png"))

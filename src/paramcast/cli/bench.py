@@ -106,6 +106,7 @@ def cdcca(
     epochs: int = typer.Option(12, help="Source pretraining epochs of teacher (joint with the encoder) and student."),
     ablations: bool = typer.Option(True, help="Table 3 (PL / AKD / UTS-1) and the fp16 delta / fp16 token references."),
     token_study: bool = typer.Option(True, help="Table 4: random vs UTS token sampling at 25 / 50 / 75 %."),
+    device: str = typer.Option(None, help="torch device, e.g. cpu or cuda (default: cuda if available)."),
     out: Path = typer.Option(Path("runs/cdcca/cdcca"), help="Result path stem; .json/.md/.png are written."),
 ) -> None:
     """CD-CCA continual rounds vs TENT / CoTTA / PKD / CWD, ablations, token sampling, transmission (Tables 1-5).
@@ -114,7 +115,7 @@ def cdcca(
     device per round; collaborative methods go through the real wire (bytes counted from messages).
     """
     paths = bench_cdcca(preset=preset, source=source, rounds=rounds, round_rows=round_rows, seed=seed,
-                        epochs=epochs, ablations=ablations, token_study=token_study, out=out)
+                        epochs=epochs, ablations=ablations, token_study=token_study, device=device, out=out)
     console.print(Path(paths["markdown"]).read_text())
     console.print(f"wrote {paths['json']}, {paths['markdown']}, {Path(out).with_suffix('.png')}")
 

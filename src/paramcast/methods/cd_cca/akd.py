@@ -85,7 +85,7 @@ def pseudo_label(teacher: MLLM, image, mask, question, max_caption: int) -> dict
     out_q = teacher(image, mask, loss_input)
     pos = (question != 0).sum(1)
     a0, A = teacher.layout.answer0, teacher.layout.n_answers
-    answer = out_q.logits[torch.arange(len(pos)), pos, a0:a0 + A].argmax(-1)
+    answer = out_q.logits[torch.arange(len(pos), device=pos.device), pos, a0:a0 + A].argmax(-1)
     caption, _ = greedy_caption(teacher, image, mask, max_caption)
     cap_in, _ = caption_io(caption, teacher.layout)
     out_c = teacher(image, mask, cap_in)
@@ -104,8 +104,9 @@ class AdapterKD(nn.Module):
     def __init__(self, teacher: MLLM, student: MLLM, cfg: AKDConfig, seed: int = 0):
         super().__init__()
         self.teacher, self.student, self.cfg = teacher, student, cfg
-        self.phi_q = nn.Linear(student.cfg.q_hidden, teacher.cfg.q_hidden)   # phi of eq. 5
-        self.phi_r = nn.Linear(student.cfg.lm_hidden, teacher.cfg.lm_hidden)  # phi of L_repr
+        dev = next(student.parameters()).device
+        self.phi_q = nn.Linear(student.cfg.q_hidden, teacher.cfg.q_hidden, device=dev)   # phi of eq. 5
+        self.phi_r = nn.Linear(student.cfg.lm_hidden, teacher.cfg.lm_hidden, device=dev)  # phi of L_repr
         params = list(adapter_parameters(student).values()) + list(self.phi_q.parameters()) + \
             list(self.phi_r.parameters())
         self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
@@ -129,7 +130,8 @@ class AdapterKD(nn.Module):
         target = pl["answer"] if c.use_pl else torch.full_like(pl["answer"], -1)
         ce_q, out_q = vqa_loss(self.student, image, mask, question, target)
         ce_c, out_c = caption_loss(self.student, image, mask, pl["caption"])
-        parts = {"ce": ce_q + ce_c if c.use_pl else torch.zeros(())}
+        zero = torch.zeros((), device=image.device)
+        parts = {"ce": ce_q + ce_c if c.use_pl else zero}
         if c.feature_loss != "none":
             q_valid = torch.cat([question != 0, torch.ones_like(question[:, :1], dtype=torch.bool)], 1)
             c_valid = caption_io(pl["caption"], self.student.layout)[1] != -100
@@ -137,7 +139,7 @@ class AdapterKD(nn.Module):
             parts["repr"] = self._feat(self.phi_r(out_q.hidden), pl["hidden_q"], q_valid) + \
                 self._feat(self.phi_r(out_c.hidden), pl["hidden_c"], c_valid)
         else:
-            parts["query"] = parts["repr"] = torch.zeros(())
+            parts["query"] = parts["repr"] = zero
         parts["total"] = c.lambda_ce * parts["ce"] + c.lambda_query * parts["query"] + c.lambda_repr * parts["repr"]
         return parts
 

@@ -76,7 +76,7 @@ class DynamicWeightCompression:
         """Eq. 7: the significant fp32 deltas ``updated - base`` that go into the payload (the wire
         quantises them with ``scheme``), and the same deltas as the device will receive them
         (quantised and dequantised), which the cloud adds to its copy of the device's weights."""
-        deltas = {k: (updated[k] - base[k]).detach().float() for k in updated}
+        deltas = {k: (updated[k] - base[k]).detach().float().cpu() for k in updated}  # CPU: they go on the wire
         sent, received = {}, {}
         for name in self.select(deltas):
             d = deltas[name]
@@ -95,4 +95,4 @@ class DynamicWeightCompression:
         """Eq. 8 on the device: ``p <- p + delta`` in place for every received delta."""
         with torch.no_grad():
             for name, d in deltas.items():
-                params[name].add_(d.to(params[name].dtype))
+                params[name].add_(d.to(params[name].device, params[name].dtype))

@@ -37,6 +37,7 @@ from paramcast.methods.cd_cca.tasks import (
     vqa_loss,
 )
 from paramcast.methods.cd_cca.uts import UncertaintyTokenSampler, UTSConfig, UTSUpload, unpack_tokens
+from paramcast.models.heads import default_device
 from paramcast.types import WeightDelta
 
 __all__ = ["CDCCA", "CDCCAConfig", "PretrainConfig", "Pretrained", "SourceOnly", "pretrain", "uncertainty"]
@@ -73,7 +74,7 @@ def _augment(frames: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     gain = 1 + 0.4 * (torch.rand(B, 1, 1, 1, generator=gen) - 0.5)
     cast = 0.3 * (torch.rand(B, 3, 1, 1, generator=gen) - 0.5)
     noise = 0.1 * torch.rand(B, 1, 1, 1, generator=gen) * torch.randn(x.shape, generator=gen)
-    return (x * gain + cast + noise).clamp(-1, 1)
+    return (x * gain.to(x.device) + cast.to(x.device) + noise.to(x.device)).clamp(-1, 1)
 
 
 def _train_mllm(model: MLLM, encoder: VisionEncoder | None, data: MLLMBatch, epochs: int, cfg: PretrainConfig,
@@ -102,31 +103,38 @@ def _train_mllm(model: MLLM, encoder: VisionEncoder | None, data: MLLMBatch, epo
     model.eval()
 
 
-def pretrain(source: ClipSet, vocab: Vocab, cfg: PretrainConfig = PretrainConfig()) -> Pretrained:
-    """Source-domain training: encoder + teacher jointly, then the student on the frozen encoder."""
+def pretrain(source: ClipSet, vocab: Vocab, cfg: PretrainConfig = PretrainConfig(),
+             device: str | torch.device | None = None, teacher_source: ClipSet | None = None) -> Pretrained:
+    """Source-domain training: encoder + teacher jointly, then each model on the frozen encoder's tokens.
+
+    ``teacher_source`` (default ``source``): the cloud's source corpus for encoder and teacher, which may
+    be larger than the student's ``source`` (the seed's cloud model is the one with large-scale
+    pretraining). Models live on ``device`` (default: cuda when available); random draws come from
+    CPU generators, so a seed gives the same draws on either."""
+    teacher_source = source if teacher_source is None else teacher_source
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     # Multiple-choice candidates may lie outside the answer classes (Vocab.mc_answers extends
     # Vocab.answers); every candidate gets an answer token so MC can score it.
     layout = TokenLayout(len(vocab.words), len(getattr(vocab, "mc_answers", None) or vocab.answers))
-    n_cap = int((source.caption != 0).sum(1).max()) if len(source) else 8
+    n_cap = int((teacher_source.caption != 0).sum(1).max()) if len(teacher_source) else 8
     size = int(source.frames.shape[2])                       # the data's frame size (tiny: 32, else 64)
-    t_cfg = MLLMConfig(**{**cfg.teacher.__dict__, "max_text": max(source.question.shape[1], n_cap) + 4,
+    n_q = max(source.question.shape[1], teacher_source.question.shape[1])
+    t_cfg = MLLMConfig(**{**cfg.teacher.__dict__, "max_text": max(n_q, n_cap) + 4,
                           "image_size": size})
     s_cfg = MLLMConfig(**{**cfg.student.__dict__, "max_text": t_cfg.max_text, "image_size": size})
-    encoder, teacher, student = VisionEncoder(t_cfg), MLLM(t_cfg, layout), MLLM(s_cfg, layout)
-    raw = make_batch(encoder, source)  # image tokens unused: the encoder is still training
+    dev = torch.device(device or default_device())
+    encoder, teacher, student = VisionEncoder(t_cfg).to(dev), MLLM(t_cfg, layout).to(dev), MLLM(s_cfg, layout).to(dev)
+    raw = make_batch(encoder, teacher_source)  # image tokens unused: the encoder is still training
     _train_mllm(teacher, encoder, raw, cfg.teacher_epochs, cfg, cfg.teacher_augment, gen)
     encoder.eval().requires_grad_(False)
-    tokens = make_batch(encoder, source)
     # The teacher finishes on the frozen encoder's clean tokens, as the student does: after the joint
     # stage alone it was *below* the student on the source domain (quick: MC 55.5 vs 61.9 %), so there
-    # was nothing to distil; with this stage it is the stronger model there (67.2 %) and on the target
-    # rounds (mean MC 29.7 vs 24.7 %), which is the seed's premise (13B teacher, 7B student).
+    # was nothing to distil; with this stage it is the stronger model there (67.2 %).
     t_epochs = cfg.student_epochs if cfg.teacher_finetune_epochs is None else cfg.teacher_finetune_epochs
-    _train_mllm(teacher, None, tokens, t_epochs, cfg, False, gen)
+    _train_mllm(teacher, None, make_batch(encoder, teacher_source), t_epochs, cfg, False, gen)
     teacher.requires_grad_(False)
-    _train_mllm(student, None, tokens, cfg.student_epochs, cfg, False, gen)
+    _train_mllm(student, None, make_batch(encoder, source), cfg.student_epochs, cfg, False, gen)
     return Pretrained(encoder, teacher, add_adapters(student, cfg.lora_rank), vocab, max_caption=n_cap)
 
 
@@ -213,9 +221,11 @@ class CDCCA(SourceOnly):
 
     # -- cloud --------------------------------------------------------------------------------
     def cloud_step(self, upload: UTSUpload) -> WeightDelta:
-        image, mask = unpack_tokens(upload)
-        pl = pseudo_label(self.pre.teacher, image, mask, upload.questions, self.pre.max_caption)
-        for k, v in {"image": image, "mask": mask, "question": upload.questions, **pl}.items():
+        dev = next(self.cloud_student.parameters()).device
+        image, mask = (t.to(dev) for t in unpack_tokens(upload))
+        questions = upload.questions.to(dev)
+        pl = pseudo_label(self.pre.teacher, image, mask, questions, self.pre.max_caption)
+        for k, v in {"image": image, "mask": mask, "question": questions, **pl}.items():
             self.store.setdefault(k, []).append(v)
         s = {k: torch.cat(v) for k, v in self.store.items()}
         losses = self.akd.fit(s["image"], s["mask"], s["question"],
@@ -223,7 +233,7 @@ class CDCCA(SourceOnly):
         updated = {k: v.detach() for k, v in adapter_parameters(self.cloud_student).items()}
         sent, received = self.dwc.compress(updated, self.device_copy)
         for k, d in received.items():  # error feedback: next delta is against what the device holds
-            self.device_copy[k] = self.device_copy[k] + d
+            self.device_copy[k] = self.device_copy[k] + d.to(self.device_copy[k].device)
         self.log.append({"losses": losses, "uploaded_samples": len(upload.questions),
                          "uploaded_tokens": int(upload.features.shape[0]), "delta_tensors": len(sent),
                          "delta_params": sum(d.numel() for d in sent.values()),

@@ -46,15 +46,17 @@ class MLLMBatch:
 
 @torch.no_grad()
 def make_batch(encoder: VisionEncoder, clips: ClipSet, chunk: int = 256) -> MLLMBatch:
-    """Middle frame of each clip through the frozen encoder (eval mode: no dropout)."""
+    """Middle frame of each clip through the frozen encoder (eval mode: no dropout); every field on
+    the encoder's device."""
     was = encoder.training
     encoder.eval()
-    frames = clips.frames[:, clips.frames.shape[1] // 2].contiguous()  # (N, H, W, 3)
+    dev = next(encoder.parameters()).device
+    frames = clips.frames[:, clips.frames.shape[1] // 2].contiguous().to(dev)  # (N, H, W, 3)
     image = torch.cat([encoder(frames[i:i + chunk]) for i in range(0, len(frames), chunk)]) if len(frames) else \
-        torch.zeros(0, 0, 0)
+        torch.zeros(0, 0, 0, device=dev)
     encoder.train(was)
-    return MLLMBatch(frames, image, clips.question, clips.caption, clips.answer, clips.candidates,
-                     clips.mc_label, clips.category)
+    return MLLMBatch(frames, image, *(t.to(dev) for t in (clips.question, clips.caption, clips.answer,
+                                                           clips.candidates, clips.mc_label, clips.category)))
 
 
 def encode_batches(encoder: VisionEncoder, sets: dict[str, ClipSet]) -> dict[str, MLLMBatch]:
@@ -65,7 +67,7 @@ def vqa_io(question: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """question (B, Lq) -> text (B, Lq + 1) with [SEP] after the last word, and the [SEP] index (B,)."""
     n = (question != PAD).sum(1)                                   # (B,)
     text = torch.cat([question, torch.zeros_like(question[:, :1])], 1)
-    text[torch.arange(len(n)), n] = SEP
+    text[torch.arange(len(n), device=n.device), n] = SEP
     return text, n
 
 
@@ -75,10 +77,11 @@ def caption_io(caption: torch.Tensor, layout: TokenLayout) -> tuple[torch.Tensor
     words = torch.where(words == SEP, torch.zeros_like(words), words)
     n = (words != PAD).sum(1)
     B, L = words.shape
-    inp = torch.cat([torch.full((B, 1), layout.cap, dtype=words.dtype), words], 1)     # (B, L + 1)
+    dev = words.device
+    inp = torch.cat([torch.full((B, 1), layout.cap, dtype=words.dtype, device=dev), words], 1)  # (B, L + 1)
     target = torch.cat([words, torch.zeros_like(words[:, :1])], 1)
-    target[torch.arange(B), n] = SEP
-    target = torch.where(torch.arange(L + 1)[None] <= n[:, None], target, torch.full_like(target, -100))
+    target[torch.arange(B, device=dev), n] = SEP
+    target = torch.where(torch.arange(L + 1, device=dev)[None] <= n[:, None], target, torch.full_like(target, -100))
     return inp, target
 
 
@@ -87,7 +90,7 @@ def answer_logits(model: MLLM, image, image_mask, question) -> tuple[torch.Tenso
     text, pos = vqa_io(question)
     out = model(image, image_mask, text)
     a0, A = model.layout.answer0, model.layout.n_answers
-    return out.logits[torch.arange(len(pos)), pos, a0:a0 + A], out
+    return out.logits[torch.arange(len(pos), device=pos.device), pos, a0:a0 + A], out
 
 
 def mc_logits(ans_logits: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
@@ -116,10 +119,11 @@ def greedy_caption(model: MLLM, image, image_mask, max_len: int) -> tuple[torch.
     and the mean per-step predictive entropy (B,) (eq. 2 over the generated tokens)."""
     B = image.shape[0]
     lay = model.layout
-    seq = torch.full((B, 1), lay.cap, dtype=torch.long)
-    done = torch.zeros(B, dtype=torch.bool)
-    ent_sum, steps = torch.zeros(B), torch.zeros(B)
-    allowed = torch.full((lay.vocab_size,), float("-inf"))
+    dev = image.device
+    seq = torch.full((B, 1), lay.cap, dtype=torch.long, device=dev)
+    done = torch.zeros(B, dtype=torch.bool, device=dev)
+    ent_sum, steps = torch.zeros(B, device=dev), torch.zeros(B, device=dev)
+    allowed = torch.full((lay.vocab_size,), float("-inf"), device=dev)
     allowed[SEP] = 0.0
     allowed[4:lay.n_words] = 0.0  # words only: no [PAD]/[CLS]/[UNK], no answer tokens, no [CAP]
     for _ in range(max_len):
@@ -135,7 +139,7 @@ def greedy_caption(model: MLLM, image, image_mask, max_len: int) -> tuple[torch.
             break
     words = seq[:, 1:].masked_fill(seq[:, 1:] == SEP, PAD)
     words = F.pad(words, (0, max_len - words.shape[1]), value=PAD)
-    return torch.cat([torch.full((B, 1), CLS, dtype=torch.long), words], 1), ent_sum / steps.clamp(min=1)
+    return torch.cat([torch.full((B, 1), CLS, dtype=torch.long, device=dev), words], 1), ent_sum / steps.clamp(min=1)
 
 
 def _caption_tokens(ids: torch.Tensor, words: list[str]) -> list[str]:

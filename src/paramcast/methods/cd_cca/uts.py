@@ -76,7 +76,7 @@ class UncertaintyTokenSampler:
         encoder.train()  # dropout on: Monte Carlo passes
         passes = torch.stack([encoder(frames) for _ in range(self.cfg.mc_passes)])  # (M, S, T, C)
         encoder.train(was)
-        return mc_dropout_variance(passes)
+        return mc_dropout_variance(passes).cpu()
 
     def select_tokens(self, variance: torch.Tensor) -> torch.Tensor:
         """Eq. 4: (S, T) variance -> (S, T) bool keep-mask."""
@@ -94,10 +94,12 @@ class UncertaintyTokenSampler:
 
     def __call__(self, encoder: nn.Module, frames: torch.Tensor, image: torch.Tensor, uncertainty: torch.Tensor,
                  questions: torch.Tensor, meta: dict, quant: str = "fp32") -> UTSUpload:
-        """Build the upload: ``image`` (N, T, C) eval-mode tokens, ``uncertainty`` (N,) from eq. 2."""
-        idx = self.select_samples(uncertainty)                                   # (S,)
+        """Build the upload: ``image`` (N, T, C) eval-mode tokens, ``uncertainty`` (N,) from eq. 2.
+        Selection runs on the CPU and the upload's tensors are CPU tensors (they go on the wire)."""
+        image, questions = image.cpu(), questions.cpu()
+        idx = self.select_samples(uncertainty.cpu())                             # (S,)
         if self.cfg.token_mode == "uts" and len(idx):
-            keep = self.select_tokens(self.token_variance(encoder, frames[idx]))  # (S, T)
+            keep = self.select_tokens(self.token_variance(encoder, frames[idx.to(frames.device)]))  # (S, T)
         else:
             keep = self.select_tokens(torch.zeros(len(idx), image.shape[1]))
         samples, positions = keep.nonzero(as_tuple=True)
