@@ -257,13 +257,52 @@ def test_bench_cdcca_tiny_end_to_end(tmp_path, monkeypatch):
     from paramcast.bench.cdcca import bench_cdcca
 
     monkeypatch.setenv("PARAMCAST_DATA", str(tmp_path / "data"))
-    paths = bench_cdcca(preset="tiny", source="shapes", rounds=1, round_rows=40, epochs=1, ablations=False,
+    paths = bench_cdcca(preset="tiny", source="shapes", rounds=1, round_rows=40, seeds=2, epochs=1, ablations=False,
                         token_study=False, out=tmp_path / "cdcca")
     res = json.loads(Path(paths["json"]).read_text())
-    assert {"Source-only", "TENT-continual", "CoTTA", "PKD", "ChannelWiseDivergence", "CD-CCA"} <= set(res["results"])
-    c = res["communication"]
+    assert res["seeds"] == [0, 1] and len(res["runs"]) == 2
+    run = res["runs"][0]
+    assert {"Source-only", "TENT-continual", "CoTTA", "PKD", "ChannelWiseDivergence", "CD-CCA"} <= set(run["results"])
+    c = run["communication"]
     # the uplink is one message (tokens + question ids as `text`); header bytes come on top of tensor bytes
     assert 0 < c["cdcca_up_tensor_bytes"] < c["cdcca_up_bytes"]
     assert c["downlink_ratio"] == c["dwc_down_bytes"] / c["full_delta_fp16_bytes"]
     assert c["downlink_ratio_wire"] == c["cdcca_down_bytes"] / c["full_delta_fp16_wire_bytes"]
-    assert "Table 5" in Path(paths["markdown"]).read_text() and (tmp_path / "cdcca.png").exists()
+    assert 0 < c["downlink_ratio"] <= 1 / 6  # DWC's default byte budget holds on the wire's own count
+    # the summary's gains are paired per seed
+    gains = [r["results"]["CD-CCA"]["mean"]["MC"] - r["results"]["Source-only"]["mean"]["MC"] for r in res["runs"]]
+    assert res["summary"]["methods"]["CD-CCA"]["gain_MC"]["values"] == pytest.approx(gains)
+    assert res["summary"]["methods"]["Source-only"]["gain_DA"]["mean"] == 0
+    md = Path(paths["markdown"]).read_text()
+    assert "over 2 seeds" in md and "Table 5" in md and (tmp_path / "cdcca.png").exists()
+
+
+def test_domains_keep_heldout_categories_and_round_devices_out_of_pretraining():
+    """nocaps' out-domain must be unseen by every pretrained model, and the rounds' devices too; the
+    teacher-devices study widens only the teacher's corpus, which contains the student's."""
+    from types import SimpleNamespace
+
+    from paramcast.bench.cdcca import CDCCABenchConfig, _domains
+    from paramcast.data.base import Vocab
+
+    v = synth_vocab()
+    vocab = Vocab(words=v.words, answers=v.answers, devices=[f"d{i}" for i in range(8)] + ["u0", "u1"],
+                  categories=[f"c{i}" for i in range(6)], qtypes=["q0"])
+    hist = synth_clips(400, vocab, size=8)
+    hist.device = torch.arange(400) % 8
+    hist.category = torch.arange(400) % 6
+    unseen = synth_clips(40, vocab, seed=3, size=8)
+    unseen.device = 8 + torch.arange(40) % 2
+    ds = SimpleNamespace(vocab=vocab, history=hist, unseen=unseen)
+    for teacher_devices in (0, 6):
+        cfg = CDCCABenchConfig(source_devices=2, holdout_categories=2, max_source=50, rounds=2,
+                               teacher_devices=teacher_devices)
+        teacher, student, rounds, info = _domains(ds, cfg)
+        held = {4, 5}
+        for part in (teacher, student):
+            assert not set(part.category.tolist()) & held and set(part.device.tolist()) <= set(range(8))
+        assert len(student) == 50 and set(student.device.tolist()) == {0, 1}
+        assert set(student.clip_id.tolist()) <= set(teacher.clip_id.tolist())
+        assert set(teacher.device.tolist()) == ({0, 1} if teacher_devices == 0 else set(range(6)))
+        assert [set(r.device.tolist()) for r, _ in rounds] == [{8}, {9}]
+        assert all(s == "out" for r, split in rounds for c, s in zip(r.category.tolist(), split) if c in held)

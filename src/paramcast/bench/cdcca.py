@@ -31,7 +31,7 @@ import torch
 from paramcast import wire
 from paramcast.bench.captioning import caption_scores
 from paramcast.bench.netsim import PROFILES, transfer_ms
-from paramcast.bench.report import markdown_table, write_result
+from paramcast.bench.report import markdown_table, mean_std, write_result
 from paramcast.data.base import ClipSet
 from paramcast.methods.cd_cca.akd import adapter_parameters
 from paramcast.methods.cd_cca.method import (
@@ -53,12 +53,16 @@ __all__ = ["CDCCABenchConfig", "bench_cdcca", "run_cdcca"]
 class CDCCABenchConfig:
     preset: str = "quick"            # EmojiClips preset
     data_source: str | None = None   # "shapes" | "emoji"; None keeps the preset's
-    seed: int = 0
+    seed: int = 0                    # domain split, pretraining, UTS and AKD draws
+    data_seed: int = 0               # the EmojiClips dataset (fixed across seeds: one dataset, built once)
     source_devices: int = 4          # training devices that form the source domain
     holdout_categories: int = 3      # categories absent from the source (out-domain captions)
     max_source: int = 1200           # source rows the device student is pretrained on
     teacher_source_rows: int = 0     # source rows of the cloud's encoder + teacher (0: every source-domain
                                      # row; they include the student's): the large cloud model has seen more
+    teacher_devices: int = 0         # training devices in the teacher's corpus (0: the source devices). More
+                                     # is a study, not the protocol: a teacher that has seen other styles and
+                                     # cameras (never the rounds' devices, never the held-out categories)
     rounds: int = 3                  # one unseen device per round (cycled if there are fewer)
     round_rows: int = 0              # rows per round (0: every row of the round's device), split half
                                      # stream / half evaluation by clip
@@ -83,7 +87,7 @@ class _Round:
 def _load(cfg: CDCCABenchConfig):
     from paramcast.data.emojiclips import load
 
-    return load(cfg.preset, source=cfg.data_source, seed=cfg.seed, progress=False)
+    return load(cfg.preset, source=cfg.data_source, seed=cfg.data_seed, progress=False)
 
 
 def _domains(ds, cfg: CDCCABenchConfig) -> tuple[ClipSet, ClipSet, list[tuple[ClipSet, list[str]]], dict]:
@@ -91,12 +95,20 @@ def _domains(ds, cfg: CDCCABenchConfig) -> tuple[ClipSet, ClipSet, list[tuple[Cl
     n_cat = len(ds.vocab.categories)
     held = list(range(n_cat - cfg.holdout_categories, n_cat))
     hist = ds.history
-    src_mask = (hist.device < cfg.source_devices) & ~torch.isin(hist.category, torch.tensor(held))
-    source = hist.subset(src_mask)
     g = torch.Generator().manual_seed(cfg.seed)
-    source = source.subset(torch.randperm(len(source), generator=g))
-    teacher_source = source.subset(torch.arange(min(len(source), cfg.teacher_source_rows or len(source))))
-    source = source.subset(torch.arange(min(len(source), cfg.max_source)))
+
+    def rows(mask: torch.Tensor) -> torch.Tensor:  # shuffled indices into the history
+        idx = mask.nonzero().flatten()
+        return idx[torch.randperm(len(idx), generator=g)]
+
+    seen_cat = ~torch.isin(hist.category, torch.tensor(held))
+    src_idx = rows((hist.device < cfg.source_devices) & seen_cat)
+    t_idx = src_idx
+    if cfg.teacher_devices > cfg.source_devices:  # the source rows first, then the other devices' rows
+        t_idx = torch.cat([src_idx, rows((hist.device >= cfg.source_devices) & (hist.device < cfg.teacher_devices)
+                                         & seen_cat)])
+    teacher_source = hist.subset(t_idx[: cfg.teacher_source_rows or None])
+    source = hist.subset(src_idx[: cfg.max_source])
     counts = torch.bincount(source.category, minlength=n_cat)
     seen = [c for c in range(n_cat) if c not in held]
     near = sorted(seen, key=lambda c: int(counts[c]))[: max(1, len(seen) // 3)]
@@ -277,10 +289,50 @@ def run_cdcca(cfg: CDCCABenchConfig = CDCCABenchConfig(), progress=print) -> dic
             "results": results, "communication": comm, "seconds": time.perf_counter() - t0}
 
 
+MAIN = ("Source-only", "TENT-continual", "CoTTA", "PKD", "ChannelWiseDivergence", "CD-CCA")
+
+
+def summarise_seeds(runs: list[dict]) -> dict:
+    """Per method, over seeds: mean ± std of the round-mean MC / DA / CIDEr and of the *paired* gain over
+    source-only in the same seed (same pretraining, same rounds: the comparison that cancels most noise);
+    and the transmission ratios."""
+    out: dict = {"methods": {}, "communication": {}}
+    for name in runs[0]["results"]:
+        per = [r["results"][name]["mean"] for r in runs]
+        src = [r["results"]["Source-only"]["mean"] for r in runs]
+        out["methods"][name] = {k: mean_std([p[k] for p in per]) for k in ("MC", "DA", "BLEU4", "CIDEr")} | {
+            f"gain_{k}": mean_std([p[k] - s[k] for p, s in zip(per, src, strict=True)]) for k in ("MC", "DA", "CIDEr")}
+    for k in ("uplink_ratio", "downlink_ratio", "downlink_ratio_wire"):
+        out["communication"][k] = mean_std([r["communication"][k] for r in runs])
+    return out
+
+
+def _markdown_seeds(res: dict) -> str:
+    S, seeds = res["summary"], res["seeds"]
+
+    def pm(d: dict, digits: int = 2) -> str:
+        return f"{d['mean']:.{digits}f} ± {d['std']:.{digits}f}"
+
+    order = [n for n in (*MAIN, *(n for n in S["methods"] if n.startswith("Teacher"))) if n in S["methods"]]
+    order += [n for n in S["methods"] if n not in order]
+    rows = [{"method": n, **{k: pm(S["methods"][n][k]) for k in ("MC", "DA", "CIDEr")},
+             **{f"gain {k}": pm(S["methods"][n][f"gain_{k}"]) for k in ("MC", "DA", "CIDEr")}} for n in order]
+    c = S["communication"]
+    first = _markdown(res["runs"][0]).split("\n", 2)[2]  # without its title line
+    return "\n".join([
+        f"# CD-CCA benchmark over {len(seeds)} seeds ({', '.join(map(str, seeds))})", "",
+        "Each seed redraws the student's source rows, pretraining, UTS and AKD; the dataset and the rounds' "
+        "devices are the same. Round-mean accuracy (%) and CIDEr as mean ± std over seeds; `gain` is the "
+        "paired difference with source-only in the same seed.", "",
+        "## All methods (Tables 1-4, round means)", markdown_table(rows),
+        f"Uplink ratio {pm(c['uplink_ratio'], 4)}, downlink ratio {pm(c['downlink_ratio'], 4)} "
+        f"(encoded messages {pm(c['downlink_ratio_wire'], 4)}); total {res['seconds']:.0f}s.", "",
+        f"# Seed {seeds[0]} in full", first])
+
+
 def _markdown(res: dict) -> str:
     R = res["results"]
-    main = ["Source-only", "TENT-continual", "CoTTA", "PKD", "ChannelWiseDivergence", "CD-CCA"]
-    main += [n for n in R if n.startswith("Teacher")]
+    main = [*MAIN, *(n for n in R if n.startswith("Teacher"))]
     src = R["Source-only"]["mean"]
     rows = []
     for name in main:
@@ -328,7 +380,7 @@ def _plot(res: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for name in ("Source-only", "TENT-continual", "CoTTA", "PKD", "ChannelWiseDivergence", "CD-CCA"):
+    for name in MAIN:
         rds = res["results"][name]["rounds"]
         for ax, key in zip(axes, ("MC", "DA"), strict=True):
             ax.plot(range(1, len(rds) + 1), [r[key] for r in rds], marker="o", label=name)
@@ -340,13 +392,27 @@ def _plot(res: dict, path: Path) -> None:
 
 
 def bench_cdcca(preset: str = "quick", source: str | None = None, rounds: int = 3, round_rows: int = 0,
-                seed: int = 0, epochs: int = 12, ablations: bool = True, token_study: bool = True,
-                device: str | None = None, out: Path = Path("runs/cdcca/cdcca")) -> dict:
-    """Typer-style entry point (``paramcast bench cdcca``): run, then write JSON, Markdown and a PNG."""
-    cfg = CDCCABenchConfig(preset=preset, data_source=source, rounds=rounds, round_rows=round_rows, seed=seed,
-                           pretrain=PretrainConfig(teacher_epochs=epochs, student_epochs=epochs, seed=seed),
-                           ablations=ablations, token_study=token_study, device=device)
-    res = run_cdcca(cfg)
-    paths = write_result(res, Path(out), _markdown(res))
-    _plot(res, Path(out).with_suffix(".png"))
+                seed: int = 0, seeds: int = 1, epochs: int = 12, ablations: bool = True, token_study: bool = True,
+                teacher_devices: int = 0, device: str | None = None, out: Path = Path("runs/cdcca/cdcca")) -> dict:
+    """Entry point of ``paramcast bench cdcca``: run seeds ``seed .. seed + seeds - 1``, then write JSON,
+    Markdown and a PNG (the first seed's rounds). With several seeds the JSON holds every run and a
+    ``summary`` (mean ± std, paired gains over source-only)."""
+    if seeds < 1:
+        raise ValueError(f"seeds={seeds}: run at least one")
+    t0 = time.perf_counter()
+    runs = []
+    for s in range(seed, seed + seeds):
+        cfg = CDCCABenchConfig(preset=preset, data_source=source, rounds=rounds, round_rows=round_rows, seed=s,
+                               pretrain=PretrainConfig(teacher_epochs=epochs, student_epochs=epochs, seed=s),
+                               ablations=ablations, token_study=token_study, teacher_devices=teacher_devices,
+                               device=device)
+        runs.append(run_cdcca(cfg))
+    if seeds == 1:
+        res, md = runs[0], _markdown(runs[0])
+    else:
+        res = {"seeds": list(range(seed, seed + seeds)), "summary": summarise_seeds(runs), "runs": runs,
+               "seconds": time.perf_counter() - t0}
+        md = _markdown_seeds(res)
+    paths = write_result(res, Path(out), md)
+    _plot(runs[0], Path(out).with_suffix(".png"))
     return {k: str(v) for k, v in paths.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import platform
 import shlex
+import statistics
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -43,6 +44,12 @@ def _fmt(v: Any) -> str:
             return f"{v:.3g}"
         return f"{v:.2f}"
     return "–" if v is None else str(v)
+
+
+def mean_std(values: Sequence[float]) -> dict[str, Any]:
+    """Mean, sample standard deviation (0 for one value) and the values themselves."""
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "values": list(values)}
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:

@@ -102,10 +102,13 @@ def cdcca(
     rounds: int = typer.Option(3, help="Continual rounds; round r adapts to unseen device r (cycled)."),
     round_rows: int = typer.Option(0, help="Rows per round, half streamed unlabelled, half evaluated "
                                            "(0 = every row of the round's device)."),
-    seed: int = typer.Option(0, help="Seed of the domain split, pretraining, UTS and AKD."),
+    seed: int = typer.Option(0, help="Seed of the domain split, pretraining, UTS and AKD (the dataset stays seed 0)."),
+    seeds: int = typer.Option(1, help="Run seeds seed .. seed+seeds-1 and report mean ± std and paired gains."),
     epochs: int = typer.Option(12, help="Source pretraining epochs of teacher (joint with the encoder) and student."),
     ablations: bool = typer.Option(True, help="Table 3 (PL / AKD / UTS-1) and the fp16 delta / fp16 token references."),
     token_study: bool = typer.Option(True, help="Table 4: random vs UTS token sampling at 25 / 50 / 75 %."),
+    teacher_devices: int = typer.Option(0, help="Study: the teacher (and shared encoder) also pretrain on training "
+                                                "devices up to this index (0 = the 4 source devices, the protocol)."),
     device: str = typer.Option(None, help="torch device, e.g. cpu or cuda (default: cuda if available)."),
     out: Path = typer.Option(Path("runs/cdcca/cdcca"), help="Result path stem; .json/.md/.png are written."),
 ) -> None:
@@ -114,8 +117,9 @@ def cdcca(
     Pretrains a shared encoder, a teacher and a student on the source domain, then streams one unseen
     device per round; collaborative methods go through the real wire (bytes counted from messages).
     """
-    paths = bench_cdcca(preset=preset, source=source, rounds=rounds, round_rows=round_rows, seed=seed,
-                        epochs=epochs, ablations=ablations, token_study=token_study, device=device, out=out)
+    paths = bench_cdcca(preset=preset, source=source, rounds=rounds, round_rows=round_rows, seed=seed, seeds=seeds,
+                        epochs=epochs, ablations=ablations, token_study=token_study,
+                        teacher_devices=teacher_devices, device=device, out=out)
     console.print(Path(paths["markdown"]).read_text())
     console.print(f"wrote {paths['json']}, {paths['markdown']}, {Path(out).with_suffix('.png')}")
 

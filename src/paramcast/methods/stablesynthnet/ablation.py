@@ -15,7 +15,6 @@ The feature sets additionally carry ``meta["category"]`` (the main sprite's cate
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 import paramcast.baselines.duet  # noqa: F401 - registers "duet" until baselines/__init__ imports it
 from paramcast import registry
+from paramcast.bench.report import mean_std
 from paramcast.bench.videoqa import SPLITS, evaluate_method
 from paramcast.models.encoder import EncoderConfig, default_device
 from paramcast.models.features import PretrainConfig, feature_set, load_or_pretrain
@@ -62,11 +62,6 @@ def _prepare(preset: str, data_seed: int, fusion_layers: int, pretrain_epochs: i
             "categories": len(ds.vocab.categories)}
 
 
-def _mean_std(values: Sequence[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "values": list(values)}
-
-
 def run_ablation(preset: str = "quick", seeds: Sequence[int] = (0, 1, 2), variants: Sequence[str] | None = None,
                  baselines: Sequence[str] = ("cdc-mmpg", "duet"), epochs: int = 20, k: int = 16, data_seed: int = 0,
                  fusion_layers: int = 2, pretrain_epochs: int = 2, device: str | None = None,
@@ -99,8 +94,8 @@ def run_ablation(preset: str = "quick", seeds: Sequence[int] = (0, 1, 2), varian
                 print(f"{label:16s} seed {seed}: new {per_seed[-1]['new']:.3f} unseen {per_seed[-1]['unseen']:.3f} "
                       f"({fit_s:.0f}s)")
         rows[label] = {"method": method_name, "overrides": overrides, "runs": per_seed,
-                       "new": _mean_std([p["new"] for p in per_seed]),
-                       "unseen": _mean_std([p["unseen"] for p in per_seed]),
+                       "new": mean_std([p["new"] for p in per_seed]),
+                       "unseen": mean_std([p["unseen"] for p in per_seed]),
                        "cloud_flops": per_seed[0]["cloud_flops"], "bytes_up": per_seed[0]["bytes_up"],
                        "bytes_down": per_seed[0]["bytes_down"]}
     return {"task": "videoqa-open", "preset": preset, "data_seed": data_seed, "seeds": list(seeds), "epochs": epochs,
