@@ -39,7 +39,7 @@ demo: data
 	$(PY) -m paramcast data show --preset $(PRESET)
 	$(PY) -m paramcast bench videoqa --config benchmarks/videoqa/$(PRESET).yaml --out $(OUT)
 
-# Every committed result, with the command that produced it (about 30 min on 2 cores after `make demo`;
+# Every committed result, with the command that produced it (about 75 min on 2 cores after `make demo`;
 # `bench link` needs root for its network namespaces). Default output: runs/results/.
 RESULTS ?= runs/results
 bench-all: demo
@@ -49,7 +49,9 @@ bench-all: demo
 	$(PY) -m paramcast bench retrieval --preset quick --threads 1 --out $(RESULTS)/retrieval_quick
 	$(PY) -m paramcast bench frames --preset quick --threads 1 --out $(RESULTS)/frames_quick
 	$(PY) -m paramcast bench stablesynthnet-ablation --preset quick --out $(RESULTS)/stablesynthnet_ablation_quick
-	$(PY) -m paramcast bench cdcca --preset quick --out $(RESULTS)/cdcca_quick
+	$(PY) -m paramcast bench cdcca --preset quick --seeds 3 --out $(RESULTS)/cdcca_quick
+	$(PY) -m paramcast bench cdcca --preset quick --seeds 3 --teacher-devices 8 --no-token-study --out $(RESULTS)/cdcca_quick_wide_teacher
+	$(PY) -m paramcast bench cdcca --preset standard --out $(RESULTS)/cdcca_standard
 	$(PY) -m paramcast bench netsim --paper --out $(RESULTS)/netsim_paper
 	$(PY) -m paramcast bench serve --devices 32 --seconds 10 --num-answers 1500 --out $(RESULTS)/serve_v1500
 	$(PY) -m paramcast bench link --out $(RESULTS)/link_rtt20 --rtt-ms 20 || echo "bench link needs root (network namespaces)"

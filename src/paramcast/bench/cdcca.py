@@ -290,6 +290,16 @@ def run_cdcca(cfg: CDCCABenchConfig = CDCCABenchConfig(), progress=print) -> dic
 
 
 MAIN = ("Source-only", "TENT-continual", "CoTTA", "PKD", "ChannelWiseDivergence", "CD-CCA")
+# What each compression costs (issue targets: <= 0.5 point): the reference it is measured against.
+COSTS = {"uplink (UTS vs every token of every sample)": "PL+AKD",
+         "downlink (DWC vs the fp16 full delta)": "CD-CCA (fp16 full delta)"}
+
+
+def compression_costs(results: dict) -> dict:
+    """Points lost by CD-CCA against each reference of :data:`COSTS` (positive = CD-CCA is lower)."""
+    cd = results["CD-CCA"]["mean"]
+    return {link: {k: results[ref]["mean"][k] - cd[k] for k in ("MC", "DA", "CIDEr")}
+            for link, ref in COSTS.items() if ref in results}
 
 
 def summarise_seeds(runs: list[dict]) -> dict:
@@ -304,6 +314,9 @@ def summarise_seeds(runs: list[dict]) -> dict:
             f"gain_{k}": mean_std([p[k] - s[k] for p, s in zip(per, src, strict=True)]) for k in ("MC", "DA", "CIDEr")}
     for k in ("uplink_ratio", "downlink_ratio", "downlink_ratio_wire"):
         out["communication"][k] = mean_std([r["communication"][k] for r in runs])
+    costs = [compression_costs(r["results"]) for r in runs]
+    out["costs"] = {link: {k: mean_std([c[link][k] for c in costs]) for k in ("MC", "DA", "CIDEr")}
+                    for link in costs[0]}
     return out
 
 
@@ -318,6 +331,7 @@ def _markdown_seeds(res: dict) -> str:
     rows = [{"method": n, **{k: pm(S["methods"][n][k]) for k in ("MC", "DA", "CIDEr")},
              **{f"gain {k}": pm(S["methods"][n][f"gain_{k}"]) for k in ("MC", "DA", "CIDEr")}} for n in order]
     c = S["communication"]
+    costs = [{"link": link, **{k: pm(v[k]) for k in ("MC", "DA", "CIDEr")}} for link, v in S["costs"].items()]
     first = _markdown(res["runs"][0]).split("\n", 2)[2]  # without its title line
     return "\n".join([
         f"# CD-CCA benchmark over {len(seeds)} seeds ({', '.join(map(str, seeds))})", "",
@@ -327,7 +341,9 @@ def _markdown_seeds(res: dict) -> str:
         "## All methods (Tables 1-4, round means)", markdown_table(rows),
         f"Uplink ratio {pm(c['uplink_ratio'], 4)}, downlink ratio {pm(c['downlink_ratio'], 4)} "
         f"(encoded messages {pm(c['downlink_ratio_wire'], 4)}); total {res['seconds']:.0f}s.", "",
-        f"# Seed {seeds[0]} in full", first])
+        "Points CD-CCA loses to its uncompressed references, paired per seed (positive = lost):",
+        markdown_table(costs) if costs else "(no ablation rows)",
+        f"# Seed {seeds[0]} in full", "", first])
 
 
 def _markdown(res: dict) -> str:
@@ -370,6 +386,10 @@ def _markdown(res: dict) -> str:
         f"Uplink ratio {c['uplink_ratio']:.4f}, downlink ratio {c['downlink_ratio']:.4f} "
         f"(encoded messages: {c['downlink_ratio_wire']:.4f}); "
         f"total {res['seconds']:.0f}s (pretraining {res['pretrain_seconds']:.0f}s).", ""]
+    costs = compression_costs(R)
+    if costs:
+        md += ["Points CD-CCA loses to its uncompressed references (positive = lost):",
+               markdown_table([{"link": link, **v} for link, v in costs.items()])]
     return "\n".join(md)
 
 

@@ -114,8 +114,7 @@ def cdcca(
 ) -> None:
     """CD-CCA continual rounds vs TENT / CoTTA / PKD / CWD, ablations, token sampling, transmission (Tables 1-5).
 
-    Pretrains a shared encoder, a teacher and a student on the source domain, then streams one unseen
-    device per round; collaborative methods go through the real wire (bytes counted from messages).
+    Pretrains a shared encoder, a teacher and a student on the source domain, then streams one unseen device per round; collaborative methods go through the real wire (bytes counted from messages). docs/cd_cca.md explains the protocol and the results.
     """
     paths = bench_cdcca(preset=preset, source=source, rounds=rounds, round_rows=round_rows, seed=seed, seeds=seeds,
                         epochs=epochs, ablations=ablations, token_study=token_study,
