@@ -305,4 +305,4 @@ def test_domains_keep_heldout_categories_and_round_devices_out_of_pretraining():
         assert set(student.clip_id.tolist()) <= set(teacher.clip_id.tolist())
         assert set(teacher.device.tolist()) == ({0, 1} if teacher_devices == 0 else set(range(6)))
         assert [set(r.device.tolist()) for r, _ in rounds] == [{8}, {9}]
-        assert all(s == "out" for r, split in rounds for c, s in zip(r.category.tolist(), split) if c in held)
+        assert all(s == "out" for r, split in rounds for c, s in zip(r.category.tolist(), split, strict=True) if c in held)
