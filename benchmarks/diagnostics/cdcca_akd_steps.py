@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from paramcast.bench.cdcca import CDCCABenchConfig, _domains, _load, _run_method, _split_round, _variant
+from paramcast.bench.cdcca import CDCCABenchConfig, _load, _run_method, _variant, prepare
 from paramcast.bench.report import markdown_table, mean_std, write_result
-from paramcast.methods.cd_cca.method import CDCCA, PretrainConfig, SourceOnly, pretrain
+from paramcast.methods.cd_cca.method import CDCCA, PretrainConfig, SourceOnly
 
 STEPS = (5, 10, 20, 40, 80)
 KEYS = ("MC", "DA", "CIDEr")
@@ -28,14 +28,11 @@ KEYS = ("MC", "DA", "CIDEr")
 
 def run(preset: str, seeds: int, device: str | None) -> dict:
     t0 = time.perf_counter()
-    per_seed = []
+    per_seed, ds = [], None
     for seed in range(seeds):
         cfg = CDCCABenchConfig(preset=preset, seed=seed, pretrain=PretrainConfig(seed=seed), device=device)
-        torch.manual_seed(seed)
-        ds = _load(cfg)
-        teacher_source, source, target, _ = _domains(ds, cfg)
-        pre = pretrain(source, ds.vocab, cfg.pretrain, device, teacher_source=teacher_source)
-        rounds = [_split_round(pre, rows, split) for rows, split in target]
+        ds = _load(cfg) if ds is None else ds
+        pre, rounds, _ = prepare(cfg, ds)
         rows = {}
         torch.manual_seed(seed)
         rows["Source-only"] = _run_method(SourceOnly(pre), pre, rounds)["mean"]

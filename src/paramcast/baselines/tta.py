@@ -55,7 +55,6 @@ class TentContinual(SourceOnly):
     def __init__(self, pre: Pretrained, lr: float = 1e-3, batch_size: int = 32):
         self.lr, self.batch_size = lr, batch_size
         super().__init__(pre)
-        self.reset()
 
     def reset(self) -> None:
         super().reset()
@@ -101,7 +100,6 @@ class CoTTA(SourceOnly):
         self.lr, self.batch_size, self.ema = lr, batch_size, ema
         self.anchor_threshold, self.n_augment, self.restore_p, self.seed = anchor_threshold, n_augment, restore_p, seed
         super().__init__(pre)
-        self.reset()
 
     def reset(self) -> None:
         self.student = copy.deepcopy(self.pre.student).eval()

@@ -178,10 +178,6 @@ class TeacherReference(SourceOnly):
 
     name = "teacher"
 
-    def __init__(self, pre: Pretrained):
-        super().__init__(pre)
-        self.reset()
-
     def reset(self) -> None:
         self.model = self.pre.teacher.eval()
 
@@ -213,19 +209,26 @@ def _variant(base: CDCCAConfig, uts: dict | None = None, akd: dict | None = None
                                dwc=dataclasses.replace(base.dwc, **(dwc or {})))
 
 
-def run_cdcca(cfg: CDCCABenchConfig = CDCCABenchConfig(), progress=print) -> dict:
+def prepare(cfg: CDCCABenchConfig, ds=None) -> tuple[Pretrained, list[_Round], dict]:
+    """The protocol up to the methods: domains, pretraining, the rounds' stream / evaluation batches.
+    ``ds``: the loaded EmojiClips dataset, when the caller already holds it (several seeds)."""
+    torch.manual_seed(cfg.seed)
+    ds = _load(cfg) if ds is None else ds
+    teacher_source, source, target, info = _domains(ds, cfg)
+    pre = pretrain(source, ds.vocab, cfg.pretrain, cfg.device, teacher_source=teacher_source)
+    return pre, [_split_round(pre, rows, split) for rows, split in target], info
+
+
+def run_cdcca(cfg: CDCCABenchConfig = CDCCABenchConfig(), progress=print, ds=None) -> dict:
     """Pretrain once, then run every method and study over the same rounds; a JSON-able dict."""
     from paramcast.baselines.kd import CWD, PKD
     from paramcast.baselines.tta import CoTTA, TentContinual
 
-    torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
-    ds = _load(cfg)
-    teacher_source, source, target, info = _domains(ds, cfg)
-    pre = pretrain(source, ds.vocab, cfg.pretrain, cfg.device, teacher_source=teacher_source)
+    pre, rounds, info = prepare(cfg, ds)
     t_pre = time.perf_counter() - t0
-    progress(f"pretrained in {t_pre:.0f}s: teacher on {len(teacher_source)}, student on {len(source)} source rows")
-    rounds = [_split_round(pre, rows, split) for rows, split in target]
+    progress(f"pretrained in {t_pre:.0f}s: teacher on {info['teacher_source_rows']}, student on "
+             f"{info['source_rows']} source rows")
 
     base = cfg.cdcca
     methods = {
@@ -423,13 +426,14 @@ def bench_cdcca(preset: str = "quick", source: str | None = None, rounds: int = 
     if seeds < 1:
         raise ValueError(f"seeds={seeds}: run at least one")
     t0 = time.perf_counter()
-    runs = []
+    runs, ds = [], None
     for s in range(seed, seed + seeds):
         cfg = CDCCABenchConfig(preset=preset, data_source=source, rounds=rounds, round_rows=round_rows, seed=s,
                                pretrain=PretrainConfig(teacher_epochs=epochs, student_epochs=epochs, seed=s),
                                ablations=ablations, token_study=token_study, teacher_devices=teacher_devices,
                                device=device)
-        runs.append(run_cdcca(cfg))
+        ds = _load(cfg) if ds is None else ds  # one dataset for every seed (data_seed is fixed)
+        runs.append(run_cdcca(cfg, ds=ds))
     if seeds == 1:
         res, md = runs[0], _markdown(runs[0])
     else:

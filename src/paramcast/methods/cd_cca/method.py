@@ -155,7 +155,7 @@ class SourceOnly(Method):
 
     def __init__(self, pre: Pretrained):
         self.pre = pre
-        self.model = copy.deepcopy(pre.student).eval()
+        self.reset()  # subclasses build their state in reset()
 
     def fit(self, history) -> None:
         """Nothing to do: :func:`pretrain` already trained on the source history."""
@@ -188,7 +188,6 @@ class CDCCA(SourceOnly):
     def __init__(self, pre: Pretrained, cfg: CDCCAConfig = CDCCAConfig()):
         self.cfg = cfg
         super().__init__(pre)
-        self.reset()
 
     def reset(self) -> None:
         pre, cfg = self.pre, self.cfg
