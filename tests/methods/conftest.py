@@ -54,7 +54,7 @@ def tiny_features() -> FeatureSet:
 @pytest.fixture
 def tiny_encoder_and_data():
     clips, voc = make_clipset()
-    enc = AllInOneEncoder(EncoderConfig(vocab_size=len(voc.words), image_size=16, patch_size=8, hidden=16,
+    enc = AllInOneEncoder(EncoderConfig(vision="patch", text="scratch", vocab_size=len(voc.words), image_size=16, patch_size=8, hidden=16,
                                         heads=2, fusion_layers=1, max_frames=8, max_question_len=16)).to("cpu")
     enc.requires_grad_(False).eval()
     from paramcast.models.features import feature_set

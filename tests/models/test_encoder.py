@@ -5,7 +5,7 @@ from paramcast.models.encoder import AllInOneEncoder, EncoderConfig
 
 def _tiny():
     torch.manual_seed(0)
-    return AllInOneEncoder(EncoderConfig(vocab_size=20, image_size=16, patch_size=8, hidden=16, heads=2,
+    return AllInOneEncoder(EncoderConfig(vision="patch", text="scratch", vocab_size=20, image_size=16, patch_size=8, hidden=16, heads=2,
                                          fusion_layers=1, max_frames=8, max_question_len=16)).eval()
 
 
@@ -59,4 +59,4 @@ def test_from_pretrained_local_dirs(tmp_path):
                                           EncoderConfig(fusion_layers=1), device="cpu")
     assert enc.config.hidden == 16 and enc.config.vocab_size == 30 and len(enc.fusion) == 1
     torch.testing.assert_close(enc.fusion[0].attention.q_proj.weight, vit.layers[0].attention.q_proj.weight)
-    torch.testing.assert_close(enc.text.word_embeddings.weight, bert.embeddings.word_embeddings.weight)
+    torch.testing.assert_close(enc.text.embeddings.word_embeddings.weight, bert.embeddings.word_embeddings.weight)

@@ -110,11 +110,13 @@ class FineTuning(FLinear):
         g = torch.Generator().manual_seed(self.seed)
         T = shots.frames.shape[1]
         y = shots.answer.to(self.device)
+        # The encoder's frozen part (a pretrained backbone's stem) runs once, not at every step.
+        stem = shots.tokens if shots.tokens is not None else enc.stem(shots.frames)
         enc.train()
         self.head.train()
         for _ in range(c.adapt_steps):
             fidx = torch.randperm(T, generator=g)[: min(c.sampled_frames, T)].sort().values
-            feats = enc(shots.frames[:, fidx], shots.question, frame_index=fidx.to(self.device))
+            feats = enc.fuse(stem[:, fidx], shots.question, frame_index=fidx.to(self.device))
             loss = nn.functional.cross_entropy(self.head(feats), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -131,7 +133,9 @@ class FineTuning(FLinear):
             raise ValueError("an adapted fine-tuning model re-encodes the frames: pass raw frames and questions")
         out = []
         for s in range(0, len(batch), 64):
-            feats = self._own_encoder(batch.frames[s: s + 64], batch.question[s: s + 64])
+            q = batch.question[s: s + 64]
+            feats = (self._own_encoder.fuse(batch.tokens[s: s + 64], q) if batch.tokens is not None
+                     else self._own_encoder(batch.frames[s: s + 64], q))
             out.append(self.head(feats).cpu())
         return torch.cat(out) if out else torch.zeros(0, self.num_answers)
 

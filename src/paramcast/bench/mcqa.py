@@ -84,11 +84,12 @@ def mc_tokens(question: torch.Tensor, candidates: torch.Tensor, vocab: Any, max_
 @torch.no_grad()
 def encode_cached(encoder: Any, frames: torch.Tensor, tokens: torch.Tensor, key: str | None,
                   root: str | Path | None = None, batch_size: int = 128, progress: bool = False,
-                  label: str = "encode") -> torch.Tensor:
+                  label: str = "encode", stem: torch.Tensor | None = None) -> torch.Tensor:
     """Per-frame features of ``(frames[i], tokens[i, c])`` for every row i and text c: (N, K, T, C).
 
-    frames (N, T, H, W, 3) uint8, tokens (N, K, L). Cached on disk under ``key`` + the encoder's
-    weights (like :func:`paramcast.models.features.feature_set`).
+    frames (N, T, H, W, 3) uint8, tokens (N, K, L); ``stem``: the frames' frozen backbone output
+    (``FeatureSet.tokens``), computed once instead of once per text. Cached on disk under ``key`` +
+    the encoder's weights (like :func:`paramcast.models.features.feature_set`).
     """
     from safetensors.torch import load_file, save_file
 
@@ -104,7 +105,9 @@ def encode_cached(encoder: Any, frames: torch.Tensor, tokens: torch.Tensor, key:
         task = bar.add_task(label, total=-(-N // batch_size) * K, info="")
         for s in range(0, N, batch_size):
             for c in range(K):
-                out[s: s + batch_size, c] = encoder(frames[s: s + batch_size], tokens[s: s + batch_size, c]).float().cpu()
+                q = tokens[s: s + batch_size, c]
+                f = encoder.fuse(stem[s: s + batch_size], q) if stem is not None else encoder(frames[s: s + batch_size], q)
+                out[s: s + batch_size, c] = f.float().cpu()
                 bar.update(task, advance=1)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,13 +116,15 @@ def encode_cached(encoder: Any, frames: torch.Tensor, tokens: torch.Tensor, key:
 
 
 def pair_set(features: torch.Tensor, clips: Any, tokens: torch.Tensor, rows: torch.Tensor,
-             keep_raw: bool = False) -> FeatureSet:
+             keep_raw: bool = False, stem: torch.Tensor | None = None) -> FeatureSet:
     """The (row, candidate) pairs of ``rows`` as one FeatureSet of ``len(rows) * K`` rows, label 1 = right."""
     K = features.shape[1]
     answer = (torch.arange(K)[None] == clips.mc_label[rows][:, None]).long().flatten()
+    raw = keep_raw and stem is not None
     return FeatureSet(features[rows].flatten(0, 1), answer, clips.device[rows].repeat_interleave(K),
                       clips.frames[rows].repeat_interleave(K, 0) if keep_raw else None,
-                      tokens[rows].flatten(0, 1) if keep_raw else None)
+                      tokens[rows].flatten(0, 1) if keep_raw else None,
+                      tokens=stem[rows].repeat_interleave(K, 0) if raw else None)
 
 
 def _create(config: VideoQABenchConfig, name: str, prep: Prepared) -> Any:
@@ -131,7 +136,7 @@ def _create(config: VideoQABenchConfig, name: str, prep: Prepared) -> Any:
 
 
 def _evaluate(method: Any, split: str, feats: torch.Tensor, clips: Any, tokens: torch.Tensor, k: int,
-              devices: list[str]) -> tuple[dict, list[float], tuple | None]:
+              devices: list[str], stem: torch.Tensor | None = None) -> tuple[dict, list[float], tuple | None]:
     preds, labels, devs, adapt_ms, example = [], [], [], [], None
     raw = getattr(method, "name", "") == "fine-tuning"
     for d in clips.device.unique().tolist():
@@ -140,7 +145,7 @@ def _evaluate(method: Any, split: str, feats: torch.Tensor, clips: Any, tokens: 
         if rest.numel() == 0:
             continue
         method.reset()
-        shots = pair_set(feats, clips, tokens, adapt, keep_raw=raw)
+        shots = pair_set(feats, clips, tokens, adapt, keep_raw=raw, stem=stem)
         shots.meta["device_id"] = devices[d] if d < len(devices) else str(d)
         upload = method.device_step(shots)
         update = method.cloud_step(upload) if upload is not None else None
@@ -149,7 +154,7 @@ def _evaluate(method: Any, split: str, feats: torch.Tensor, clips: Any, tokens: 
             example = example or (upload, update)
         if getattr(method, "last_adapt_seconds", 0.0):
             adapt_ms.append(method.last_adapt_seconds * 1e3)
-        logits = method.predict(pair_set(feats, clips, tokens, rest, keep_raw=raw))
+        logits = method.predict(pair_set(feats, clips, tokens, rest, keep_raw=raw, stem=stem))
         preds.append(mc_scores(logits, feats.shape[1]).argmax(-1))
         labels.append(clips.mc_label[rest])
         devs.append(clips.device[rest])
@@ -165,14 +170,17 @@ def run_mcqa(config: VideoQABenchConfig, frames: int = MC_FRAMES, candidate_firs
     ds = prep.dataset
     data_key = f"{ds.config.name}-{ds.config.fingerprint()}"
     t0 = time.perf_counter()
-    tokens, feats, splits = {}, {}, {}
+    tokens, feats, splits, stems = {}, {}, {}, {}
     for s in ("history", *SPLITS):
         clips = ds.split(s)
-        clips = splits[s] = dataclasses.replace(clips, frames=clips.frames[:, frame_index(clips.frames.shape[1], frames)])
+        fi = frame_index(clips.frames.shape[1], frames)
+        clips = splits[s] = dataclasses.replace(clips, frames=clips.frames[:, fi])
+        stems[s] = None if prep.features[s].tokens is None else prep.features[s].tokens[:, fi]
         tokens[s] = mc_tokens(clips.question, clips.candidates, ds.vocab, prep.encoder.config.max_question_len,
                               candidate_first)
         feats[s] = encode_cached(prep.encoder, clips.frames, tokens[s], f"mc{frames}{'c' if candidate_first else 'q'}-{data_key}-{s}-{prep.pretrain_log.get('path')}",
-                                 config.cache_root, progress=config.progress, label=f"encode mc {s}")
+                                 config.cache_root, progress=config.progress, label=f"encode mc {s}",
+                                 stem=stems[s])
     prep.timings["mc_features_s"] = time.perf_counter() - t0
     history = pair_set(feats["history"], splits["history"], tokens["history"], torch.arange(len(ds.history)))
 
@@ -188,7 +196,7 @@ def run_mcqa(config: VideoQABenchConfig, frames: int = MC_FRAMES, candidate_firs
         adapt_all, example = [], None
         for s in SPLITS:
             r["accuracy"][s], adapt_ms, ex = _evaluate(method, s, feats[s], splits[s], tokens[s], config.k,
-                                                       ds.vocab.devices)
+                                                       ds.vocab.devices, stems[s])
             adapt_all += adapt_ms
             example = example or ex
         r.update(fit_s=fit_s, eval_s=time.perf_counter() - t0, collaborative=bool(method.collaborative),

@@ -72,13 +72,12 @@ class TextTower(nn.Module):
 
 @torch.no_grad()
 def text_embedding(encoder: Any, tokens: torch.Tensor) -> torch.Tensor:
-    """Mean of the encoder's BERT embeddings over the non-pad tokens: (N, L) -> (N, C), on the CPU."""
-    dev = next(encoder.parameters()).device
+    """Mean of the encoder's text embeddings over the non-pad tokens: (N, L) -> (N, C), on the CPU."""
     out = []
     for s in range(0, len(tokens), 512):
-        t = tokens[s: s + 512].to(dev)
-        keep = (t != 0).float()[..., None]
-        out.append(((encoder.text(input_ids=t) * keep).sum(1) / keep.sum(1).clamp(min=1)).float().cpu())
+        emb, keep = encoder.embed_text(tokens[s: s + 512])
+        keep = keep.float()[..., None]
+        out.append(((emb * keep).sum(1) / keep.sum(1).clamp(min=1)).float().cpu())
     return torch.cat(out) if out else torch.zeros(0, encoder.hidden)
 
 
@@ -194,7 +193,12 @@ def _adapt_on_device(method: Any, text: TextTower, shots: FeatureSet, text_feats
     if finetune:
         method._own_encoder.train()
     for _ in range(method.config.adapt_steps):
-        feats = method._own_encoder(shots.frames, shots.question) if finetune else shots.features.to(dev)
+        if not finetune:
+            feats = shots.features.to(dev)
+        elif shots.tokens is not None:         # the frozen backbone's output: only the trained part reruns
+            feats = method._own_encoder.fuse(shots.tokens, shots.question)
+        else:
+            feats = method._own_encoder(shots.frames, shots.question)
         loss = info_nce(method.head(feats), t)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -261,13 +265,14 @@ def run_retrieval(config: VideoQABenchConfig) -> dict[str, Any]:
         rows = clip_rows(clips.clip_id)
         frames = clips.frames[rows]
         blank_q = torch.full((len(rows), 1, 1), 1, dtype=torch.int64)               # [CLS] only
+        stem = None if prep.features[s].tokens is None else prep.features[s].tokens[rows]
         f = encode_cached(enc, frames, blank_q, f"ret-video-{data_key}-{s}", config.cache_root,
-                          progress=config.progress, label=f"encode videos {s}")[:, 0]
+                          progress=config.progress, label=f"encode videos {s}", stem=stem)[:, 0]
         cap = clips.caption[rows]
         text_feats[s] = text_embedding(enc, cap)
         # raw frames + the blank question ride along for Fine-tuning, which re-encodes on the device
         video[s] = FeatureSet(f, torch.zeros(len(rows), dtype=torch.long), clips.device[rows], frames=frames,
-                              question=blank_q[:, 0], meta={"category": clips.category[rows]})
+                              question=blank_q[:, 0], meta={"category": clips.category[rows]}, tokens=stem)
         captions[s] = cap
     prep.timings["retrieval_features_s"] = time.perf_counter() - t0
 

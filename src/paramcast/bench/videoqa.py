@@ -289,7 +289,7 @@ def prepare(config: VideoQABenchConfig) -> Prepared:
                             max_question_len=max(64, ds.history.question.shape[1]))
     pre_cfg = PretrainConfig(epochs=config.pretrain_epochs, max_rows=config.pretrain_max_rows, seed=config.seed)
     encoder, pre_log = load_or_pretrain(ds.history, V, data_key, enc_cfg, pre_cfg, config.cache_root, dev,
-                                        config.progress)
+                                        config.progress, words=ds.vocab.words)
     timings["pretrain_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -24,8 +24,8 @@ from paramcast.models.encoder import ENCODER_VERSION, AllInOneEncoder, EncoderCo
 from paramcast.models.heads import QAHead
 from paramcast.models.training import warmup_cosine
 
-__all__ = ["FeatureSet", "PretrainConfig", "cache_key", "cache_root", "encoder_digest", "encode_clipset", "feature_set", "load_or_pretrain",
-           "pretrain_encoder"]
+__all__ = ["FeatureSet", "PretrainConfig", "cache_key", "cache_root", "encoder_digest", "encode_clipset", "feature_set",
+           "load_or_pretrain", "pretrain_encoder", "stem_tokens"]
 
 
 def cache_root(root: str | Path | None = None) -> Path:
@@ -39,7 +39,9 @@ class FeatureSet:
 
     features (N, T, C) float per-frame multi-modal features F_m; answer (N,) int64 (IGNORE = -1 outside
     the vocabulary); device (N,) int64; frames / question: the raw inputs (only Fine-tuning, which
-    retrains the encoder on the device, reads them; None when not kept).
+    retrains the encoder on the device, reads them; None when not kept); tokens: the frozen backbone's
+    output for the same rows (:func:`stem_tokens`, float16), so that Fine-tuning re-runs only what it
+    trains (None for a from-scratch encoder or when not kept).
     """
 
     features: torch.Tensor
@@ -48,6 +50,7 @@ class FeatureSet:
     frames: torch.Tensor | None = None
     question: torch.Tensor | None = None
     meta: dict = field(default_factory=dict)
+    tokens: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.answer.shape[0])
@@ -57,7 +60,7 @@ class FeatureSet:
             index = index.nonzero().flatten()
         pick = lambda t: None if t is None else t[index]  # noqa: E731
         return FeatureSet(self.features[index], self.answer[index], self.device[index], pick(self.frames),
-                          pick(self.question), dict(self.meta))
+                          pick(self.question), dict(self.meta), pick(self.tokens))
 
 
 @dataclass(frozen=True)
@@ -84,15 +87,20 @@ def _progress(enabled: bool):
 
 
 def pretrain_encoder(encoder: AllInOneEncoder, history: ClipSet, num_answers: int,
-                     config: PretrainConfig = PretrainConfig(), progress: bool = True) -> dict:
-    """Train encoder + a QA head on the history (open-ended QA, D sampled frames); returns a log dict."""
+                     config: PretrainConfig = PretrainConfig(), progress: bool = True,
+                     stem: torch.Tensor | None = None) -> dict:
+    """Train encoder + a QA head on the history (open-ended QA, D sampled frames); returns a log dict.
+
+    ``stem``: the history's frozen backbone output (:func:`stem_tokens`); then only the trained part
+    runs (:meth:`AllInOneEncoder.fuse`). Frozen parameters (backbone stem, MiniLM embeddings) stay frozen.
+    """
     dev = encoder.cls_token.device
     g = torch.Generator().manual_seed(config.seed)
     rows = torch.nonzero(history.answer != IGNORE).flatten()
     if config.max_rows and rows.numel() > config.max_rows:
         rows = rows[torch.randperm(rows.numel(), generator=g)[: config.max_rows]].sort().values
     head = QAHead(encoder.hidden, num_answers).to(dev)
-    params = list(encoder.parameters()) + list(head.parameters())
+    params = [p for p in encoder.parameters() if p.requires_grad] + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps = max(1, config.epochs * -(-rows.numel() // config.batch_size))
     sched = warmup_cosine(opt, steps)
@@ -110,7 +118,10 @@ def pretrain_encoder(encoder: AllInOneEncoder, history: ClipSet, num_answers: in
                 idx = order[s: s + config.batch_size]
                 # D frames sampled per step, kept in temporal order (All-in-One's sparse sampling).
                 fidx = torch.randperm(T, generator=g)[:D].sort().values
-                feats = encoder(history.frames[idx][:, fidx], history.question[idx], frame_index=fidx.to(dev))
+                if stem is not None:
+                    feats = encoder.fuse(stem[idx][:, fidx], history.question[idx], frame_index=fidx.to(dev))
+                else:
+                    feats = encoder(history.frames[idx][:, fidx], history.question[idx], frame_index=fidx.to(dev))
                 logits = head(feats)
                 y = history.answer[idx].to(dev)
                 loss = nn.functional.cross_entropy(logits, y)
@@ -137,23 +148,29 @@ def cache_key(*parts) -> str:
 
 def encoder_digest(encoder: AllInOneEncoder) -> str:
     """Identity of an encoder's config and weights, for keys of caches computed with it."""
-    return cache_key(encoder.config.to_dict(), [float(p.double().sum()) for p in encoder.parameters()])
+    return cache_key(encoder.config.to_dict(), [float(p.detach().double().sum()) for p in encoder.parameters()])
 
 
 def load_or_pretrain(history: ClipSet, num_answers: int, data_key: str, config: EncoderConfig,
                      pretrain: PretrainConfig = PretrainConfig(), root: str | Path | None = None,
-                     device: str | None = None, progress: bool = True) -> tuple[AllInOneEncoder, dict]:
-    """The pretrained, frozen encoder for ``data_key`` (a cached copy when one exists)."""
+                     device: str | None = None, progress: bool = True,
+                     words: list[str] | None = None) -> tuple[AllInOneEncoder, dict]:
+    """The pretrained, frozen encoder for ``data_key`` (a cached copy when one exists).
+
+    ``words``: the dataset's word list (needed by the default ``text="minilm"``).
+    """
     device = device or default_device()
     directory = cache_root(root) / "encoders" / cache_key(data_key, config.to_dict(), pretrain.__dict__, num_answers, ENCODER_VERSION)
     if (directory / "model.safetensors").exists():
         encoder = AllInOneEncoder.load(directory, device)
         log = json.loads((directory / "pretrain.json").read_text()) if (directory / "pretrain.json").exists() else {}
         log["cached"] = True
+        _say(progress, f"encoder cache hit: {directory}")
     else:
         torch.manual_seed(pretrain.seed)
-        encoder = AllInOneEncoder(config).to(device)
-        log = pretrain_encoder(encoder, history, num_answers, pretrain, progress)
+        encoder = AllInOneEncoder(config, words=words).to(device)
+        stem = stem_tokens(encoder, history, key=f"{data_key}-history", root=root, progress=progress)
+        log = pretrain_encoder(encoder, history, num_answers, pretrain, progress, stem=stem)
         encoder.save(directory)
         (directory / "pretrain.json").write_text(json.dumps(log))
         log["cached"] = False
@@ -162,16 +179,62 @@ def load_or_pretrain(history: ClipSet, num_answers: int, data_key: str, config: 
     return encoder, log
 
 
+def _say(enabled: bool, text: str) -> None:
+    if enabled:
+        from rich.console import Console
+
+        Console(stderr=True).print(text)
+
+
+@torch.no_grad()
+def stem_tokens(encoder: AllInOneEncoder, clips: ClipSet, key: str | None = None, root: str | Path | None = None,
+                progress: bool = False, batch_size: int = 64) -> torch.Tensor | None:
+    """The frozen backbone's output for every row of ``clips``: (N, T, c, h, w) float16.
+
+    Computed once per clip (rows that share ``clip_id`` share frames) and cached on disk under
+    ``key`` + the backbone's identity; None for an encoder with nothing frozen to cache.
+    """
+    from safetensors.torch import load_file, save_file
+
+    if not encoder.cacheable:
+        return None
+    N = len(clips)
+    uniq, inv = torch.unique(clips.clip_id, return_inverse=True)
+    first = torch.full((len(uniq),), N, dtype=torch.int64).scatter_reduce_(0, inv, torch.arange(N), reduce="amin")
+    c = encoder.config
+    path = None
+    if key is not None:
+        name = cache_key(key, N, c.vision, c.image_size, c.tuned_blocks, ENCODER_VERSION, tuple(clips.frames.shape[1:]))
+        path = cache_root(root) / "stem" / f"{name}.safetensors"
+    if path is not None and path.exists():
+        per_clip = load_file(str(path))["tokens"]
+        _say(progress, f"backbone cache hit: {path.name} ({len(uniq)} clips)")
+    else:
+        out = []
+        with _progress(progress) as bar:
+            task = bar.add_task(f"backbone {key or ''}".strip(), total=-(-len(uniq) // batch_size), info="")
+            for s in range(0, len(uniq), batch_size):
+                out.append(encoder.stem(clips.frames[first[s: s + batch_size]]).half().cpu())
+                bar.update(task, advance=1)
+        per_clip = torch.cat(out)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file({"tokens": per_clip.contiguous()}, str(path))
+    return per_clip[inv]
+
+
 @torch.no_grad()
 def encode_clipset(encoder: AllInOneEncoder, clips: ClipSet, batch_size: int = 128,
-                   progress: bool = False, label: str = "encode") -> torch.Tensor:
-    """F_m for every row: (N, T, C) float32 on the CPU."""
+                   progress: bool = False, label: str = "encode", stem: torch.Tensor | None = None) -> torch.Tensor:
+    """F_m for every row: (N, T, C) float32 on the CPU (from ``stem`` tokens when given)."""
     encoder.eval()
     out = []
     with _progress(progress) as bar:
         task = bar.add_task(label, total=-(-len(clips) // batch_size), info="")
         for s in range(0, len(clips), batch_size):
-            out.append(encoder(clips.frames[s: s + batch_size], clips.question[s: s + batch_size]).float().cpu())
+            q = clips.question[s: s + batch_size]
+            f = encoder.fuse(stem[s: s + batch_size], q) if stem is not None else encoder(clips.frames[s: s + batch_size], q)
+            out.append(f.float().cpu())
             bar.update(task, advance=1)
     return torch.cat(out) if out else torch.zeros(0, clips.frames.shape[1], encoder.hidden)
 
@@ -184,12 +247,15 @@ def feature_set(encoder: AllInOneEncoder, clips: ClipSet, key: str | None = None
     path = None
     if key is not None:
         path = cache_root(root) / "features" / f"{cache_key(key, encoder_digest(encoder), len(clips))}.safetensors"
+    stem = stem_tokens(encoder, clips, key=key, root=root, progress=progress)
     if path is not None and path.exists():
         feats = load_file(str(path))["features"]
+        _say(progress, f"feature cache hit: {path.name}")
     else:
-        feats = encode_clipset(encoder, clips, progress=progress, label=label)
+        feats = encode_clipset(encoder, clips, progress=progress, label=label, stem=stem)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_file({"features": feats.contiguous()}, str(path))
     return FeatureSet(feats, clips.answer.clone(), clips.device.clone(),
-                      clips.frames if keep_raw else None, clips.question if keep_raw else None)
+                      clips.frames if keep_raw else None, clips.question if keep_raw else None,
+                      tokens=stem if keep_raw else None)

@@ -8,7 +8,7 @@ import numpy as np
 from paramcast.data.emojiclips._scenes import QTYPES, DeviceSpec
 from paramcast.data.emojiclips._sprites import SpriteBank
 
-__all__ = ["DIRECTIONS", "NUMBERS", "YESNO_CANDIDATES", "render_device"]
+__all__ = ["DIRECTIONS", "NUMBERS", "YESNO_CANDIDATES", "personal_sets", "render_device"]
 
 DIRECTIONS = ("left", "right", "up", "down", "still")
 _STEP = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1), "still": (0, 0)}
@@ -45,10 +45,42 @@ def _negatives(answer: str, pool: list[str], rng: np.random.Generator, k: int = 
     return out
 
 
+def personal_sets(spec: DeviceSpec, bank: SpriteBank, backgrounds: dict[str, list[np.ndarray]], size: int,
+                  n_sprites: int, n_scenes: int, rng: np.random.Generator) -> tuple[list[int], list[tuple[int, int, int]]]:
+    """A user's own recurring content, fixed for the device across its splits.
+
+    ``n_sprites`` distinct sprites drawn with the device's category preference (a person's own things,
+    pets, ...) and ``n_scenes`` fixed background crops of its family (their rooms and streets).
+    """
+    by_cat = bank.by_category()
+    cat_p = np.asarray(spec.category_pref)
+    n_sprites = min(n_sprites, len(bank.names))
+    sprites: list[int] = []
+    while len(sprites) < n_sprites:
+        cat = rng.choice(len(cat_p), p=cat_p)
+        sid = int(by_cat[cat][rng.integers(len(by_cat[cat]))])
+        if sid not in sprites:
+            sprites.append(sid)
+    bgs = backgrounds[spec.background]
+    scenes = []
+    for _ in range(n_scenes):
+        b = int(rng.integers(len(bgs)))
+        scenes.append((b, int(rng.integers(bgs[b].shape[0] - size + 1)), int(rng.integers(bgs[b].shape[1] - size + 1))))
+    return sprites, scenes
+
+
 def render_device(spec: DeviceSpec, n_clips: int, bank: SpriteBank, backgrounds: dict[str, list[np.ndarray]],
                   frames: int, size: int, sprite_sizes: tuple[int, ...], max_sprites: int,
-                  questions_per_clip: int, rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
-    """Frames (n_clips, T, H, W, 3) uint8 and ``n_clips * questions_per_clip`` row records."""
+                  questions_per_clip: int, rng: np.random.Generator, personal: tuple[list[int], list[tuple[int, int, int]]] = ([], []),
+                  personal_share: float = 0.0) -> tuple[np.ndarray, list[dict]]:
+    """Frames (n_clips, T, H, W, 3) uint8 and ``n_clips * questions_per_clip`` row records.
+
+    ``personal`` = (sprite ids, scenes (background index, y0, x0)): the user's own recurring sprites
+    and places (:func:`personal_sets`); each sprite and each background of a clip comes from them with
+    probability ``personal_share``, otherwise from the device's category preference / background
+    family as a whole. Empty sets draw nothing from ``rng`` (older builds keep their bytes).
+    """
+    own_sprites, own_scenes = personal
     T, H = frames, size
     by_cat = bank.by_category()
     n_names = len(bank.names)
@@ -60,14 +92,21 @@ def render_device(spec: DeviceSpec, n_clips: int, bank: SpriteBank, backgrounds:
     bgs = backgrounds[spec.background]
     for c in range(n_clips):
         # ---- scene: background crop, sprites, motion, visibility
-        bg = bgs[rng.integers(len(bgs))]
-        y0, x0 = rng.integers(bg.shape[0] - H + 1), rng.integers(bg.shape[1] - H + 1)
+        if own_scenes and rng.random() < personal_share:
+            b, y0, x0 = own_scenes[rng.integers(len(own_scenes))]
+            bg = bgs[b]
+        else:
+            bg = bgs[rng.integers(len(bgs))]
+            y0, x0 = rng.integers(bg.shape[0] - H + 1), rng.integers(bg.shape[1] - H + 1)
         buf = np.repeat(bg[None, y0:y0 + H, x0:x0 + H].astype(np.float32), T, 0)  # (T, H, W, 3)
         k = int(rng.integers(1, max_sprites + 1))
         sprites: list[int] = []
         while len(sprites) < k:
-            cat = rng.choice(len(cat_p), p=cat_p)
-            sid = int(by_cat[cat][rng.integers(len(by_cat[cat]))])
+            if own_sprites and rng.random() < personal_share:
+                sid = int(own_sprites[rng.integers(len(own_sprites))])
+            else:
+                cat = rng.choice(len(cat_p), p=cat_p)
+                sid = int(by_cat[cat][rng.integers(len(by_cat[cat]))])
             if sid not in sprites:
                 sprites.append(sid)
         dirs = [DIRECTIONS[i] for i in rng.permutation(len(DIRECTIONS))[:k]]

@@ -33,6 +33,9 @@ class EmojiClipsConfig:
     answer_vocab: int = 1000             # V: the top-V history answers are classes, others → IGNORE
     category_alpha: float = 0.5          # Dirichlet concentration of a device's category preference
     qtype_alpha: float = 1.0             # Dirichlet concentration of a device's question-type preference
+    personal_sprites: int = 0            # a user's own recurring sprites (0 = none: every sprite drawn afresh)
+    personal_scenes: int = 0             # a user's own recurring background crops (0 = none)
+    personal_share: float = 0.8          # chance that a sprite / background of a clip is one of the user's own
     question_len: int = 20               # Lq, padded/truncated question length (incl. [CLS])
     caption_len: int = 40                # Lc, padded/truncated caption length (incl. [CLS])
     workers: int = 2                     # processes rendering devices in parallel (1 = in process)
@@ -62,6 +65,8 @@ class EmojiClipsConfig:
             raise ValueError(f"answer_vocab={self.answer_vocab}: use >= 10 answer classes")
         if self.category_alpha <= 0 or self.qtype_alpha <= 0:
             raise ValueError("category_alpha and qtype_alpha must be > 0 (smaller = more skewed devices)")
+        if self.personal_sprites < 0 or self.personal_scenes < 0 or not 0.0 <= self.personal_share <= 1.0:
+            raise ValueError("personal_sprites and personal_scenes must be >= 0 and personal_share in [0, 1]")
         if self.question_len < 8 or self.caption_len < 8:
             raise ValueError("question_len and caption_len must be >= 8 tokens")
         if self.workers < 1:
@@ -85,15 +90,21 @@ class EmojiClipsConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
+#: Every preset's users have their own things and places (docs/emojiclips.md, "Personal content"):
+#: 24 sprites and 4 scenes each, 80 % of a clip's sprites and backgrounds drawn from them. Chosen
+#: before any method ran on it, as what makes a person's own photos personal, not tuned on results.
+_PERSONAL = dict(personal_sprites=24, personal_scenes=4, personal_share=0.8)
+
 PRESETS: dict[str, EmojiClipsConfig] = {
     # The benchmark: 16 + 4 devices, ~20k history rows, real emoji art.
     "standard": EmojiClipsConfig(name="standard", source="emoji", n_train_devices=16, n_unseen_devices=4,
-                                 history_clips=640, new_clips=120, unseen_clips=400, answer_vocab=1000),
+                                 history_clips=640, new_clips=120, unseen_clips=400, answer_vocab=1000,
+                                 **_PERSONAL),
     # CI / demo smoke test: builds in seconds with the shapes source.
     "quick": EmojiClipsConfig(name="quick", source="shapes", n_train_devices=8, n_unseen_devices=3,
-                              history_clips=190, new_clips=40, unseen_clips=100, answer_vocab=500),
+                              history_clips=190, new_clips=40, unseen_clips=100, answer_vocab=500, **_PERSONAL),
     # Unit tests of other modules: 32×32 frames, 4 + 2 devices, ~600 history rows.
     "tiny": EmojiClipsConfig(name="tiny", source="shapes", n_train_devices=4, n_unseen_devices=2,
                              history_clips=75, new_clips=15, unseen_clips=30, size=32,
-                             sprite_sizes=(10, 13, 16), answer_vocab=300, workers=1),
+                             sprite_sizes=(10, 13, 16), answer_vocab=300, workers=1, **_PERSONAL),
 }

@@ -17,7 +17,7 @@ import torch
 
 from paramcast.data.base import IGNORE, ClipSet, Vocab
 from paramcast.data.emojiclips._assets import find_assets
-from paramcast.data.emojiclips._clips import render_device
+from paramcast.data.emojiclips._clips import personal_sets, render_device
 from paramcast.data.emojiclips._scenes import QTYPES, background_pool, make_devices
 from paramcast.data.emojiclips._sprites import SpriteBank, emoji_bank, shapes_bank
 from paramcast.data.emojiclips.config import PRESETS, EmojiClipsConfig
@@ -79,8 +79,11 @@ def _job(job: tuple[int, int, int]) -> tuple[int, int, np.ndarray, list[dict]]:
     split_id, dev, n = job
     cfg, bank, bgs, devices = (_STATE[k] for k in ("config", "bank", "backgrounds", "devices"))
     rng = np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(split_id, dev)))
+    # The user's own content: one stream per device, so history, new and unseen clips share it.
+    own = personal_sets(devices[dev], bank, bgs, cfg.size, cfg.personal_sprites, cfg.personal_scenes,
+                        np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(98, dev))))
     frames, rows = render_device(devices[dev], n, bank, bgs, cfg.frames, cfg.size, cfg.sprite_sizes,
-                                 cfg.max_sprites, cfg.questions_per_clip, rng)
+                                 cfg.max_sprites, cfg.questions_per_clip, rng, own, cfg.personal_share)
     return split_id, dev, frames, rows
 
 

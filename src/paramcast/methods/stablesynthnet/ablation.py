@@ -51,7 +51,8 @@ def _prepare(preset: str, data_seed: int, fusion_layers: int, pretrain_epochs: i
                             fusion_layers=fusion_layers, max_frames=max(16, ds.history.frames.shape[1]),
                             max_question_len=max(64, ds.history.question.shape[1]))
     encoder, _ = load_or_pretrain(ds.history, len(ds.vocab.answers), data_key, enc_cfg,
-                                  PretrainConfig(epochs=pretrain_epochs, seed=data_seed), cache_root, device, progress)
+                                  PretrainConfig(epochs=pretrain_epochs, seed=data_seed), cache_root, device, progress,
+                                  words=ds.vocab.words)
     feats = {}
     for s in ("history", *SPLITS):
         fs = feature_set(encoder, ds.split(s), key=f"{data_key}-{s}", root=cache_root, keep_raw=False)
