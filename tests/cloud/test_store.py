@@ -16,7 +16,7 @@ from paramcast.history_wire import SCHEMA, decode_history, digest
 
 def _batch(n=5, c=8, seed=0, question=True):
     g = torch.Generator().manual_seed(seed)
-    t = {"features": torch.randn(n, c, generator=g), "labels": torch.randint(-1, 10, (n,), generator=g)}
+    t = {"features": torch.randn(n, c, generator=g), "labels": torch.randint(-1, 5, (n,), generator=g)}
     if question:
         t["question"] = torch.randint(0, 50, (n, 6), generator=g)
     return t
