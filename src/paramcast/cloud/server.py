@@ -5,7 +5,8 @@ that never finishes its request headers, and its ``limit_concurrency`` answers a
 :class:`GuardedProtocol` is uvicorn's httptools protocol plus:
 
 * **header deadline** — a connection must deliver complete request headers within
-  ``timeout_headers_s`` of being accepted or of its previous response; otherwise it is closed.
+  ``timeout_headers_s`` of being accepted or of its previous response; otherwise it is answered
+  408 ``{"error": "header_timeout"}`` and closed.
   Data arriving does not extend the deadline (one byte every few seconds is how a slow client
   holds a socket forever). The body has its own deadline in the app (``Limits.body_timeout_s``, 408).
 * **connection limit** — with more than ``limit_concurrency`` open connections (or that many
@@ -33,12 +34,15 @@ log = logging.getLogger("paramcast.cloud")
 FD_HEADROOM = 64  # descriptors beyond the connections: the store, logs, threads' pipes, the listener
 
 
+def _json(error: str, detail: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    body = json.dumps({"error": error, "detail": detail}).encode()
+    return [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close")], body
+
+
 async def _over_capacity(scope, receive, send) -> None:
-    body = json.dumps({"error": "over_capacity",
-                       "detail": "the server is at its connection limit (--limit-concurrency); retry shortly"}).encode()
-    await send({"type": "http.response.start", "status": 503,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"retry-after", b"1"), (b"connection", b"close")]})
+    headers, body = _json("over_capacity", "the server is at its connection limit (--limit-concurrency); retry shortly")
+    await send({"type": "http.response.start", "status": 503, "headers": [*headers, (b"retry-after", b"1")]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -72,6 +76,9 @@ class GuardedProtocol(HttpToolsProtocol):
         self._headers_timer = None
         if not self.transport.is_closing():
             log.debug("closing a connection that sent no complete request headers in %g s", self.timeout_headers_s)
+            headers, body = _json("header_timeout", f"request headers did not arrive within {self.timeout_headers_s:g} s")
+            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\n"
+                                 + b"".join(k + b": " + v + b"\r\n" for k, v in headers) + b"\r\n" + body)
             self.transport.close()
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
