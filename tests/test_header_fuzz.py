@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 
 import pytest
@@ -57,3 +58,15 @@ def test_the_fuzz_reaches_every_field_and_the_reported_bodies():
     for body in (header, header.replace(b"[1],", b'{"a":1},', 1)):  # the reported upload, and an object dtype
         with pytest.raises(wire.WireError, match="dtype must be one of"):
             wire.decode(struct.pack("<Q", len(body)) + body + b"\0" * 4)
+
+
+@pytest.mark.parametrize("decode, error, msg", [(wire.decode, wire.WireError, UPLOAD),
+                                                (decode_history, HistoryError, HISTORY)])
+def test_offsets_must_span_exactly_the_tensor(decode, error, msg):
+    """Checked on the header, before safetensors sees the bytes: a span one element short, and one past the data."""
+    name = "features#values" if msg is UPLOAD else "features"
+    begin, end = json.loads(msg[8 : 8 + struct.unpack("<Q", msg[:8])[0]])[name]["data_offsets"]
+    with pytest.raises(error, match="data_offsets span"):
+        decode(with_field(msg, (name, "data_offsets"), json.dumps([begin, end - 4])))
+    with pytest.raises(error, match="within the"):
+        decode(with_field(msg, (name, "data_offsets", 1), str(len(msg))))
