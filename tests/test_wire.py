@@ -319,3 +319,25 @@ def test_oversized_and_non_bytes():
     _raises_wire_error(b"\x00" * (2**20 + 1), max_bytes=2**20)
     with pytest.raises(WireError):
         decode("not bytes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["positions", "samples", "text"])
+def test_index_upper_bound_is_max_index(name):
+    """``positions`` / ``samples`` / ``text`` values must be < MAX_INDEX: MAX_INDEX - 1 passes, MAX_INDEX is refused
+    (and nothing else in decode would refuse it: no ``text`` rides along with ``samples`` here)."""
+    from safetensors.torch import load, save
+
+    text = torch.tensor([[1, 5], [1, 7], [1, 4]])
+    upload = Upload(**IDS, features=UTS.features, positions=UTS.positions, samples=UTS.samples,
+                    text=text if name == "text" else None)
+    msg = encode(upload)
+    meta = json.loads(msg[8 : 8 + struct.unpack("<Q", msg[:8])[0]])["__metadata__"]
+    for value, ok in ((wire.MAX_INDEX - 1, True), (wire.MAX_INDEX, False), (2**62, False)):
+        tensors = {k: v.clone() for k, v in load(msg).items()}
+        tensors[name].view(-1)[-1] = value
+        meta["sha256"] = wire._checksum(meta["paramcast"], tensors)
+        data = save(tensors, metadata=meta)
+        if ok:
+            assert int(getattr(decode(data), name).max()) == value
+        else:
+            assert f"values must lie in [0, {wire.MAX_INDEX})" in str(_raises_wire_error(data))

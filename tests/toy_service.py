@@ -2,6 +2,7 @@
 
 * ``ToyHyper`` ("toy-hyper"): a real, tiny linear hypernetwork implementing the Method interface,
   with a batched ``cloud_step_batch`` (one generator call for many devices).
+* ``LiveServer``: the app on a real uvicorn (``paramcast serve``'s config) on loopback, in a thread.
 """
 
 from __future__ import annotations
@@ -98,3 +99,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class LiveServer:
+    """``app`` served by uvicorn with :func:`paramcast.cloud.server.server_config` (``**limits``) on a
+    free loopback port, in a thread; ``stop()`` plays a dying cloud. The test closes the app itself."""
+
+    def __init__(self, app, **limits):
+        import threading
+        import time
+
+        import uvicorn
+
+        from paramcast.cloud.server import server_config
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = server_config(app, host="127.0.0.1", port=self.port, log_level="warning", **limits)
+        config.lifespan = "off"
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)

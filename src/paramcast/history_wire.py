@@ -16,23 +16,33 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 from dataclasses import dataclass
 
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-__all__ = ["SCHEMA", "HistoryBatch", "HistoryError", "decode_history", "digest", "encode_history"]
+from paramcast._safetensors_header import read_header, short
+
+__all__ = ["SCHEMA", "HistoryBatch", "HistoryError", "LabelError", "decode_history", "digest", "encode_history"]
 
 SCHEMA = "paramcast.history/1"
 _SPEC = {"features": (torch.float32, 2), "labels": (torch.int64, 1), "question": (torch.int64, 2)}
 _REQUIRED = ("features", "labels")
 _META_KEYS = {"schema", "device_id", "task", "sha256"}
+# every dtype safetensors writes from torch, so a wrong one is named (the tensor rules refuse it)
+_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+           "BOOL": torch.bool}
+MAX_HEADER_BYTES = 1 << 20
 
 
 class HistoryError(ValueError):
     """A history body the service refuses; the message says what is wrong."""
+
+
+class LabelError(HistoryError):
+    """A well-formed history body whose labels lie outside the served answer vocabulary."""
 
 
 @dataclass(frozen=True)
@@ -66,59 +76,55 @@ def encode_history(device_id: str, task: str, features: torch.Tensor, labels: to
     return st_save(tensors, metadata=meta)
 
 
-def _header(data: bytes) -> dict:
-    if len(data) < 8:
-        raise HistoryError("body is shorter than a safetensors header (8 bytes)")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > len(data) - 8 or n > 1 << 20:
-        raise HistoryError(f"safetensors header length {n} does not fit the {len(data)}-byte body")
-    try:
-        header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise HistoryError(f"safetensors header is not JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise HistoryError("safetensors header must be a JSON object")
-    return header
+def decode_history(data: bytes, *, max_rows: int = 4096, feature_dim: int | None = None,
+                   num_labels: int | None = None) -> HistoryBatch:
+    """Parse and validate a history body; raise :class:`HistoryError` on anything unexpected.
 
-
-def decode_history(data: bytes, *, max_rows: int = 4096, feature_dim: int | None = None) -> HistoryBatch:
-    """Parse and validate a history body; raise :class:`HistoryError` on anything unexpected."""
-    meta = _header(data).get("__metadata__")
-    if not isinstance(meta, dict) or set(meta) != _META_KEYS:
-        raise HistoryError(f"safetensors __metadata__ must have exactly the keys {sorted(_META_KEYS)}")
+    Names, dtypes, shapes and row counts are checked on the header before any tensor is read;
+    ``num_labels`` (the served answer vocabulary V) bounds the labels to ``[-1, V)``.
+    """
+    meta, entries = read_header(data, max_header_bytes=MAX_HEADER_BYTES, dtypes=_DTYPES, error=HistoryError)
+    if set(meta) != _META_KEYS:
+        raise HistoryError(f"safetensors __metadata__ must have exactly the keys {sorted(_META_KEYS)}, "
+                           f"got {short(sorted(meta))}")
     if meta["schema"] != SCHEMA:
-        raise HistoryError(f"schema {meta['schema']!r} is not supported; expected {SCHEMA!r}")
+        raise HistoryError(f"schema {short(meta['schema'])} is not supported; expected {SCHEMA!r}")
+    if not 0 < len(meta["task"]) <= 64:
+        raise HistoryError("task must be a non-empty string of at most 64 characters")
+    unknown = set(entries) - set(_SPEC)
+    missing = set(_REQUIRED) - set(entries)
+    if unknown or missing:
+        raise HistoryError(f"tensors must be {sorted(_REQUIRED)} (+ optional 'question'); "
+                           f"unknown {short(sorted(unknown))}, missing {sorted(missing)}")
+    for name, (dtype, shape) in entries.items():
+        want_dtype, ndim = _SPEC[name]
+        if dtype != want_dtype or len(shape) != ndim:
+            raise HistoryError(f"{name} must be a {ndim}-D {want_dtype} tensor, got {len(shape)}-D {dtype}")
+    n = entries["labels"][1][0]
+    for name, (_, shape) in entries.items():
+        if shape[0] != n:
+            raise HistoryError(f"every tensor needs the same number of rows; {name} has {shape[0]}, expected {n}")
+    if not 1 <= n <= max_rows:
+        raise HistoryError(f"a history upload holds 1..{max_rows} samples, got {n}")
+    c = entries["features"][1][1]
+    if feature_dim is not None and c != feature_dim:
+        raise HistoryError(f"features must be (N, {feature_dim}), got {entries['features'][1]}")
+    if c == 0:
+        raise HistoryError("features must have at least one column")
     try:
         tensors = st_load(data)
     except Exception as exc:  # safetensors raises its own error type for every malformation
-        raise HistoryError(f"not a valid safetensors file: {exc}") from None
-    unknown = set(tensors) - set(_SPEC)
-    missing = set(_REQUIRED) - set(tensors)
-    if unknown or missing:
-        raise HistoryError(f"tensors must be {sorted(_REQUIRED)} (+ optional 'question'); "
-                           f"unknown {sorted(unknown)}, missing {sorted(missing)}")
-    n = None
-    for name, t in tensors.items():
-        dtype, ndim = _SPEC[name]
-        if t.dtype != dtype or t.ndim != ndim:
-            raise HistoryError(f"{name} must be a {ndim}-D {dtype} tensor, got {t.ndim}-D {t.dtype}")
-        if n is None:
-            n = t.shape[0]
-        if t.shape[0] != n:
-            raise HistoryError(f"every tensor needs the same number of rows; {name} has {t.shape[0]}, expected {n}")
-    if not 1 <= n <= max_rows:
-        raise HistoryError(f"a history upload holds 1..{max_rows} samples, got {n}")
-    f = tensors["features"]
-    if feature_dim is not None and f.shape[1] != feature_dim:
-        raise HistoryError(f"features must be (N, {feature_dim}), got {tuple(f.shape)}")
-    if f.shape[1] == 0 or not bool(torch.isfinite(f).all()):
-        raise HistoryError("features must be non-empty and finite (no NaN or Inf)")
-    if bool((tensors["labels"] < -1).any()):
+        raise HistoryError(f"not a valid safetensors file: {str(exc)[:200]}") from None
+    if not bool(torch.isfinite(tensors["features"]).all()):
+        raise HistoryError("features must be finite (no NaN or Inf)")
+    labels = tensors["labels"]
+    if bool((labels < -1).any()):
         raise HistoryError("labels must be >= -1 (-1 marks an answer outside the vocabulary)")
+    if num_labels is not None and bool((labels >= num_labels).any()):
+        raise LabelError(f"label {int(labels.max())} is outside the served vocabulary of {num_labels} answers: "
+                         f"labels must lie in [-1, {num_labels})")
     if "question" in tensors and bool((tensors["question"] < 0).any()):
         raise HistoryError("question word ids must be >= 0")
     if meta["sha256"] != digest(tensors):
         raise HistoryError("sha256 checksum does not match the tensors: the body was altered in transit")
-    if not isinstance(meta["task"], str) or not 0 < len(meta["task"]) <= 64:
-        raise HistoryError("task must be a non-empty string of at most 64 characters")
-    return HistoryBatch(device_id=str(meta["device_id"]), task=meta["task"], tensors=tensors)
+    return HistoryBatch(device_id=meta["device_id"], task=meta["task"], tensors=tensors)

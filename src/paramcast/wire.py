@@ -33,7 +33,6 @@ import hashlib
 import json
 import math
 import re
-import struct
 from typing import Any
 
 import torch
@@ -41,6 +40,7 @@ from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
 from paramcast import compression
+from paramcast._safetensors_header import read_header, short
 from paramcast.types import QUANTS, HeadParams, Upload, WeightDelta
 
 __all__ = [
@@ -98,7 +98,7 @@ def _checksum(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
 def _check_id(field: str, value: object) -> str:
     if not isinstance(value, str) or _ID.fullmatch(value) is None:
         raise WireError(
-            f"{field} must be a string of at most 128 characters from [A-Za-z0-9_.:@+=/-], got {value!r}"
+            f"{field} must be a string of at most 128 characters from [A-Za-z0-9_.:@+=/-], got {short(value)}"
         )
     return value
 
@@ -109,9 +109,9 @@ def _check_shape(name: str, shape: object) -> tuple[int, ...]:
         or not 1 <= len(shape) <= MAX_DIMS
         or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape)
     ):
-        raise WireError(f"shape of {name!r} must be 1 to {MAX_DIMS} dims, each an int >= 1; got {shape!r}")
+        raise WireError(f"shape of {short(name)} must be 1 to {MAX_DIMS} dims, each an int >= 1; got {short(shape)}")
     if math.prod(shape) > MAX_ELEMENTS:
-        raise WireError(f"{name!r} has {math.prod(shape)} elements; at most {MAX_ELEMENTS} may travel")
+        raise WireError(f"{short(name)} has {math.prod(shape)} elements; at most {MAX_ELEMENTS} may travel")
     return tuple(shape)
 
 
@@ -224,36 +224,12 @@ def encode(
     return _st_save(tensors, metadata={"paramcast": meta_json, "sha256": _checksum(meta_json, tensors)})
 
 
-def _parse_header(data: bytes) -> tuple[dict[str, Any], dict[str, tuple[torch.dtype, tuple[int, ...]]]]:
+def _parse_header(data: bytes) -> tuple[dict[str, str], dict[str, tuple[torch.dtype, tuple[int, ...]]]]:
     """Read the safetensors header ourselves, so limits apply before safetensors allocates anything."""
-    if len(data) < 8:
-        raise WireError(f"message of {len(data)} bytes is too short to be safetensors")
-    (header_len,) = struct.unpack("<Q", data[:8])
-    if header_len > MAX_HEADER_BYTES or header_len > len(data) - 8:
-        raise WireError(
-            f"safetensors header length {header_len} is beyond the message or {MAX_HEADER_BYTES} B"
-        )
-    try:
-        header = json.loads(data[8 : 8 + header_len].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise WireError(f"safetensors header is not valid JSON: {exc}") from exc
-    if not isinstance(header, dict):
-        raise WireError("safetensors header must be a JSON object")
-    raw_meta = header.pop("__metadata__", None)
-    if not isinstance(raw_meta, dict) or set(raw_meta) != {"paramcast", "sha256"}:
+    raw_meta, entries = read_header(data, max_header_bytes=MAX_HEADER_BYTES, dtypes=_DTYPES, error=WireError)
+    if set(raw_meta) != {"paramcast", "sha256"}:
         raise WireError("safetensors __metadata__ must hold exactly 'paramcast' and 'sha256'")
-    if not all(isinstance(v, str) for v in raw_meta.values()):
-        raise WireError("safetensors __metadata__ values must be strings")
-    entries: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {}
-    for name, info in header.items():
-        if (
-            not isinstance(info, dict)
-            or info.get("dtype") not in _DTYPES
-            or not isinstance(info.get("shape"), list)
-        ):
-            raise WireError(f"tensor {name!r}: dtype must be one of {sorted(_DTYPES)} with a shape list")
-        entries[name] = (_DTYPES[info["dtype"]], _check_shape(name, info["shape"]))
-    return raw_meta, entries
+    return raw_meta, {name: (dtype, _check_shape(name, list(shape))) for name, (dtype, shape) in entries.items()}
 
 
 def _parse_meta(raw: dict[str, str]) -> dict[str, Any]:
@@ -267,26 +243,26 @@ def _parse_meta(raw: dict[str, str]) -> dict[str, Any]:
         raise WireError("paramcast metadata must be a JSON object")
     schema = meta.get("schema")
     if isinstance(schema, bool) or schema != SCHEMA_VERSION:
-        raise WireError(f"schema version {schema!r} is not supported (this build reads {SCHEMA_VERSION})")
+        raise WireError(f"schema version {short(schema)} is not supported (this build reads {SCHEMA_VERSION})")
     kind = meta.get("kind")
     if kind not in ("upload", "head", "delta"):
-        raise WireError(f"kind must be 'upload', 'head' or 'delta', got {kind!r}")
+        raise WireError(f"kind must be 'upload', 'head' or 'delta', got {short(kind)}")
     keys = _META_KEYS | ({"base_version"} if kind == "delta" else set())
     if set(meta) != keys:
-        raise WireError(f"{kind} metadata keys must be {sorted(keys)}; got {sorted(meta)}")
+        raise WireError(f"{kind} metadata keys must be {sorted(keys)}; got {short(sorted(meta))}")
     for field in ("device_id", "method", "task", "model_version") + (
         ("base_version",) if kind == "delta" else ()
     ):
         _check_id(field, meta[field])
     if meta["quant"] not in QUANTS:
-        raise WireError(f"quant must be one of {QUANTS}, got {meta['quant']!r}")
+        raise WireError(f"quant must be one of {QUANTS}, got {short(meta['quant'])}")
     if isinstance(meta["blocksize"], bool) or meta["blocksize"] not in compression.BLOCKSIZES:
-        raise WireError(f"blocksize must be one of {compression.BLOCKSIZES}, got {meta['blocksize']!r}")
+        raise WireError(f"blocksize must be one of {compression.BLOCKSIZES}, got {short(meta['blocksize'])}")
     if not isinstance(meta["shapes"], dict) or (kind == "delta" and len(meta["shapes"]) > MAX_DELTAS):
         raise WireError("shapes must be an object of tensor name -> shape")
     for name in meta["shapes"]:
         if name.startswith(_DELTA) and _PARAM.fullmatch(name[len(_DELTA) :]) is None:
-            raise WireError(f"parameter name {name!r} must be 1-200 characters from [A-Za-z0-9_.-]")
+            raise WireError(f"parameter name {short(name)} must be 1-200 characters from [A-Za-z0-9_.-]")
     meta["shapes"] = {k: _check_shape(k, v) for k, v in meta["shapes"].items()}
     return meta
 
@@ -332,7 +308,7 @@ def decode(
     for name, spec in expected.items():
         if entries[name] != spec:
             raise WireError(
-                f"tensor {name!r} must be {spec[0]} {spec[1]}, got {entries[name][0]} {entries[name][1]}"
+                f"tensor {short(name)} must be {spec[0]} {spec[1]}, got {entries[name][0]} {entries[name][1]}"
             )
 
     try:

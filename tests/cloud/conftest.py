@@ -25,9 +25,10 @@ def make_app(tokens, tmp_path):
     apps = []
 
     def make(*, batching=Batching(max_batch=8, max_wait_ms=5.0), limits=Limits(max_upload_bytes=64 * 1024),
-             store=True, method=None):
-        app = create_app(method or toy.ToyHyper(), tokens=tokens[0], batching=batching, limits=limits,
-                         store_path=tmp_path / "history.sqlite" if store else None)
+             store=True, method=None, **kw):
+        kw.setdefault("tokens", tokens[0])
+        app = create_app(method or toy.ToyHyper(), batching=batching, limits=limits,
+                         store_path=tmp_path / "history.sqlite" if store else None, **kw)
         apps.append(app)
         return app
 

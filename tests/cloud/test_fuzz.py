@@ -11,7 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import toy_service as toy
+from header_mutation import RAW, paths, with_field
 from paramcast.cloud import Batching, Limits, TokenStore, create_app
+from paramcast.history_wire import encode_history
 
 TOKEN = "token-for-a-0123456789"
 _ascii = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
@@ -103,6 +105,38 @@ def test_adapt_never_answers_5xx(fuzz_client, body, hdrs, params, authed):
     if r.status_code != 200:
         body = r.json()
         assert set(body) == {"error", "detail"} and body["detail"]
+
+
+_HISTORY = encode_history("dev-a", "toy", torch.randn(2, toy.C), torch.tensor([0, 1]))
+_FIELDS = [("/v1/adapt", _valid(), p) for p in paths(_valid(), inner=True)] + [
+    ("/v1/history", _HISTORY, p) for p in paths(_HISTORY, inner=False)]
+
+
+@pytest.fixture(scope="module")
+def history_client(tmp_path_factory):
+    tokens = TokenStore()
+    tokens.add_token("dev-a", TOKEN)
+    app = create_app(toy.ToyHyper(), tokens=tokens, store_path=tmp_path_factory.mktemp("fuzz") / "h.sqlite",
+                     limits=Limits(history_posts_per_minute=10**6, history_bytes_per_hour=2**40))  # no 429 here
+    loop = asyncio.new_event_loop()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+                               base_url="http://cloud")
+    yield lambda route, body: loop.run_until_complete(
+        client.post(route, content=body, headers={"Authorization": f"Bearer {TOKEN}"}))
+    loop.run_until_complete(client.aclose())
+    loop.close()
+    app.state.close()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(field=st.sampled_from(_FIELDS), raw=RAW)
+def test_header_fields_of_every_json_type_never_answer_5xx(history_client, field, raw):
+    route, msg, path = field
+    r = history_client(route, with_field(msg, path, raw))
+    assert r.status_code < 500, r.text[:300]
+    if r.status_code != 200:
+        assert r.json()["error"] in {"bad_payload", "bad_history", "forbidden", "wrong_method", "wrong_task",
+                                     "model_version_mismatch", "bad_shape", "label_out_of_range", "body_too_large"}, r.text[:300]
 
 
 def test_fuzz_reached_the_decoder():

@@ -16,7 +16,7 @@ from paramcast.history_wire import SCHEMA, decode_history, digest
 
 def _batch(n=5, c=8, seed=0, question=True):
     g = torch.Generator().manual_seed(seed)
-    t = {"features": torch.randn(n, c, generator=g), "labels": torch.randint(-1, 10, (n,), generator=g)}
+    t = {"features": torch.randn(n, c, generator=g), "labels": torch.randint(-1, 5, (n,), generator=g)}
     if question:
         t["question"] = torch.randint(0, 50, (n, 6), generator=g)
     return t
@@ -87,3 +87,18 @@ def test_history_route(app, auth, tmp_path):
         assert r.status_code == 400 and json.loads(r.text)["error"] == "bad_history"
         assert c.post("/v1/history", content=_body(_batch(4))).status_code == 401
     assert len(load_history(tmp_path / "history.sqlite")["labels"]) == 4
+
+
+def test_store_files_are_created_0600(tmp_path):
+    """Like the token file: what devices uploaded is readable by the service's user only (umask aside)."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        with HistoryStore(tmp_path / "h.sqlite") as store:
+            store.add("dev-a", "toy", _batch(2))
+            files = [tmp_path / n for n in ("h.sqlite", "h.sqlite-wal", "h.sqlite-shm")]
+            assert [stat.S_IMODE(f.stat().st_mode) for f in files] == [0o600] * 3
+    finally:
+        os.umask(old)

@@ -33,14 +33,38 @@ def test_train_from_store_writes_a_servable_checkpoint(tmp_path):
     assert head.weight.shape == (V, 8) and torch.isfinite(head.weight).all()
 
 
-def test_train_from_store_needs_the_answer_count(tmp_path):
-    with HistoryStore(tmp_path / "h.sqlite") as store:
-        store.add("dev-0", "t", {"features": torch.randn(4, 8), "labels": torch.tensor([0, 1, 2, 9])})
-    res = CliRunner().invoke(app, ["train", "--from-store", str(tmp_path / "h.sqlite"), "--out", str(tmp_path / "o")])
+def test_train_from_store_skips_and_reports_bad_rows(tmp_path):
+    """One bad row must not refuse the whole store (a label of 2**62 did): it is skipped and named."""
+    import sqlite3
+
+    path = tmp_path / "h.sqlite"
+    with HistoryStore(path) as store:
+        store.add("dev-0", "t", {"features": torch.randn(6, 8), "labels": torch.tensor([0, 1, 2, 3, 4, 0])})  # 1-6
+        store.add("dev-1", "t", {"features": torch.randn(2, 8), "labels": torch.tensor([9, 2**62])})  # 7, 8
+        store.add("dev-1", "t", {"features": torch.full((1, 8), float("inf")), "labels": torch.tensor([1])})  # 9
+        store.add("dev-2", "t", {"features": torch.randn(1, 5), "labels": torch.tensor([1])})  # 10: other width
+        store.add("dev-2", "t", {"features": torch.randn(1, 8), "labels": torch.tensor([1])})  # 11: corrupted below
+    db = sqlite3.connect(path)
+    db.execute("UPDATE samples SET tensors = x'00' WHERE id = 11")
+    db.commit()
+    db.close()
+    res = CliRunner().invoke(app, ["train", "--from-store", str(path), "--out", str(tmp_path / "o")])
     assert res.exit_code != 0 and "--answers" in res.output
-    res = CliRunner().invoke(app, ["train", "--from-store", str(tmp_path / "h.sqlite"), "--answers", "5",
-                                   "--out", str(tmp_path / "o")])
-    assert res.exit_code != 0 and "label 9 >= --answers 5" in res.output
+    small = ["epochs=1", "adr_epochs=1", "head_hidden=8", "proj_dim=8", "hyper_hidden=8", "latent_dim=4",
+             "vae_hidden=16", "group_size=2", "groups_per_step=2", "batch_size=4"]
+    res = CliRunner().invoke(app, ["train", "--from-store", str(path), "--answers", "5", "--out", str(tmp_path / "o"),
+                                   "--device", "cpu", *[a for kv in small for a in ("--method-arg", kv)]])
+    assert res.exit_code == 0, res.output
+    assert "skipped 2 store rows (label outside [-1, 5)): ids [7, 8]" in res.output
+    assert "skipped 1 store rows (non-finite features): ids [9]" in res.output
+    assert "skipped 1 store rows (feature width other than the store's 8): ids [10]" in res.output
+    assert "skipped 1 store rows (corrupt blob): ids [11]" in res.output
+    assert "training cdc-mmpg on 6 stored samples of 1 devices" in res.output
+    with HistoryStore(path) as store:
+        store.add("dev-0", "u", {"features": torch.randn(1, 8), "labels": torch.tensor([7])})
+    res = CliRunner().invoke(app, ["train", "--from-store", str(path), "--task", "u", "--answers", "5",
+                                   "--out", str(tmp_path / "o2")])
+    assert res.exit_code != 0 and "no usable samples" in res.output
 
 
 def test_serving_a_checkpoint_of_another_method_is_refused(tmp_path):

@@ -4,7 +4,8 @@
     paramcast serve --checkpoint runs/train/checkpoint.safetensors --token-file tokens.json \\
                     --store runs/history.sqlite --port 8000
 
-Every flag can also come from a ``PARAMCAST_*`` environment variable (shown in ``--help``).
+Every flag can also come from a ``PARAMCAST_*`` environment variable (shown in ``--help``). The limits,
+their defaults and the answer beyond each are tabled in docs/service.md ("Limits and quotas").
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from pathlib import Path
 import typer
 
 __all__ = ["serve"]
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+TRACE = 5  # uvicorn's level below DEBUG; it names it only once a uvicorn.Config exists
 
 
 def _method_kwargs(items: list[str]) -> dict:
@@ -61,12 +65,36 @@ def serve(
     upload_shape: str = typer.Option(None, envvar="PARAMCAST_UPLOAD_SHAPE", help="N,C every upload must have, e.g. 1,192"),
     task: str = typer.Option(None, envvar="PARAMCAST_TASK", help="task uploads must name (default: the method's)"),
     model_version: str = typer.Option(None, envvar="PARAMCAST_MODEL_VERSION", help="model version uploads must name"),
+    num_labels: int = typer.Option(None, envvar="PARAMCAST_NUM_LABELS",
+                                   help="history labels must lie in [-1, N) (default: the method's answer count)"),
+    limit_concurrency: int = typer.Option(512, envvar="PARAMCAST_LIMIT_CONCURRENCY",
+                                          help="open connections (and requests in flight) before answering 503; 0 = no limit"),
+    timeout_headers: float = typer.Option(10.0, envvar="PARAMCAST_TIMEOUT_HEADERS",
+                                          help="seconds a connection has to send complete request headers"),
+    timeout_body: float = typer.Option(60.0, envvar="PARAMCAST_TIMEOUT_BODY",
+                                       help="seconds a request has to send its whole body (then 408)"),
+    timeout_keep_alive: int = typer.Option(5, envvar="PARAMCAST_TIMEOUT_KEEP_ALIVE",
+                                           help="seconds an idle keep-alive connection stays open"),
+    max_abs_feature: float = typer.Option(1e4, envvar="PARAMCAST_MAX_ABS_FEATURE",
+                                          help="uploads with |feature| above this are refused (422)"),
+    history_posts_per_minute: int = typer.Option(60, envvar="PARAMCAST_HISTORY_POSTS_PER_MINUTE",
+                                                 help="per-device history posts per minute (then 429)"),
+    history_bytes_per_hour: int = typer.Option(64 << 20, envvar="PARAMCAST_HISTORY_BYTES_PER_HOUR",
+                                               help="per-device history body bytes per hour (then 429)"),
+    docs: bool = typer.Option(True, "--docs/--no-docs", envvar="PARAMCAST_DOCS",
+                              help="serve /docs and /openapi.json (Swagger UI assets are local, no CDN)"),
+    protect_meta: bool = typer.Option(False, "--protect-meta", envvar="PARAMCAST_PROTECT_META",
+                                      help="/docs, /openapi.json, /metrics and /v1/info need a device token"),
     threads: int = typer.Option(0, envvar="PARAMCAST_THREADS", help="torch threads (0 = torch's default)"),
-    log_level: str = typer.Option("info", envvar="PARAMCAST_LOG_LEVEL"),
+    log_level: str = typer.Option("info", envvar="PARAMCAST_LOG_LEVEL", help=" | ".join(LOG_LEVELS)),
 ) -> None:
     """Serve a method over HTTP: POST /v1/adapt, POST /v1/history, GET /v1/info, /healthz, /metrics, /docs."""
     from paramcast.cloud import Batching, Limits, create_app, load_method
     from paramcast.cloud import issue_token as mint
+
+    log_level = log_level.lower()
+    if log_level not in LOG_LEVELS:
+        raise typer.BadParameter(f"--log-level {log_level!r} must be one of {' | '.join(LOG_LEVELS)}")
 
     if issue_token is not None:
         if token_file is None:
@@ -78,7 +106,11 @@ def serve(
     import torch
     import uvicorn
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from paramcast.cloud.server import server_config
+
+    logging.addLevelName(TRACE, "TRACE")
+    logging.basicConfig(level=TRACE if log_level == "trace" else log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if threads > 0:
         torch.set_num_threads(threads)
     for module in plugin:
@@ -87,10 +119,19 @@ def serve(
         m = load_method(method or (None if checkpoint else "cdc-mmpg"), checkpoint, **_method_kwargs(method_arg))
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from None
-    app = create_app(m, store_path=store, tokens=token_file, batching=Batching(max_batch, max_wait_ms),
-                     limits=Limits(max_upload_bytes=max_upload_bytes, max_history_bytes=max_history_bytes),
-                     upload_shape=_shape(upload_shape), task=task, model_version=model_version)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    try:
+        limits = Limits(max_upload_bytes=max_upload_bytes, max_history_bytes=max_history_bytes,
+                        max_abs_feature=max_abs_feature, body_timeout_s=timeout_body,
+                        history_posts_per_minute=history_posts_per_minute, history_bytes_per_hour=history_bytes_per_hour)
+        app = create_app(m, store_path=store, tokens=token_file, batching=Batching(max_batch, max_wait_ms),
+                         limits=limits, upload_shape=_shape(upload_shape), task=task, model_version=model_version,
+                         num_labels=num_labels, docs=docs, protect_meta=protect_meta)
+        config = server_config(app, host=host, port=port, limit_concurrency=limit_concurrency or None,
+                               timeout_headers_s=timeout_headers, timeout_keep_alive_s=timeout_keep_alive,
+                               log_level=log_level)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ real dataset, ``<out>/stream-new.safetensors`` / ``stream-unseen.safetensors``: 
 splits that ``paramcast device --features`` streams. It prints the commands that serve and query the result.
 
 Store rows carry one anchor-frame feature each (``features (N, C)``), so store training sees them as
-one-frame clips ``(N, 1, C)``: every frame-sampling step then picks that frame.
+one-frame clips ``(N, 1, C)``: every frame-sampling step then picks that frame. Rows that cannot be
+trained on (corrupt, non-finite, label outside ``[-1, --answers)``, another feature width) are
+skipped and reported on stderr, one line per reason; only a store with no usable row is refused.
 """
 
 from __future__ import annotations
@@ -30,12 +32,16 @@ def _from_store(path: Path, method: str, answers: int | None, task: str | None, 
     from paramcast.cloud.store import load_history
     from paramcast.models.features import FeatureSet
 
-    rows = load_history(path, task=task)
-    labels = rows["labels"]
     if answers is None:
         raise typer.BadParameter("--answers (the answer vocabulary size V) is required with --from-store")
-    if int(labels.max()) >= answers:
-        raise typer.BadParameter(f"the store has label {int(labels.max())} >= --answers {answers}")
+    try:
+        rows = load_history(path, task=task, num_labels=answers)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    for reason, ids in rows["skipped"].items():  # bad rows are reported and left out, not fatal
+        typer.echo(f"skipped {len(ids)} store rows ({reason}): ids {ids[:10]}{' ...' if len(ids) > 10 else ''}",
+                   err=True)
+    labels = rows["labels"]
     history = FeatureSet(rows["features"][:, None, :], labels, rows["device_index"],
                          meta={"device_names": rows["device_names"]})
     m = registry.create(method, num_answers=answers, feature_dim=int(rows["features"].shape[1]), device=device,

@@ -9,10 +9,15 @@ Routes (OpenAPI docs at ``/docs``):
 * ``GET /v1/info``      method, task, model version, upload and head shapes, quant options, limits.
 * ``GET /healthz``      liveness.
 * ``GET /metrics``      Prometheus text format.
+* ``GET /docs``, ``/openapi.json``  Swagger UI from assets packaged with ``fastapi-offline`` (no CDN);
+  ``docs=False`` removes both. ``protect_meta=True`` makes ``/docs``, ``/openapi.json``, ``/metrics``
+  and ``/v1/info`` require a device token too (``/healthz`` stays open for liveness probes).
 
 Concurrent adapt requests are grouped by :class:`~paramcast.cloud.batching.DynamicBatcher` into one
 ``method.cloud_step_batch`` call. Every refusal is a 4xx whose JSON body ``{"error", "detail"}`` says
-what is wrong; a 500 means a bug in the server, never bad input. Nothing is unpickled.
+what is wrong; a 500 means a bug in the server, never bad input. A client that hangs up mid-request
+is counted as 499 (``client_closed``, nginx's code) and logged on one line. Nothing is unpickled.
+Limits that need the socket (header timeout, connection limit) live in :mod:`paramcast.cloud.server`.
 """
 
 from __future__ import annotations
@@ -28,18 +33,22 @@ from typing import Any
 
 import anyio
 import torch
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from paramcast import registry, wire
 from paramcast.cloud.auth import TokenStore
 from paramcast.cloud.batching import DynamicBatcher
 from paramcast.cloud.errors import ApiError
 from paramcast.cloud.metrics import Metrics, MetricsMiddleware
+from paramcast.cloud.quota import DeviceQuota
 from paramcast.cloud.store import HistoryStore
-from paramcast.history_wire import HistoryError, decode_history
+from paramcast.history_wire import HistoryError, LabelError, decode_history
 from paramcast.methods.base import Method
 from paramcast.types import QUANTS, HeadParams, Upload, WeightDelta
 
@@ -48,6 +57,7 @@ __all__ = ["Batching", "Limits", "create_app", "load_method"]
 log = logging.getLogger("paramcast.cloud")
 OCTET = "application/octet-stream"
 ROUTES = ("/v1/adapt", "/v1/history", "/v1/info", "/healthz", "/metrics", "/docs", "/openapi.json")
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's JS/CSS, shipped in the fastapi-offline wheel
 
 
 @dataclass(frozen=True)
@@ -67,15 +77,24 @@ class Batching:
 
 @dataclass(frozen=True)
 class Limits:
+    """What one request (and one device's history) may cost; docs/service.md "Limits and quotas"."""
+
     max_upload_bytes: int = 1 << 20    # body of /v1/adapt; a 192-float feature is < 2 KB on the wire
     max_history_bytes: int = 16 << 20  # body of /v1/history
     max_rows: int = 4096               # rows of Upload.features and of one history upload
     max_feature_dim: int = 65536       # columns of Upload.features when the method does not fix them
+    max_abs_feature: float = 1e4       # |feature| bound: encoder features are O(10); 1e30 overflows heads
+    body_timeout_s: float = 60.0       # whole body of one request: 16 MiB at ~2.2 Mbit/s
+    history_posts_per_minute: int = 60        # per device, token bucket
+    history_bytes_per_hour: int = 64 << 20    # per device, token bucket (>= max_history_bytes)
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if value < 1:
-                raise ValueError(f"limit {name} must be >= 1, got {value}")
+            if not value > 0:
+                raise ValueError(f"limit {name} must be > 0, got {value}")
+        if self.history_bytes_per_hour < self.max_history_bytes:
+            raise ValueError(f"history_bytes_per_hour ({self.history_bytes_per_hour}) must be >= max_history_bytes "
+                             f"({self.max_history_bytes}), else a full-size history post could never pass")
 
 
 def load_method(name: str | None = None, checkpoint: str | Path | None = None, **kwargs: Any) -> Method:
@@ -95,8 +114,8 @@ def _error(status: int, error: str, detail: str, headers: dict | None = None) ->
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) as soon as it exceeds ``limit`` bytes."""
+async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The request body, refusing as soon as it exceeds ``limit`` bytes (413) or ``timeout_s`` seconds (408)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -104,11 +123,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
         if int(declared) > limit:
             raise ApiError(413, "body_too_large", f"body of {declared} bytes exceeds the limit of {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "body_too_large", f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    with anyio.move_on_after(timeout_s) as scope:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "body_too_large", f"body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+    if scope.cancelled_caught:
+        raise ApiError(408, "body_timeout", f"the body did not arrive within {timeout_s:g} s ({size} bytes came)",
+                       {"Connection": "close"})
     return b"".join(chunks)
 
 
@@ -119,13 +142,18 @@ def _upload_key(upload: Upload) -> tuple:
 def create_app(method: Method, *, store_path: str | Path | None = None,
                tokens: TokenStore | str | Path | None = None, batching: Batching = Batching(),
                limits: Limits = Limits(), upload_shape: tuple[int, int] | None = None,
-               task: str | None = None, model_version: str | None = None) -> FastAPI:
+               task: str | None = None, model_version: str | None = None, num_labels: int | None = None,
+               docs: bool = True, protect_meta: bool = False) -> FastAPI:
     """The service for ``method``.
 
-    ``tokens``: a :class:`TokenStore` or a token file (no tokens: every device is refused, 401).
-    ``upload_shape``: the (N, C) every Upload.features must have (default: ``method.upload_shape``
-    if the method has one, else any shape within ``limits``). ``task`` / ``model_version``: what
-    uploads must name (default: the method's attributes of that name, if any).
+    ``tokens``: a :class:`TokenStore` or a token file, re-read when it changes (no tokens: every
+    device is refused, 401). ``upload_shape``: the (N, C) every Upload.features must have (default:
+    ``method.upload_shape`` if the method has one, else any shape within ``limits``). ``task`` /
+    ``model_version``: what uploads must name (default: the method's attributes of that name, if
+    any). ``num_labels``: the answer vocabulary V that history labels must lie in, ``[-1, V)``
+    (default: ``method.num_answers``, else the rows of the probed head, else ``wire.MAX_INDEX``).
+    ``docs=False`` serves no ``/docs`` or ``/openapi.json``; ``protect_meta=True`` puts ``/docs``,
+    ``/openapi.json``, ``/metrics`` and ``/v1/info`` behind a device token.
     """
     if not getattr(method, "collaborative", False):
         raise ValueError(f"method {method.name!r} is device-only (collaborative = False): nothing to serve")
@@ -138,6 +166,7 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
     model_version = model_version or getattr(method, "model_version", None)
     store = HistoryStore(store_path) if store_path is not None else None
     metrics = Metrics(ROUTES)
+    quota = DeviceQuota(limits.history_posts_per_minute, limits.history_bytes_per_hour)
 
     def generate(uploads):
         with torch.inference_mode():
@@ -151,6 +180,9 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
     # default thread pool: 40 threads each running torch ops oversubscribe the cores (measured 4x slower).
     encoder = ThreadPoolExecutor(max_workers=batching.encode_threads, thread_name_prefix="paramcast-encode")
     update_info = _probe(method, upload_shape, task, model_version)
+    num_labels = (num_labels or getattr(method, "num_answers", None)
+                  or (update_info["weight"][0] if update_info and update_info["type"] == "HeadParams" else None)
+                  or wire.MAX_INDEX)
 
     def close() -> None:
         batcher.close()
@@ -163,7 +195,8 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
         yield
         close()
 
-    app = FastAPI(title="paramcast cloud", version="1", lifespan=lifespan,
+    app = FastAPI(title="paramcast cloud", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None,  # served below, so that they can be switched off or protected
                   description="Cloud side of cloud-device collaborative adaptation: uploads in, "
                               "generated head parameters / weight deltas out.")
     app.state.batcher, app.state.store, app.state.metrics, app.state.close = batcher, store, metrics, close
@@ -179,7 +212,15 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
 
     @app.exception_handler(HistoryError)
     async def _history_error(request: Request, exc: HistoryError):
+        if isinstance(exc, LabelError):
+            return _error(422, "label_out_of_range", str(exc))
         return _error(400, "bad_history", str(exc))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_closed(request: Request, exc: ClientDisconnect):
+        # Not a server error: nobody reads this answer; the status is for /metrics (499, as nginx).
+        log.info("client closed the connection during %s %s", request.method, request.url.path)
+        return _error(499, "client_closed", "the client closed the connection before the request was complete")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
@@ -226,6 +267,9 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
                 raise ApiError(422, "bad_shape", f"{name} must be an int64 tensor of shape ({f.shape[0]},)")
         if not bool(torch.isfinite(f).all()):
             raise ApiError(400, "non_finite", "features contain NaN or Inf")
+        if float(f.abs().max()) > limits.max_abs_feature:
+            raise ApiError(422, "feature_out_of_range", f"features must satisfy |x| <= {limits.max_abs_feature:g} "
+                                                        f"(max_abs_feature), got max |x| = {float(f.abs().max()):.3g}")
 
     @app.post("/v1/adapt", response_class=Response, summary="Generate an update for one device's upload",
               openapi_extra={"requestBody": {"required": True, "content": {OCTET: {"schema": {"type": "string", "format": "binary"}}}}},
@@ -237,7 +281,7 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
         q = quant or x_paramcast_quant or "fp32"
         if q not in QUANTS:
             raise ApiError(400, "bad_quant", f"quant {q[:32]!r} is not one of {list(QUANTS)}")
-        body = await _read_body(request, limits.max_upload_bytes)
+        body = await _read_body(request, limits.max_upload_bytes, limits.body_timeout_s)
         upload = wire.decode(body, max_bytes=limits.max_upload_bytes, expect=Upload)
         if not isinstance(upload, Upload):
             raise ApiError(400, "bad_payload", f"expected an Upload, got a {type(upload).__name__}")
@@ -246,7 +290,12 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
         update = await batcher.run(upload)
         if not isinstance(update, HeadParams | WeightDelta):
             raise RuntimeError(f"{method.name}.cloud_step returned {type(update).__name__}, not an Update")
-        data = await asyncio.get_running_loop().run_in_executor(encoder, partial(wire.encode, update, quant=q))
+        try:
+            data = await asyncio.get_running_loop().run_in_executor(encoder, partial(wire.encode, update, quant=q))
+        except wire.WireError as exc:  # an update that cannot travel (NaN/Inf, fp16 overflow) is not the payload's fault
+            raise ApiError(422, "update_overflow",
+                           f"the update generated for these features cannot be encoded as {q} ({exc}); features "
+                           f"within |x| <= {limits.max_abs_feature:g} (max_abs_feature) and fp32 usually fit") from None
         return Response(data, media_type=OCTET, headers={"X-Paramcast-Quant": q})
 
     @app.post("/v1/history", summary="Store a device's labelled samples in the cloud's history",
@@ -255,29 +304,55 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
         device = tokens.authenticate(request.headers.get("authorization"))
         if store is None:
             raise ApiError(404, "history_disabled", "this server keeps no history (start it with --store PATH)")
-        body = await _read_body(request, limits.max_history_bytes)
+        quota.charge(device, posts=1)
+        body = await _read_body(request, limits.max_history_bytes, limits.body_timeout_s)
+        quota.charge(device, nbytes=len(body))
         feature_dim = upload_shape[1] if upload_shape is not None else None
-        batch = decode_history(body, max_rows=limits.max_rows, feature_dim=feature_dim)
+        # Off the event loop: hashing and checking 16 MiB takes tens of ms that /healthz should not wait.
+        batch = await anyio.to_thread.run_sync(partial(decode_history, body, max_rows=limits.max_rows,
+                                                       feature_dim=feature_dim, num_labels=num_labels))
         _check_meta(batch.device_id, device, "the history upload")
         if task is not None and batch.task != task:
             raise ApiError(400, "wrong_task", f"history is for task {batch.task[:64]!r}; this server serves {task!r}")
         ids = await anyio.to_thread.run_sync(lambda: store.add(device, batch.task, batch.tensors))
         return {"stored": len(ids), "first_id": ids[0], "last_id": ids[-1]}
 
-    @app.get("/v1/info", summary="What this server serves")
+    def meta_auth(request: Request) -> None:
+        if protect_meta:
+            tokens.authenticate(request.headers.get("authorization"))
+
+    guarded = [Depends(meta_auth)]
+
+    @app.get("/v1/info", summary="What this server serves", dependencies=guarded)
     async def info() -> dict:
         return {"method": method.name, "task": task, "model_version": model_version,
                 "upload": {"features": list(upload_shape) if upload_shape else None},
-                "update": update_info, "quants": list(QUANTS), "default_quant": "fp32",
+                "update": update_info, "quants": list(QUANTS), "default_quant": "fp32", "num_labels": num_labels,
                 "batching": asdict(batching), "limits": asdict(limits), "history": store is not None}
 
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics", dependencies=guarded)
     async def prometheus() -> PlainTextResponse:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    if docs:
+        import fastapi_offline  # its wheel ships Swagger UI's assets: no CDN, a deployment may have no internet
+
+        app.mount(DOCS_ASSETS, StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"), "docs-assets")
+
+        @app.get("/openapi.json", include_in_schema=False, dependencies=guarded)
+        async def openapi() -> JSONResponse:
+            return JSONResponse(app.openapi())
+
+        @app.get("/docs", include_in_schema=False, dependencies=guarded)
+        async def swagger() -> HTMLResponse:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title="paramcast cloud",
+                                       swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                       swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                                       swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
 
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

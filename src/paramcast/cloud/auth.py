@@ -7,21 +7,29 @@ A token file is JSON::
 :func:`issue_token` mints a random token for a device, writes its digest (file mode 0600) and
 returns the token once; the service never sees or logs a token in the clear after that. Tokens
 are long random strings (256 bits), so an unsalted digest is enough: nothing to brute-force.
+
+A store read from a file re-reads it when the file changes (checked at most once per
+``reload_interval_s``, on the next request), so minting or revoking a token needs no restart. A file
+that cannot be read keeps the previous tokens and is logged; :func:`issue_token` replaces the file
+atomically, so a reader never sees half of it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
+import time
 from pathlib import Path
 
 from paramcast.cloud.errors import ApiError
 
 __all__ = ["TokenStore", "issue_token"]
 
+log = logging.getLogger("paramcast.cloud")
 DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _PREFIX = "pct_"
 
@@ -45,18 +53,50 @@ class TokenStore:
         self._by_digest: dict[str, str] = {}
         for device_id, digest in (digests or {}).items():
             self.add_digest(device_id, digest)
+        self._path: Path | None = None
+        self._stamp: tuple | None = None
+        self._checked = 0.0
+        self.reload_interval_s = 1.0
+
+    @staticmethod
+    def _stat(path: Path) -> tuple | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
 
     @classmethod
-    def from_file(cls, path: str | Path) -> TokenStore:
+    def from_file(cls, path: str | Path, *, reload_interval_s: float = 1.0) -> TokenStore:
         path = Path(path)
+        stamp = cls._stat(path)
         try:
             data = json.loads(path.read_text())
             devices = data["devices"]
-            return cls({d: v["sha256"] for d, v in devices.items()})
+            store = cls({d: v["sha256"] for d, v in devices.items()})
         except FileNotFoundError:
             raise ValueError(f"token file {path} does not exist; create one with `paramcast serve --issue-token DEVICE`") from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"token file {path} is not a paramcast token file ({exc!r})") from None
+        store._path, store._stamp, store._checked = path, stamp, time.monotonic()
+        store.reload_interval_s = reload_interval_s
+        return store
+
+    def _maybe_reload(self) -> None:
+        if self._path is None or time.monotonic() - self._checked < self.reload_interval_s:
+            return
+        self._checked = time.monotonic()
+        stamp = self._stat(self._path)
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            fresh = TokenStore.from_file(self._path)
+        except ValueError as exc:
+            log.warning("token file changed but could not be read; keeping the %d previous tokens: %s", len(self), exc)
+            return
+        self._by_digest = fresh._by_digest  # one assignment: a request sees the old or the new set
+        log.info("token file %s re-read: %d device tokens", self._path, len(self))
 
     def add_digest(self, device_id: str, digest: str) -> None:
         _check_device_id(device_id)
@@ -73,6 +113,7 @@ class TokenStore:
     def authenticate(self, authorization: str | None) -> str:
         """Device id for an ``Authorization: Bearer <token>`` header; :class:`ApiError` 401 otherwise."""
         challenge = {"WWW-Authenticate": 'Bearer realm="paramcast"'}
+        self._maybe_reload()
         if not authorization:
             raise ApiError(401, "unauthenticated", "missing 'Authorization: Bearer <token>' header", challenge)
         scheme, _, token = authorization.partition(" ")

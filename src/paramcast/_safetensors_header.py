@@ -1,0 +1,83 @@
+"""The one reader of a received safetensors header, shared by :mod:`paramcast.wire` and
+:mod:`paramcast.history_wire`.
+
+Both decoders read the header themselves, before ``safetensors`` allocates anything, so that their
+limits apply first. :func:`read_header` checks every JSON value's *type* before using it (a
+``dtype`` that is a list, a shape that is an object, ``[`` nested 100,000 deep, a number with
+10,000 digits), so a malformed header raises the caller's error type and nothing else; the callers
+then apply their own rules (which tensors, which shapes, which metadata keys).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import reprlib
+import struct
+from collections.abc import Mapping
+
+import torch
+
+__all__ = ["Entry", "read_header", "short"]
+
+Entry = tuple[torch.dtype, tuple[int, ...]]
+MAX_DIMS = 8  # any tensor; the decoders allow fewer
+_ENTRY_KEYS = {"dtype", "shape", "data_offsets"}
+_repr = reprlib.Repr()  # keyword arguments need Python 3.12
+_repr.maxstring, _repr.maxother, _repr.maxlist, _repr.maxdict, _repr.maxlevel = 40, 40, 6, 6, 3
+
+
+def short(value: object) -> str:
+    """A bounded ``repr`` for error messages: a received value can be a megabyte of nesting."""
+    return _repr.repr(value)
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def read_header(data: bytes, *, max_header_bytes: int, dtypes: Mapping[str, torch.dtype],
+                error: type[Exception]) -> tuple[dict[str, str], dict[str, Entry]]:
+    """``(metadata, entries)`` of the safetensors message ``data``; raise ``error`` on anything else.
+
+    ``metadata`` is the ``__metadata__`` object (``{}`` when absent), every value a string.
+    ``entries`` maps each tensor name to ``(dtype, shape)``: ``dtype`` one of ``dtypes`` (safetensors
+    names, e.g. ``"F32"``), ``shape`` at most :data:`MAX_DIMS` ints >= 0, and ``data_offsets`` two ints
+    that lie in the data section and span exactly the tensor's bytes.
+    """
+    if len(data) < 8:
+        raise error(f"message of {len(data)} bytes is too short to be safetensors (8-byte header length)")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > max_header_bytes or n > len(data) - 8:
+        raise error(f"safetensors header length {n} is beyond the {len(data)}-byte message or {max_header_bytes} B")
+    try:
+        header = json.loads(data[8 : 8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: '[' * 100_000
+        raise error(f"safetensors header is not valid JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
+    if not isinstance(header, dict):
+        raise error(f"safetensors header must be a JSON object, got {type(header).__name__}")
+    meta = header.pop("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise error(f"safetensors __metadata__ must be an object of strings, got {short(meta)}")
+    data_len = len(data) - 8 - n
+    entries: dict[str, Entry] = {}
+    for name, info in header.items():
+        if not isinstance(info, dict) or set(info) != _ENTRY_KEYS:
+            raise error(f"tensor {short(name)}: entry must be an object with keys {sorted(_ENTRY_KEYS)}, "
+                        f"got {short(info)}")
+        dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if not isinstance(dtype, str) or dtype not in dtypes:
+            raise error(f"tensor {short(name)}: dtype must be one of {sorted(dtypes)}, got {short(dtype)}")
+        if not isinstance(shape, list) or len(shape) > MAX_DIMS or not all(_is_int(d) and d >= 0 for d in shape):
+            raise error(f"tensor {short(name)}: shape must be a list of at most {MAX_DIMS} ints >= 0, "
+                        f"got {short(shape)}")
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_int(o) for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1] <= data_len):
+            raise error(f"tensor {short(name)}: data_offsets must be [begin, end] within the {data_len}-byte "
+                        f"data section, got {short(offsets)}")
+        size = math.prod(shape) * dtypes[dtype].itemsize
+        if offsets[1] - offsets[0] != size:
+            raise error(f"tensor {short(name)}: data_offsets span {offsets[1] - offsets[0]} bytes, but a "
+                        f"{dtype} {shape} tensor has {size}")
+        entries[name] = (dtypes[dtype], tuple(shape))
+    return meta, entries
