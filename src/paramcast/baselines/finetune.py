@@ -34,12 +34,13 @@ class FineTuneConfig(StaticHeadConfig):
     k: int = 16                  # labelled samples the device annotates and trains on
     adapt_steps: int = 30        # full-batch optimisation steps on the k samples
     adapt_lr: float = 1e-3       # AdamW learning rate on the device
-    sampled_frames: int = 3      # D frames per clip when Fine-tuning runs the encoder (All-in-One-Ti: 3)
+    sampled_frames: int = 0      # D frames per clip when Fine-tuning runs the encoder; 0 = as the cloud
+                                 #   pretrained it (EncoderConfig: all T with joint fusion, else 3)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.k < 1 or self.adapt_steps < 0 or self.sampled_frames < 1:
-            raise ValueError("k >= 1, adapt_steps >= 0 and sampled_frames >= 1 are required")
+        if self.k < 1 or self.adapt_steps < 0 or self.sampled_frames < 0:
+            raise ValueError("k >= 1, adapt_steps >= 0 and sampled_frames >= 0 are required")
         if self.adapt_lr <= 0:
             raise ValueError(f"adapt_lr={self.adapt_lr}: must be > 0")
 
@@ -115,7 +116,7 @@ class FineTuning(FLinear):
         enc.train()
         self.head.train()
         for _ in range(c.adapt_steps):
-            fidx = torch.randperm(T, generator=g)[: min(c.sampled_frames, T)].sort().values
+            fidx = torch.randperm(T, generator=g)[: c.sampled_frames or enc.train_frames(T)].sort().values
             feats = enc.fuse(stem[:, fidx], shots.question, frame_index=fidx.to(self.device))
             loss = nn.functional.cross_entropy(self.head(feats), y)
             opt.zero_grad(set_to_none=True)

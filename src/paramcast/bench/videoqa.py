@@ -66,6 +66,8 @@ class VideoQABenchConfig:
     adr_epochs: int = 8                   # CDC-MMPG Phase I (ADR) epochs
     adapt_steps: int = 30                 # F-linear / Fine-tuning optimisation steps on the k samples
     fusion_layers: int = 2                # encoder: transformer layers of the fusion module
+    fusion: str = "joint"                 # encoder: "joint" (all frames in one sequence) or "per-frame"
+    tuned_blocks: int = 3                 # encoder: Lite0 blocks the cloud fine-tunes (0 = backbone frozen)
     pretrain_epochs: int = 3              # encoder pretraining epochs on the history
     pretrain_max_rows: int = 8000         # cap on history rows used for pretraining (0 = all): bounds CPU time
     method_overrides: dict[str, dict] = field(default_factory=dict)  # per-method config fields, e.g. {"cdc-mmpg": {"lr": 1e-3}}
@@ -285,7 +287,7 @@ def prepare(config: VideoQABenchConfig) -> Prepared:
     t0 = time.perf_counter()
     enc_cfg = EncoderConfig(vocab_size=len(ds.vocab.words), image_size=int(ds.history.frames.shape[2]),
                             patch_size=_patch_size(int(ds.history.frames.shape[2])),
-                            fusion_layers=config.fusion_layers, max_frames=max(16, ds.history.frames.shape[1]),
+                            fusion_layers=config.fusion_layers, fusion=config.fusion, tuned_blocks=config.tuned_blocks, max_frames=max(16, ds.history.frames.shape[1]),
                             max_question_len=max(64, ds.history.question.shape[1]))
     pre_cfg = PretrainConfig(epochs=config.pretrain_epochs, max_rows=config.pretrain_max_rows, seed=config.seed)
     encoder, pre_log = load_or_pretrain(ds.history, V, data_key, enc_cfg, pre_cfg, config.cache_root, dev,

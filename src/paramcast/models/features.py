@@ -104,7 +104,8 @@ def pretrain_encoder(encoder: AllInOneEncoder, history: ClipSet, num_answers: in
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps = max(1, config.epochs * -(-rows.numel() // config.batch_size))
     sched = warmup_cosine(opt, steps)
-    T, D = history.frames.shape[1], min(encoder.config.sampled_frames, history.frames.shape[1])
+    T = history.frames.shape[1]
+    D = encoder.train_frames(T)
     encoder.train()
     head.train()
     log = {"loss": [], "train_acc": [], "rows": int(rows.numel())}
