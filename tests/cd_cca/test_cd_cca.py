@@ -315,6 +315,12 @@ def test_bench_cdcca_tiny_end_to_end(tmp_path, monkeypatch):
     gains = [r["results"]["CD-CCA"]["mean"]["MC"] - r["results"]["Source-only"]["mean"]["MC"] for r in res["runs"]]
     assert res["summary"]["methods"]["CD-CCA"]["gain_MC"]["values"] == pytest.approx(gains)
     assert res["summary"]["methods"]["Source-only"]["gain_DA"]["mean"] == 0
+    # the paramcast readings of TENT / CoTTA run next to the published ones, paired per seed
+    rd = res["summary"]["readings"]["CoTTA (paramcast: per-sample test, 4 views, +caption)"]
+    assert rd["vs"] == "CoTTA" and rd["MC"]["values"] == pytest.approx(
+        [r["results"]["CoTTA (paramcast: per-sample test, 4 views, +caption)"]["mean"]["MC"]
+         - r["results"]["CoTTA"]["mean"]["MC"] for r in res["runs"]])
+    assert "TENT-continual (+caption entropy)" in res["summary"]["readings"]
     md = Path(paths["markdown"]).read_text()
     assert "over 2 seeds" in md and "Table 5" in md and (tmp_path / "cdcca.png").exists()
 
