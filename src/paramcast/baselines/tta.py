@@ -22,7 +22,8 @@ earlier readings stay available as options (docs/cd_cca.md compares them).
   trainable weight is restored to its source value with probability ``restore_p`` = 0.01. The
   parameters it adapts are the MLLM's trainable set, the one CD-CCA's AKD trains and DWC ships
   (:func:`~paramcast.methods.cd_cca.akd.adapter_parameters`: LoRA, norms, biases, query tokens): the
-  official code adapts every parameter of its CNN, and this model's trainable set is that set. The
+  official code adapts every trainable parameter of its CNN (all of them); an adapter-tuned MLLM's
+  trainable parameters are its adapters, so that is the set adapted and restored here. The
   prediction is the teacher's. The views are this benchmark's photometric jitter (gain, colour
   cast, noise) and a horizontal flip on every other view (the official CIFAR transforms add affine
   and blur, which 64 px emoji frames do not need to exercise the averaging).

@@ -109,6 +109,7 @@ def run_ablation(preset: str = "quick", seeds: Sequence[int] = (0, 1, 2), varian
             r = evaluate_method(method, splits, k, data["devices"], repeats=3, profiles=["5G-100"])
             per_seed.append({"seed": seed, "new": r["accuracy"]["new"]["filtered"],
                              "unseen": r["accuracy"]["unseen"]["filtered"], "cloud_flops": r["cloud_flops"],
+                             "c_params": r["c_params"], "d_params": r["d_params"],
                              "bytes_up": r["bytes_up"], "bytes_down": r["bytes_down"], "fit_s": fit_s})
             if progress:
                 print(f"{label:16s} seed {seed}: new {per_seed[-1]['new']:.3f} unseen {per_seed[-1]['unseen']:.3f} "
@@ -116,7 +117,8 @@ def run_ablation(preset: str = "quick", seeds: Sequence[int] = (0, 1, 2), varian
         rows[label] = {"method": method_name, "overrides": overrides, "runs": per_seed,
                        "new": mean_std([p["new"] for p in per_seed]),
                        "unseen": mean_std([p["unseen"] for p in per_seed]),
-                       "cloud_flops": per_seed[0]["cloud_flops"], "bytes_up": per_seed[0]["bytes_up"],
+                       "cloud_flops": per_seed[0]["cloud_flops"], "c_params": per_seed[0]["c_params"],
+                       "bytes_up": per_seed[0]["bytes_up"],
                        "bytes_down": per_seed[0]["bytes_down"]}
     _paired(rows)
     return {"task": "videoqa-open", "preset": preset, "data_seed": data_seed, "seeds": list(seeds), "epochs": epochs,
@@ -146,7 +148,7 @@ def markdown(result: dict[str, Any]) -> str:
               "unseen (filtered)": f"{r['unseen']['mean']:.3f} ± {r['unseen']['std']:.3f}",
               "paired Δ new": _pm(r.get("paired_new")), "paired Δ unseen": _pm(r.get("paired_unseen")),
               "vs": r.get("vs", ""),
-              "cloud FLOPs": r["cloud_flops"], "bytes up": r["bytes_up"], "bytes down": r["bytes_down"]}
+              "cloud FLOPs": r["cloud_flops"], "cloud params": r.get("c_params"), "bytes up": r["bytes_up"], "bytes down": r["bytes_down"]}
              for name, r in result["rows"].items()]
     head = (f"# StableSynthNet ablation — EmojiClips `{result['preset']}`, seeds {result['seeds']}, "
             f"{result['epochs']} epochs, k = {result['k']}\n\n")
