@@ -2,17 +2,32 @@
 
 import json
 
-from paramcast.bench.videoqa import METHODS, VideoQABenchConfig, run_videoqa
+import pytest
+
+from paramcast.bench.videoqa import METHODS, VideoQABenchConfig, result_rows, run_videoqa
+
+
+def test_variants_are_extra_rows_of_a_registered_method():
+    cfg = VideoQABenchConfig(methods=["cdc-mmpg"], variants={"ours": {"method": "cdc-mmpg", "residual": True}})
+    assert result_rows(cfg) == [("cdc-mmpg", "cdc-mmpg", {}), ("ours", "cdc-mmpg", {"residual": True})]
+    with pytest.raises(ValueError, match="needs 'method'"):
+        VideoQABenchConfig(methods=["cdc-mmpg"], variants={"x": {"residual": True}})
+    with pytest.raises(ValueError, match="name of a method"):
+        VideoQABenchConfig(methods=["cdc-mmpg"], variants={"cdc-mmpg": {"method": "cdc-mmpg"}})
 
 
 def test_run_videoqa_tiny_end_to_end(tmp_path):
     cfg = VideoQABenchConfig(preset="tiny", source="shapes", methods=[*METHODS, "duet", "stablesynthnet"], k=4, epochs=2, adr_epochs=1,
+                             variants={"cdc-mmpg residual": {"method": "cdc-mmpg", "residual": True}},
                              adapt_steps=2, pretrain_epochs=1, pretrain_max_rows=200, timing_repeats=2,
                              data_root=str(tmp_path / "data"), cache_root=str(tmp_path / "cache"), device="cpu",
                              progress=False)
     result = run_videoqa(cfg)
     json.dumps(result)  # JSON-able
-    assert set(result["methods"]) == {*METHODS, "duet", "stablesynthnet"}
+    assert set(result["methods"]) == {*METHODS, "duet", "stablesynthnet", "cdc-mmpg residual"}
+    assert result["methods"]["cdc-mmpg residual"]["config"]["residual"] is True
+    assert result["methods"]["cdc-mmpg"]["config"]["residual"] is False      # the seed-literal default
+    assert result["methods"]["cdc-mmpg residual"]["c_params"] > result["methods"]["cdc-mmpg"]["c_params"]
     ours = result["methods"]["cdc-mmpg"]
     V = result["dataset"]["num_answers"]
     assert ours["bytes_up"] == 192 * 4 and ours["bytes_down"] == (96 + 1) * V * 4

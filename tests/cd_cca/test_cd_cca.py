@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 
 from paramcast import compression, wire
 from paramcast.baselines.kd import CWD, PKD
-from paramcast.baselines.tta import CoTTA, TentContinual, collect_norm_params, stochastic_restore
+from paramcast.baselines.tta import CoTTA, TentContinual, collect_norm_params, stochastic_restore, tent_loss
 from paramcast.bench.captioning import bleu4, cider
 from paramcast.losses.entropy import entropy, mc_dropout_variance
 from paramcast.losses.kd import ChannelWiseDivergence, PKDLoss, QueryAlignmentLoss
@@ -29,7 +30,7 @@ from paramcast.methods.cd_cca import (
 )
 from paramcast.methods.cd_cca.akd import AKDConfig
 from paramcast.methods.cd_cca.model import student_config, teacher_config
-from paramcast.methods.cd_cca.tasks import make_batch
+from paramcast.methods.cd_cca.tasks import answer_logits, make_batch
 from paramcast.types import Upload
 
 from .synth import synth_clips, synth_vocab
@@ -216,15 +217,38 @@ def test_device_applies_the_delta_through_the_wire(pre, batch):
 
 
 # -- baselines --------------------------------------------------------------------------------------
-def test_tent_changes_only_layernorm_affine_and_returns_pre_update_output(pre, batch):
+def test_tent_changes_only_layernorm_affine_and_equals_the_official_update(pre, batch):
     t = TentContinual(pre, lr=1e-2)
     before = {k: v.detach().clone() for k, v in t.model.named_parameters()}
-    ref = t.predict(batch)
-    t.device_step(batch)
-    norms = set(collect_norm_params(t.model))
+    # the official Tent: configure_model (train mode, only the norms' affine parameters), Adam, then
+    # forward_and_adapt: outputs = model(x); softmax_entropy(outputs).mean(0).backward(); step
+    ref = copy.deepcopy(pre.student).train().requires_grad_(False)
+    norms = collect_norm_params(ref)
+    for p in norms.values():
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(norms.values(), lr=1e-2)
+    torch.manual_seed(0)
+    x, _ = answer_logits(ref, batch.image, None, batch.question)
+    official = -(x.softmax(1) * x.log_softmax(1)).sum(1).mean(0)
+    assert tent_loss(x).item() == pytest.approx(official.item(), rel=1e-6)
+    official.backward()
+    opt.step()
+    torch.manual_seed(0)
+    t.device_step(batch)                                    # 12 rows: one batch
+    torch.testing.assert_close(t.last_output, x.detach())   # the output from before the update
+    for k, v in t.model.named_parameters():
+        torch.testing.assert_close(v, dict(ref.named_parameters())[k], msg=k)
     changed = {k for k, v in t.model.named_parameters() if not torch.equal(v, before[k])}
-    assert changed and changed <= norms
-    assert torch.allclose(t.last_output[: 12], ref, atol=1e-5)
+    assert changed and changed <= set(collect_norm_params(t.model))
+
+
+def test_tent_caption_term_is_an_option_that_changes_the_update(pre, batch):
+    plain, both = TentContinual(pre, lr=1e-2), TentContinual(pre, lr=1e-2, caption_entropy=True)
+    torch.manual_seed(0)
+    plain.device_step(batch)
+    torch.manual_seed(0)
+    both.device_step(batch)
+    assert any(not torch.equal(a, b) for a, b in zip(plain.model.parameters(), both.model.parameters(), strict=True))
 
 
 def test_cotta_stochastic_restore_resets_about_p():
@@ -243,6 +267,24 @@ def test_cotta_adapts_and_ema_teacher_moves_slowly(pre, batch):
     drift = max((v - src[k]).abs().max().item() for k, v in c.model.named_parameters())
     sdrift = max((v - src[k]).abs().max().item() for k, v in c.student.named_parameters())
     assert 0 < drift < sdrift and len(c.restored) == 1
+
+
+def test_cotta_as_published_32_views_batch_mean_test_restore_over_every_trainable_weight(pre, batch):
+    c = CoTTA(pre, lr=1e-2)
+    assert (c.n_augment, c.anchor_threshold, c.restore_p, c.ema, c.per_sample) == (32, 0.92, 0.01, 0.999, False)
+    assert set(c.params) == {n for n, p in c.student.named_parameters() if p.requires_grad}
+    calls = []
+    hook = pre.encoder.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        c.device_step(batch)                               # the tiny student is far below 0.92 confident
+    finally:
+        hook.remove()
+    assert c.views == [32] and len(calls) == 32            # one encoder pass per augmented view
+    n = sum(p.numel() for p in c.params.values())
+    assert abs(c.restored[0] - 0.01) < 4 * math.sqrt(0.01 * 0.99 / n)   # binomial, 4 sigma
+    sure = CoTTA(pre, anchor_threshold=0.0)                 # the batch mean is never below 0: no views
+    sure.device_step(batch)
+    assert sure.views == [0]
 
 
 # -- captioning metrics -----------------------------------------------------------------------------
@@ -273,6 +315,12 @@ def test_bench_cdcca_tiny_end_to_end(tmp_path, monkeypatch):
     gains = [r["results"]["CD-CCA"]["mean"]["MC"] - r["results"]["Source-only"]["mean"]["MC"] for r in res["runs"]]
     assert res["summary"]["methods"]["CD-CCA"]["gain_MC"]["values"] == pytest.approx(gains)
     assert res["summary"]["methods"]["Source-only"]["gain_DA"]["mean"] == 0
+    # the paramcast readings of TENT / CoTTA run next to the published ones, paired per seed
+    rd = res["summary"]["readings"]["CoTTA (paramcast: per-sample test, 4 views, +caption)"]
+    assert rd["vs"] == "CoTTA" and rd["MC"]["values"] == pytest.approx(
+        [r["results"]["CoTTA (paramcast: per-sample test, 4 views, +caption)"]["mean"]["MC"]
+         - r["results"]["CoTTA"]["mean"]["MC"] for r in res["runs"]])
+    assert "TENT-continual (+caption entropy)" in res["summary"]["readings"]
     md = Path(paths["markdown"]).read_text()
     assert "over 2 seeds" in md and "Table 5" in md and (tmp_path / "cdcca.png").exists()
 

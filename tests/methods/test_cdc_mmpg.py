@@ -29,11 +29,28 @@ def test_adain_and_losses_hand_computed():
     assert kl_standard_normal(mu, logvar).item() == pytest.approx(0.25 * (2 - math.log(2.0)))
 
     gen, rec = torch.tensor([[1.0, 1.0]]), torch.tensor([[0.0, 2.0]])
-    glob, anchor = torch.tensor([[1.0, 3.0]]), torch.tensor([[3.0, 1.0]])
+    glob, anchor = torch.tensor([[1.0, 3.0]]), torch.tensor([[1.0, 0.0]])  # MSE(F_a, F_g) = 2, MSE(F_a, F_m) = 0.5
     losses = adr_loss(gen, rec, glob, anchor, mu, logvar, lam=0.1)
     assert losses["rec"].item() == pytest.approx((1 + 1) / 2)               # MSE(F̂, F_g)
-    assert losses["ag"].item() == pytest.approx((0 + 4) / 2 + 0.1 * (4 + 0) / 2)
+    assert losses["ag"].item() == pytest.approx(0.1 * 2 + 0.5)              # eq. 17 as printed (the default)
     assert losses["total"].item() == pytest.approx(losses["ag"].item() + 1.0 + 0.25 * (2 - math.log(2.0)))
+    ours = adr_loss(gen, rec, glob, anchor, mu, logvar, lam=0.1, lam_on="anchor")
+    assert ours["ag"].item() == pytest.approx(2 + 0.1 * 0.5)                # paramcast's placement
+    with pytest.raises(ValueError, match="lam_on"):
+        adr_loss(gen, rec, glob, anchor, mu, logvar, lam_on="both")
+
+
+def test_eq17_placement_is_a_config_field_used_by_phase_one(tiny_features):
+    assert CDCMMPGConfig().lam_on == "global" and CDCMMPGConfig().residual is False
+    with pytest.raises(ValueError, match="lam_on"):
+        CDCMMPGConfig(lam_on="x")
+    feats = tiny_features.features[:16]
+    printed, ours = _method(), _method(lam_on="anchor")
+    ours.generator.load_state_dict(printed.generator.state_dict())
+    a = printed._adr_losses(feats, torch.Generator().manual_seed(0))
+    b = ours._adr_losses(feats, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a["rec"], b["rec"])
+    assert not torch.allclose(a["ag"], b["ag"])
 
 
 def test_every_hypernetwork_and_vae_parameter_gets_a_gradient(tiny_features):
@@ -100,10 +117,24 @@ def test_generated_params_equal_a_plain_linear(tiny_features):
 
 
 def test_residual_starts_at_the_static_layer():
-    m = _method(delta_init_std=0.0)
+    m = _method(delta_init_std=0.0, residual=True)
     w, b = m.generate(torch.randn(3, 16))
     torch.testing.assert_close(w, m.adaptor.weight0.detach().expand(3, -1, -1))
     torch.testing.assert_close(b, m.adaptor.bias0.detach().expand(3, -1))
+    assert "weight0" in dict(m.adaptor.named_parameters())
+
+
+def test_whole_layer_equals_the_hypernetwork_output_exactly():
+    m = _method(delta_init_std=0.1)                                   # residual=False: the seed's default
+    x = torch.randn(3, 16)
+    w, b = m.generate(x)
+    with torch.no_grad():
+        e = m.adaptor.projector(m.generator(x, sample=False)["generated"])
+        dw, db = m.adaptor.hyper(e)
+    torch.testing.assert_close(w, dw)                                 # no static term
+    torch.testing.assert_close(b, db)
+    assert not {"weight0", "bias0"} & set(dict(m.adaptor.named_parameters()))
+    assert m.cloud_params() == sum(p.numel() for mod in (m.adaptor, m.generator) for p in mod.parameters())
 
 
 def test_wrong_upload_shape_is_refused(tiny_features):

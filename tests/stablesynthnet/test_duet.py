@@ -17,26 +17,56 @@ def _duet(**kw):
                 groups_per_step=4, **kw)
 
 
-def test_registered_and_every_generator_weight_is_registered_and_gets_a_gradient():
+def test_registered_official_structure_and_every_generator_weight_gets_a_gradient():
     assert get("duet") is DUET
     data = make_features()
-    m = _duet()
-    gen = dict(m.generator.named_parameters())
-    assert {"norm.weight", "norm.bias", "out.weight", "out.bias", "weight0", "bias0"} <= set(gen)
-    assert gen["out.weight"].shape == (9 * 7, 5 * 16)            # (H+1)·V × D·C: DUET's w1, registered
-    groups = device_groups(data.device, data.answer, 4, torch.Generator().manual_seed(0))[:4]
-    loss, _, _ = m.group_loss(data, groups, torch.Generator().manual_seed(0))
-    loss.backward()
-    for name, p in m.generator.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, f"generator weight {name} receives no gradient"
+    for residual in (False, True):
+        m = _duet(residual=residual)
+        gen = m.generator
+        # HyperNetwork_FC: GRU(C -> z) over the D frames, MLP z -> z -> z (Tanh between), layer from z
+        assert isinstance(gen.gru, torch.nn.GRU) and (gen.gru.input_size, gen.gru.hidden_size) == (16, 16)
+        assert [type(x) for x in gen.mlp] == [torch.nn.Linear, torch.nn.Tanh, torch.nn.Linear]
+        assert gen.weight_gen.weight.shape == (8 * 7, 16)           # w1: z -> H·V, registered
+        assert gen.bias_gen.weight.shape == (7, 16)                 # w2: z -> V
+        names = set(dict(gen.named_parameters()))
+        assert {"weight0", "bias0"} <= names if residual else not names & {"weight0", "bias0"}
+        groups = device_groups(data.device, data.answer, 4, torch.Generator().manual_seed(0))[:4]
+        loss, _, _ = m.group_loss(data, groups, torch.Generator().manual_seed(0))
+        loss.backward()
+        for name, p in gen.named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"generator weight {name} receives no gradient"
+
+
+def test_whole_layer_is_the_generator_output_and_residual_adds_w0():
+    frames = torch.randn(3, 5, 16)
+    m = _duet(delta_init_std=0.1)
+    gen = m.generator.eval()
+    z = gen.code(frames)
+    w, b = m.generate(frames)
+    torch.testing.assert_close(w, gen.weight_gen(z).view(3, 7, 8))         # no static term
+    torch.testing.assert_close(b, gen.bias_gen(z))
+    r = _duet(delta_init_std=0.1, residual=True)
+    rw, rb = r.generate(frames)
+    rz = r.generator.eval().code(frames)
+    torch.testing.assert_close(rw, r.generator.weight0 + r.generator.weight_gen(rz).view(3, 7, 8))
+    torch.testing.assert_close(rb, r.generator.bias0 + r.generator.bias_gen(rz))
+
+
+def test_code_width_defaults_to_the_feature_width_and_cloud_flops_follow_the_shapes():
+    m = DUET(num_answers=1500, feature_dim=192, device="cpu", epochs=0)
+    assert m.generator.gru.hidden_size == 192
+    up = torch.randn(5, 192)
+    macs = 5 * 3 * (192 * 192 + 192 * 192) + 2 * 192 * 192 + 192 * 97 * 1500   # GRU, MLP, generated layer
+    assert count_flops(m.generate, up[None]) == 2 * macs
+    assert DUET(num_answers=7, feature_dim=16, device="cpu", code_dim=4, epochs=0).generator.gru.hidden_size == 4
 
 
 def test_fit_upload_five_frames_and_batched_equals_loop():
     data = make_features()
     m = _duet()
-    before = m.generator.out.weight.detach().clone()
+    before = m.generator.weight_gen.weight.detach().clone()
     m.fit(data)
-    assert not torch.equal(before, m.generator.out.weight)       # trained, unlike the public code's lists
+    assert not torch.equal(before, m.generator.weight_gen.weight)       # trained, unlike the public code's lists
     ups = [m.device_step(data.subset(data.device == d)) for d in range(3)]
     assert ups[0].features.shape == (5, 16)
     for u, b in zip(ups, m.cloud_step_batch(ups), strict=True):

@@ -168,3 +168,20 @@ def test_template_bank_is_a_buffer_not_a_parameter():
     names = dict(m.templates.named_buffers())
     assert set(names) == {"templates", "seen"} and not list(m.templates.parameters())
     assert isinstance(m.driver, ParametricDriver)
+
+
+def test_whole_layer_by_default_and_residual_adds_the_static_layer():
+    x = torch.randn(3, 16)
+    m = _method(use_tde=False, delta_init_std=0.1)                    # residual=False: seed eq. 3
+    w, b = m.generate(x)
+    with torch.no_grad():
+        dw, db = m.driver.hyper(m.driver.projector(x))
+    torch.testing.assert_close(w, dw)                                 # exactly f_h's output, no static term
+    torch.testing.assert_close(b, db)
+    r = _method(use_tde=False, delta_init_std=0.1, residual=True)
+    rw, rb = r.generate(x)
+    with torch.no_grad():
+        rdw, rdb = r.driver.hyper(r.driver.projector(x))
+    torch.testing.assert_close(rw, r.driver.weight0 + rdw)
+    torch.testing.assert_close(rb, r.driver.bias0 + rdb)
+    assert r.cloud_params() - m.cloud_params() == 7 * 8 + 7          # W_0, b_0 only with residual

@@ -1,17 +1,34 @@
 """DUET (Lv et al., WWW 2023), the hypernetwork baseline of StableSynthNet's Table 2.
 
 The device uploads D = 5 frame features of its first sample, ``Upload(features=(D, C))`` (the
-seed's 5 × 192 input); the cloud generates the same head as CDC-MMPG / StableSynthNet
-(``W_0 + ΔW``, ``b_0 + Δb`` for the device's last ``Linear(H, V)``).
+seed's 5 × 192 input); the cloud generates the same layer as CDC-MMPG / StableSynthNet, the device's
+last ``Linear(H, V)`` (the whole layer, or ``W_0 + ΔW`` with ``residual=True``).
 
-Generator, after DUET's public ``HyperNetwork_FC``: a *linear* map from the flattened frame
-sequence straight to the generated layer, ``(D·C) -> (H + 1)·V`` (its ``w1``/``b1`` map
-``in_dimension × sequence_len`` to ``input_size × output_size``), after a per-frame LayerNorm. That
-public code keeps ``w1, w2, b1, b2`` in plain Python lists, so they are not registered and never
-trained (DESIGN.md); here every generator weight is an ``nn.Linear`` / ``nn.LayerNorm`` of the module,
-and ``tests/stablesynthnet/test_duet.py`` proves each receives a gradient. The generator's cost is
-what the seed contrasts with its one-frame input: ``2·D·C·(H+1)·V`` FLOPs per request against
-``2·hyper_hidden·(H+1)·V`` for the one-frame hypernetwork.
+Generator, as DUET's public ``HyperNetwork_FC`` (``code/module/common.py``, HelloZicky/DUET)::
+
+    frames (B, D, C) ──GRU(C → z)──► last state (B, z) ──MLP z→z→z (Tanh between)──► code z (B, z)
+    z ──w1, b1──► W (B, V, H)        z ──w2, b2──► b (B, V)
+
+The public code's GRU hidden size and MLP width are both ``id_dimension``, the width of its input
+embeddings, so the code z is as wide as one input step: here ``code_dim = C`` (192 for the seeds'
+encoder; ``code_dim=None``). That is the bottleneck: the generated layer is a linear map of a
+z-wide code, ``z × (H + 1)·V`` weights, instead of the ``(D·C) × (H + 1)·V`` of a direct map.
+The seed's 28.2 M "FLOPs" for DUET on a 5 × 192 input fit this shape counted as multiply-adds
+(thop's convention): at V = 1500 and H = 96, ``192 · 97 · 1500 = 27.9 M`` MACs for the generated
+layer plus 1.1 M for the GRU and 0.07 M for the MLP, 29.1 M in all (``bench.flops`` counts 2 FLOPs
+per multiply-add, so it reports about twice that).
+
+Differences from the public code, each deliberate:
+
+* It keeps ``w1, w2, b1, b2`` in plain Python lists, so they are not registered and never trained
+  (DESIGN.md); here every generator weight is an ``nn.Module`` parameter and
+  ``tests/stablesynthnet/test_duet.py`` proves each receives a gradient.
+* It initialises ``w1, b1, w2, b2`` with ``fmod(randn, 2)`` (std ≈ 1): with a 192-wide code that
+  generates weights of magnitude ≈ 14 and a saturated softmax from the first step. Here ``w1, w2``
+  start at ``delta_init_std`` and ``b1, b2`` at zero (the generated layer starts near zero, or at
+  ``W_0`` with ``residual=True``), as f_h does in CDC-MMPG.
+* Dropout (``dropout``) on the code z before the generated layer, as CDC-MMPG / StableSynthNet
+  have on their hypernetwork input (the public code has none).
 
 Training mirrors CDC-MMPG's Phase II (per-device groups: the head generated from an anchor sample's
 frames classifies the device's other samples); the anchor's D frames are drawn at random (in
@@ -27,7 +44,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from paramcast.methods.generated_head import GeneratedHeadMethod
+from paramcast.methods.generated_head import GeneratedHeadMethod, add_static_layer
 from paramcast.models.encoder import default_device
 from paramcast.models.features import FeatureSet
 from paramcast.models.heads import DeviceModel, StaticHead, per_sample_linear, pool_frames
@@ -43,9 +60,11 @@ class DUETConfig:
 
     frames: int = 5                  # D: frame features uploaded (seed Table 2: a 5 × 192 input)
     head_hidden: int = 96            # H: width of the static head / input of the generated layer
-    residual: bool = True            # W = W_0 + ΔW: same residual head as CDC-MMPG (a fair comparison)
-    delta_init_std: float = 1e-4     # std of the generator at init (its fan-in is D·C, so smaller than f_h's)
-    dropout: float = 0.1             # dropout on the flattened frame sequence
+    code_dim: int | None = None      # z: GRU hidden = MLP width = code width (None: C, as the public code)
+    mlp_layers: int = 2              # layers of the MLP from the GRU state to z (public configs: 2)
+    residual: bool = False           # False: the whole layer from z (seed-literal); True: W = W_0 + ΔW (paramcast)
+    delta_init_std: float = 1e-3     # std of w1 / w2 at init (the generated layer starts near zero / at W_0)
+    dropout: float = 0.1             # dropout on the code z before the generated layer
     epochs: int = 20                 # epochs over the history
     lr: float = 2e-3                 # AdamW lr
     weight_decay: float = 0.05       # AdamW weight decay
@@ -53,9 +72,11 @@ class DUETConfig:
     groups_per_step: int = 32        # G: device groups per step
 
     def __post_init__(self) -> None:
-        for f in ("frames", "head_hidden", "group_size", "groups_per_step"):
+        for f in ("frames", "head_hidden", "mlp_layers", "group_size", "groups_per_step"):
             if getattr(self, f) < 1:
                 raise ValueError(f"{f}={getattr(self, f)}: must be >= 1")
+        if self.code_dim is not None and self.code_dim < 1:
+            raise ValueError(f"code_dim={self.code_dim}: must be >= 1 (or None for the feature width)")
         if self.epochs < 0 or self.weight_decay < 0 or self.delta_init_std < 0:
             raise ValueError("epochs, weight_decay and delta_init_std must be >= 0")
         if self.lr <= 0:
@@ -70,25 +91,37 @@ def frame_index(num_frames: int, d: int) -> torch.Tensor:
 
 
 class DUETGenerator(nn.Module):
-    """Frames (B, D, C) -> LayerNorm per frame -> flatten (B, D·C) -> Linear -> W (B, V, H), b (B, V)."""
+    """``HyperNetwork_FC``: frames (B, D, C) -> GRU -> MLP -> code z (B, z) -> W (B, V, H), b (B, V)."""
 
     def __init__(self, frames: int, feature_dim: int, head_in: int, num_answers: int, cfg: DUETConfig):
         super().__init__()
         self.head_in, self.num_answers = head_in, num_answers
-        self.norm = nn.LayerNorm(feature_dim)
+        z = cfg.code_dim or feature_dim
+        self.gru = nn.GRU(feature_dim, z, batch_first=True)                       # DUET's _gru_cell
+        layers: list[nn.Module] = []
+        for i in range(cfg.mlp_layers):                                           # DUET's _mlp_trans
+            layers.append(nn.Linear(z, z))
+            if i < cfg.mlp_layers - 1:
+                layers.append(nn.Tanh())
+        self.mlp = nn.Sequential(*layers)
         self.dropout = nn.Dropout(cfg.dropout)
-        self.out = nn.Linear(frames * feature_dim, (head_in + 1) * num_answers)   # DUET's w1/b1, registered
-        nn.init.normal_(self.out.weight, std=cfg.delta_init_std)
-        nn.init.zeros_(self.out.bias)
+        self.weight_gen = nn.Linear(z, head_in * num_answers)                     # w1, b1
+        self.bias_gen = nn.Linear(z, num_answers)                                 # w2, b2
+        for lin in (self.weight_gen, self.bias_gen):
+            nn.init.normal_(lin.weight, std=cfg.delta_init_std)
+            nn.init.zeros_(lin.bias)
         self.residual = cfg.residual
-        w0 = nn.Linear(head_in, num_answers)
-        self.weight0 = nn.Parameter(w0.weight.detach().clone(), requires_grad=cfg.residual)  # W_0 (V, H)
-        self.bias0 = nn.Parameter(w0.bias.detach().clone(), requires_grad=cfg.residual)      # b_0 (V,)
+        add_static_layer(self, head_in, num_answers, cfg.residual)                # W_0 (V, H), b_0 (V,)
+
+    def code(self, frames: torch.Tensor) -> torch.Tensor:
+        """The code z (B, z): the MLP of the GRU's state after the last frame."""
+        states, _ = self.gru(frames)                                              # (B, D, z)
+        return self.mlp(states[:, -1])
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        theta = self.out(self.dropout(self.norm(frames).flatten(1)))              # (B, (H+1)·V)
-        w, b = theta.split([self.head_in * self.num_answers, self.num_answers], dim=-1)
-        w = w.view(-1, self.num_answers, self.head_in)                           # (B, V, H)
+        z = self.dropout(self.code(frames))                                       # (B, z)
+        w = self.weight_gen(z).view(-1, self.num_answers, self.head_in)           # (B, V, H)
+        b = self.bias_gen(z)                                                      # (B, V)
         if self.residual:
             return self.weight0 + w, self.bias0 + b
         return w, b

@@ -19,7 +19,7 @@ Training (cloud, on the history's clips, 3 × the run's epochs): symmetric InfoN
 CDC-MMPG's Phase II: the video layer that embeds a group is the one generated from one frame of
 another clip of the same device (generated methods) or the static one. Each method keeps what is its
 own: CDC-MMPG first trains its ADR (Phase I, unchanged) and feeds F_a; F-hyper feeds F_g of D frames;
-DUET feeds 5 frames to its linear generator; StableSynthNet fuses the frame with its nearest template
+DUET feeds 5 frames to its GRU generator; StableSynthNet fuses the frame with its nearest template
 and adds DCT + ODS on its drivers, with the clip's sprite category as the category (templates updated
 as in its ``fit``). Evaluation goes through each method's own ``reset / device_step / cloud_step /
 apply / predict`` (``predict`` returns the video embedding). F-linear adapts its video tower on the

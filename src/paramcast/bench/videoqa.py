@@ -47,7 +47,8 @@ from paramcast.models.encoder import EncoderConfig, default_device
 from paramcast.models.features import FeatureSet, PretrainConfig, cache_root, feature_set, load_or_pretrain
 from paramcast.types import QUANTS, HeadParams, Upload
 
-__all__ = ["METHODS", "Prepared", "VideoQABenchConfig", "create_method", "evaluate_method", "prepare", "run_videoqa"]
+__all__ = ["METHODS", "Prepared", "VideoQABenchConfig", "create_method", "evaluate_method", "prepare", "result_rows",
+           "run_videoqa"]
 
 METHODS = ("source-only", "f-linear", "fine-tuning", "f-hyper", "cdc-mmpg")
 SPLITS = ("new", "unseen")
@@ -71,6 +72,9 @@ class VideoQABenchConfig:
     pretrain_epochs: int = 3              # encoder pretraining epochs on the history
     pretrain_max_rows: int = 8000         # cap on history rows used for pretraining (0 = all): bounds CPU time
     method_overrides: dict[str, dict] = field(default_factory=dict)  # per-method config fields, e.g. {"cdc-mmpg": {"lr": 1e-3}}
+    variants: dict[str, dict] = field(default_factory=dict)  # extra result rows after ``methods``: label ->
+                                          #   {"method": registered name, **config fields}, e.g. the paramcast
+                                          #   readings {"cdc-mmpg residual": {"method": "cdc-mmpg", "residual": true}}
     device: str | None = None             # torch device (None = cuda if available, else cpu)
     dataset: str | None = None            # real open-ended video-QA dataset (msrvtt-qa | msvd-qa | tgif-frameqa;
                                           #   data.formats.DATASETS); None = EmojiClips (preset / source)
@@ -102,7 +106,13 @@ class VideoQABenchConfig:
         bad = [m for m in self.methods if m not in known]
         if bad:
             errors.append(f"unknown methods {bad}; available: {known}")
-        bad = [m for m in self.method_overrides if m not in self.methods]
+        for label, spec in self.variants.items():
+            if label in self.methods:
+                errors.append(f"variant {label!r} has the name of a method of methods: give it another label")
+            elif not isinstance(spec, dict) or spec.get("method") not in known:
+                errors.append(f"variant {label!r} needs 'method': one of {known} (then its config fields)")
+        run = set(self.methods) | {v.get("method") for v in self.variants.values() if isinstance(v, dict)}
+        bad = [m for m in self.method_overrides if m not in run]
         if bad:
             errors.append(f"method_overrides for methods not run: {bad}")
         if self.dataset is not None:
@@ -232,15 +242,25 @@ def evaluate_method(method: Any, splits: dict[str, FeatureSet], k: int, device_n
     return res
 
 
-def _method_kwargs(cfg: VideoQABenchConfig, name: str) -> dict[str, Any]:
-    """Shared training budget for every method, plus its overrides."""
+def _method_kwargs(cfg: VideoQABenchConfig, name: str, extra: dict | None = None) -> dict[str, Any]:
+    """Shared training budget for every method, plus its overrides (and a variant's fields, ``extra``)."""
     cls = registry.get(name)
     fields = {f.name for f in dataclasses.fields(getattr(cls, "config_class", object))} \
         if dataclasses.is_dataclass(getattr(cls, "config_class", None)) else set()
     shared = {"epochs": cfg.epochs, "adr_epochs": cfg.adr_epochs, "adapt_steps": cfg.adapt_steps, "k": cfg.k}
     kw = {key: v for key, v in shared.items() if key in fields}
     kw.update(cfg.method_overrides.get(name, {}))
+    kw.update(extra or {})
     return kw
+
+
+def result_rows(cfg: VideoQABenchConfig) -> list[tuple[str, str, dict]]:
+    """``(label, registered method, variant fields)`` of every result row: ``methods``, then ``variants``."""
+    rows = [(name, name, {}) for name in cfg.methods]
+    for label, spec in cfg.variants.items():
+        fields = dict(spec)
+        rows.append((label, fields.pop("method"), fields))
+    return rows
 
 
 @dataclass
@@ -306,11 +326,11 @@ def prepare(config: VideoQABenchConfig) -> Prepared:
     return Prepared(ds, encoder, enc_cfg, pre_log, feats, str(dev), timings)
 
 
-def create_method(config: VideoQABenchConfig, name: str, prepared: Prepared) -> Any:
+def create_method(config: VideoQABenchConfig, name: str, prepared: Prepared, extra: dict | None = None) -> Any:
     """A registered method built for the prepared data, with the run's shared training budget."""
     return registry.create(name, num_answers=len(prepared.dataset.vocab.answers), feature_dim=prepared.encoder.hidden,
                            encoder=prepared.encoder, device=prepared.device, seed=config.seed,
-                           progress=config.progress, **_method_kwargs(config, name))
+                           progress=config.progress, **_method_kwargs(config, name, extra))
 
 
 class _QuantisedDownlink:
@@ -344,16 +364,21 @@ def downlink_cost(method: Any, splits: dict[str, FeatureSet], k: int, device_nam
     return out
 
 
-def fit_method(config: VideoQABenchConfig, name: str, prepared: Prepared) -> tuple[Any, float, bool]:
+def fit_method(config: VideoQABenchConfig, name: str, prepared: Prepared,
+               extra: dict | None = None) -> tuple[Any, float, bool]:
     """``(method, fit_seconds, cached)``: fitted on the history, or loaded from the method cache.
 
-    The cache key covers the method, its config, the seed and the encoder (whose cache path already
+    The cache key covers the method, its resolved config (defaults included), the seed and the encoder (whose cache path already
     covers the data, the encoder config and pretraining); the fit time reported is the original one.
     """
     from paramcast.methods.base import CHECKPOINT_FORMAT
     from paramcast.models.features import cache_key
 
-    key = cache_key(name, _method_kwargs(config, name), config.seed, prepared.pretrain_log.get("path"), CHECKPOINT_FORMAT)
+    method = create_method(config, name, prepared, extra)
+    # the resolved config, defaults included: a changed default must not reuse a checkpoint fitted under the old one
+    settings = dataclasses.asdict(method.config) if dataclasses.is_dataclass(getattr(method, "config", None)) \
+        else _method_kwargs(config, name, extra)
+    key = cache_key(name, settings, config.seed, prepared.pretrain_log.get("path"), CHECKPOINT_FORMAT)
     path = cache_root(config.cache_root) / "methods" / f"{name}-{key}.safetensors"
     info = path.with_suffix(".json")
     if config.cache_methods and path.exists() and info.exists():
@@ -363,7 +388,6 @@ def fit_method(config: VideoQABenchConfig, name: str, prepared: Prepared) -> tup
         meta = json.loads(info.read_text())
         method.log = meta.get("log", {})
         return method, float(meta["fit_s"]), True
-    method = create_method(config, name, prepared)
     t0 = time.perf_counter()
     method.fit(prepared.features["history"])
     fit_s = time.perf_counter() - t0
@@ -381,8 +405,8 @@ def run_videoqa(config: VideoQABenchConfig) -> dict[str, Any]:
     enc_cfg, pre_log = prep.encoder_config, prep.pretrain_log
 
     results: dict[str, Any] = {}
-    for name in config.methods:
-        method, fit_s, cached = fit_method(config, name, prep)
+    for name, method_name, extra in result_rows(config):
+        method, fit_s, cached = fit_method(config, method_name, prep, extra)
         torch.manual_seed(config.seed)          # evaluation draws the same numbers, fitted or loaded
         t0 = time.perf_counter()
         r = evaluate_method(method, {s: feats[s] for s in SPLITS}, config.k, vocab.devices,
@@ -393,6 +417,7 @@ def run_videoqa(config: VideoQABenchConfig) -> dict[str, Any]:
                                           config.downlink_quants, r, leave_one=config.dataset is not None)
         r["train_log"] = getattr(method, "log", {})
         r["config"] = dataclasses.asdict(method.config) if dataclasses.is_dataclass(getattr(method, "config", None)) else {}
+        r["method"], r["variant"] = method_name, extra
         results[name] = r
         if config.progress:
             acc = r["accuracy"]

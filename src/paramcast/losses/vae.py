@@ -10,7 +10,10 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-__all__ = ["adain", "adr_loss", "kl_standard_normal"]
+__all__ = ["LAM_ON", "adain", "adr_loss", "kl_standard_normal"]
+
+#: Where eq. 17's λ goes: on MSE(F_a, F_g) ("global", as printed) or on MSE(F_a, F_m^i) ("anchor").
+LAM_ON = ("global", "anchor")
 
 
 def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -40,7 +43,8 @@ def adain(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torc
 
 
 def adr_loss(generated: torch.Tensor, reconstructed: torch.Tensor, global_feature: torch.Tensor,
-             anchor: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, lam: float = 0.1) -> dict[str, torch.Tensor]:
+             anchor: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, lam: float = 0.1,
+             lam_on: str = "global") -> dict[str, torch.Tensor]:
     """Eq. 15, 17, 18 for a batch: returns ``{"ag", "rec", "kl", "total"}`` (scalars).
 
     generated   F_a (B, C)  adaptive generator output Φ(F̂, F_m^i)
@@ -48,13 +52,19 @@ def adr_loss(generated: torch.Tensor, reconstructed: torch.Tensor, global_featur
     global_feature F_g (B, C) mean of D sampled frames' features (the reconstruction target)
     anchor      F_m^i (B, C) the one anchor-frame feature the VAE encodes
 
-    ``L_rec = MSE(F̂, F_g)`` (eq. 15); ``L_ag = MSE(F_a, F_g) + λ · MSE(F_a, F_m^i)`` (eq. 17).
-    Reading of the garbled eq. 17 ("λMSE(F_a, F) + MSE(F_a, F_m)"): F_a *replaces* F_g as the
-    hypernetwork's input (eq. 11), so matching F_g carries the unit weight and the λ = 0.1 term keeps
-    F_a close to the real uploaded frame (the reverse weighting would train F_a to copy the anchor,
-    undoing what the reasoner adds).
+    ``L_rec = MSE(F̂, F_g)`` (eq. 15); eq. 17 in one of two placements of λ (``lam_on``):
+
+    * ``"global"`` (default, the equation as printed, "λMSE(F_a, F) + MSE(F_a, F_m)"):
+      ``L_ag = λ · MSE(F_a, F_g) + MSE(F_a, F_m^i)``.
+    * ``"anchor"`` (paramcast's reading): ``L_ag = MSE(F_a, F_g) + λ · MSE(F_a, F_m^i)``. F_a
+      *replaces* F_g as the hypernetwork's input (eq. 11), so matching F_g would carry the unit
+      weight and the λ = 0.1 term keep F_a close to the real uploaded frame; the printed weighting
+      trains F_a mostly to copy the anchor, undoing what the reasoner adds.
     """
+    if lam_on not in LAM_ON:
+        raise ValueError(f"lam_on={lam_on!r}: use one of {LAM_ON}")
     rec = F.mse_loss(reconstructed, global_feature)
-    ag = F.mse_loss(generated, global_feature) + lam * F.mse_loss(generated, anchor)
+    to_global, to_anchor = F.mse_loss(generated, global_feature), F.mse_loss(generated, anchor)
+    ag = lam * to_global + to_anchor if lam_on == "global" else to_global + lam * to_anchor
     kl = kl_standard_normal(mu, logvar)
     return {"ag": ag, "rec": rec, "kl": kl, "total": ag + rec + kl}

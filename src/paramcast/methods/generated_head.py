@@ -4,8 +4,18 @@ CDC-MMPG (FDA + ADR), F-hyper, StableSynthNet and DUET differ only in how they t
 generator; at adaptation time they all do the same thing (seed cdc-mmpg §3, Fig. 2 c)::
 
     device: F_m (T, C) of its first sample ──upload_index──► Upload(features=(D, C))
-    cloud:  generate(features) ──► W = W_0 + ΔW (V, H), b = b_0 + Δb (V,) ──► HeadParams
+    cloud:  generate(features) ──► W (V, H), b (V,) ──► HeadParams
     device: DeviceModel.apply_params(HeadParams) ; predict = static head -> generated Linear(H, V)
+
+**Whole layer or residual** (``residual`` in every generated-head config). The seeds generate the
+layer Θ_d itself: ``W, b = f_h(·)`` (``residual=False``, the seed-literal default). paramcast's
+reading adds a learned static layer, ``W = W_0 + ΔW``, ``b = b_0 + Δb`` (``residual=True``), so
+training starts from a working head. The two differ less than they look: f_h's output layer has a
+bias of the same (H + 1)·V numbers, which is already a learned static layer; what ``residual=True``
+adds is a second copy initialised as a ``Linear(H, V)`` (not at zero) and weight-decayed apart
+from f_h. :func:`add_static_layer` registers ``W_0, b_0`` as trained parameters only when
+``residual``; otherwise they are fixed buffers (a random ``Linear(H, V)`` init), the layer a device
+runs before its first update, never part of a generated one and not counted as cloud parameters.
 
 A subclass sets ``self.model`` (a :class:`~paramcast.models.heads.DeviceModel`), ``self.device``,
 ``self.feature_dim`` and ``self.model_version``, and implements :meth:`generate`,
@@ -27,9 +37,20 @@ if TYPE_CHECKING:
     from paramcast.models.features import FeatureSet
     from paramcast.models.heads import DeviceModel
 
-__all__ = ["TASK", "GeneratedHeadMethod"]
+__all__ = ["TASK", "GeneratedHeadMethod", "add_static_layer"]
 
 TASK = "videoqa-open"
+
+
+def add_static_layer(module: torch.nn.Module, head_in: int, num_answers: int, residual: bool) -> None:
+    """Give ``module`` its ``weight0 (V, H)`` and ``bias0 (V,)``: parameters when ``residual`` (added to
+    every generated layer, trained), buffers otherwise (the pre-update layer only; see the module docstring)."""
+    w0 = torch.nn.Linear(head_in, num_answers)
+    for name, t in (("weight0", w0.weight), ("bias0", w0.bias)):
+        if residual:
+            module.register_parameter(name, torch.nn.Parameter(t.detach().clone()))
+        else:
+            module.register_buffer(name, t.detach().clone())
 
 
 class GeneratedHeadMethod(Method):

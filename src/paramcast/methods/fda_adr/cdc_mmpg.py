@@ -3,17 +3,21 @@
 Cloud side (seed Fig. 2 a–b, Algorithm 1 Phase II)::
 
     F_m^i (1, C) ──Ψ_E──► N(μ, σ) ──(μ, or R ~ N)──Ψ_D──► F̂ (1, C) ──Φ(F̂, F_m^i)──► F_a
-    F_a ──f_p──► E_g (1, E) ──f_h──► ΔW (V, H), Δb (V,) ;  W = W_0 + ΔW, b = b_0 + Δb
+    F_a ──f_p──► E_g (1, E) ──f_h──► W (V, H), b (V,)    [residual: W = W_0 + ΔW, b = b_0 + Δb]
 
 Device side (Fig. 2 c): frozen encoder -> per-frame F_m (B, T, C) -> mean over frames -> static head
 ``Linear(C, H) -> LN -> GELU`` -> generated ``Linear(H, V)`` (eq. 7).
 
 Implementation choices (the seed leaves these open; each is named so a reader can find it):
 
-* **Residual generation.** The generated layer is ``W_0 + ΔW(F)`` with a learned static ``W_0, b_0``
-  and f_h's output layer initialised near zero, so training starts from a working static head and
-  the hypernetwork learns only the per-device correction. Without it the hypernetwork's huge output
-  layer (hyper_hidden × (H + 1)·V) has to learn the whole classifier from one feature vector.
+* **Whole layer (seed) or residual (paramcast).** ``residual=False`` (default, the seed's eq. 6):
+  f_h's output *is* the generated layer Θ_d. ``residual=True``: ``W_0 + ΔW(F)`` with a learned
+  static ``W_0, b_0`` and f_h's output layer initialised near zero, so training starts from a working
+  static head and the hypernetwork learns only the per-device correction
+  (:mod:`paramcast.methods.generated_head` says how little the two differ in parameters).
+* **Eq. 17, λ's place** (``lam_on``): ``"global"`` (default, as printed) ``λ·MSE(F_a, F_g) +
+  MSE(F_a, F_m^i)``; ``"anchor"`` (paramcast's reading) ``MSE(F_a, F_g) + λ·MSE(F_a, F_m^i)``;
+  see :func:`paramcast.losses.vae.adr_loss`.
 * **Per-device groups.** Phase II trains on groups ``(anchor, M targets)`` of the *same* device: the
   generator sees one frame of the anchor sample and its head must classify the device's other
   samples. That is the personalisation signal; it also matches inference, where one upload serves
@@ -37,7 +41,7 @@ from torch import nn
 
 from paramcast.losses.vae import adain, adr_loss
 from paramcast.methods.fda_adr.config import CDCMMPGConfig
-from paramcast.methods.generated_head import GeneratedHeadMethod
+from paramcast.methods.generated_head import GeneratedHeadMethod, add_static_layer
 from paramcast.models.heads import DeviceModel, StaticHead, default_device, per_sample_linear, pool_frames
 from paramcast.models.training import build_config, fit_device_groups, minibatches
 from paramcast.registry import register
@@ -111,7 +115,8 @@ class AdaptiveGenerator(nn.Module):
 
 
 class FastDomainAdaptor(nn.Module):
-    """FDA (eq. 5–6) with the residual static layer: feature (B, C) -> W (B, V, H), b (B, V)."""
+    """FDA (eq. 5–6): feature (B, C) -> W (B, V, H), b (B, V); f_h's output itself (``residual=False``)
+    or ``W_0 + ΔW`` (``residual=True``)."""
 
     def __init__(self, feature_dim: int, num_answers: int, cfg: CDCMMPGConfig):
         super().__init__()
@@ -120,15 +125,13 @@ class FastDomainAdaptor(nn.Module):
         self.hyper = HyperNetwork(cfg.proj_dim, cfg.hyper_hidden, cfg.head_hidden, num_answers,
                                   cfg.delta_init_std)                             # f_h
         self.residual = cfg.residual
-        w0 = nn.Linear(cfg.head_hidden, num_answers)
-        self.weight0 = nn.Parameter(w0.weight.detach().clone(), requires_grad=cfg.residual)  # W_0 (V, H)
-        self.bias0 = nn.Parameter(w0.bias.detach().clone(), requires_grad=cfg.residual)      # b_0 (V,)
+        add_static_layer(self, cfg.head_hidden, num_answers, cfg.residual)       # W_0 (V, H), b_0 (V,)
 
     def forward(self, feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.generate(self.projector(feature))
 
     def generate(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """f_h on a projected embedding E_g (B, E) -> W = W_0 + ΔW (B, V, H), b = b_0 + Δb (B, V)."""
+        """f_h on a projected embedding E_g (B, E) -> W (B, V, H), b (B, V) (+ W_0, b_0 when residual)."""
         dw, db = self.hyper(self.dropout(embedding))                             # (B, V, H), (B, V)
         if self.residual:
             return self.weight0 + dw, self.bias0 + db
@@ -206,7 +209,7 @@ class CDCMMPG(GeneratedHeadMethod):
         global_feature = sample_global_feature(feats, self.config.sampled_frames, g)  # F_g (B, C)
         out = self.generator(anchor, sample=True, generator=g)
         return adr_loss(out["generated"], out["reconstructed"], global_feature, anchor, out["mu"],
-                        out["logvar"], self.config.lam)
+                        out["logvar"], self.config.lam, self.config.lam_on)
 
     def _fit_fda(self, history: FeatureSet, g: torch.Generator) -> list[dict[str, float]]:
         """The rest (f_p, f_h, W_0, static head) on per-device groups, the adaptive generator frozen."""

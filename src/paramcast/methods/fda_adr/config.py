@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from paramcast.losses.vae import LAM_ON
+
 __all__ = ["CDCMMPGConfig"]
 
 
@@ -18,8 +20,9 @@ class CDCMMPGConfig:
     vae_hidden: int = 192            # hidden width of the VAE encoder/decoder MLPs (seed does not say)
     sampled_frames: int = 3          # D: frames averaged into F_g during training (seed: 3)
     lam: float = 0.1                 # λ of L_ag (eq. 17; seed: 0.1)
+    lam_on: str = "global"           # eq. 17's λ weights MSE(F_a, F_g) ("global", as printed) or MSE(F_a, F_m) ("anchor")
     use_adr: bool = True             # False = F-hyper: hypernetwork fed F_g / the raw frame, no adaptive generator
-    residual: bool = True            # W = W_0 + ΔW(F): generate a residual over a learned static layer
+    residual: bool = False           # False: f_h generates the whole layer (seed); True: W = W_0 + ΔW(F) (paramcast)
     delta_init_std: float = 1e-3     # std of f_h's output layer at init (small: training starts at W_0)
     adr_epochs: int = 8              # Phase I epochs over the history (seed: 10)
     adr_lr: float = 1e-3             # Phase I AdamW lr (seed: 2e-5 for pretrained weights; ours start from scratch)
@@ -45,5 +48,7 @@ class CDCMMPGConfig:
             raise ValueError("lam, weight_decay and delta_init_std must be >= 0")
         if self.lr <= 0 or self.adr_lr <= 0:
             raise ValueError("lr and adr_lr must be > 0")
+        if self.lam_on not in LAM_ON:
+            raise ValueError(f"lam_on={self.lam_on!r}: use 'global' (eq. 17 as printed) or 'anchor' (paramcast)")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout={self.dropout}: use a value in [0, 1)")

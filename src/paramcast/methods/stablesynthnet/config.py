@@ -18,8 +18,8 @@ class StableSynthNetConfig:
     head_hidden: int = 96            # H: width of the static head / input of the generated layer (seed: 96)
     proj_dim: int = 96               # width of the driver E = f_p(F'), the hypernetwork's input
     hyper_hidden: int = 96           # hidden layer of f_h (seed: 96 for open-ended QA)
-    residual: bool = True            # W = W_0 + ΔW(F'): generate a residual over a learned static layer
-    delta_init_std: float = 1e-3     # std of f_h's output layer at init (training starts at W_0)
+    residual: bool = False           # False: f_h generates the whole layer (seed eq. 3); True: W = W_0 + ΔW(F') (paramcast)
+    delta_init_std: float = 1e-3     # std of f_h's output layer at init (residual: training starts at W_0)
     dropout: float = 0.1             # dropout on the driver before f_h
     epochs: int = 20                 # epochs over the history (seed: 40)
     lr: float = 2e-3                 # AdamW lr (seed: 1e-4 for pretrained weights; ours start from scratch)

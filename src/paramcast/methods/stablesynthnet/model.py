@@ -5,7 +5,7 @@ Extraction.
 Cloud side::
 
     F_m^i (1, C) ──nearest template P_type[:, a]──Υ (eq. 11)──► F' = λΥ + (1 − λ)F_m^i (eq. 12)
-    F' ──f_p──► driver E (1, E) ──f_h──► ΔW (V, H), Δb (V,) ;  W = W_0 + ΔW, b = b_0 + Δb   (eq. 3)
+    F' ──f_p──► driver E (1, E) ──f_h──► W (V, H), b (V,)   (eq. 3)   [residual: W = W_0 + ΔW, b = b_0 + Δb]
 
 Device side: frozen encoder -> per-frame F_m (B, T, C) -> mean over frames -> static head
 ``Linear(C, H) -> LN -> GELU`` -> the generated ``Linear(H, V)`` (eq. 4). Payloads are CDC-MMPG's:
@@ -47,6 +47,9 @@ Readings of the seed and choices it leaves open (each named so a reader can find
   the cloud picks the template with the highest cosine similarity to F_m^i among the categories it
   has seen. Training uses the same rule (not the true label), so the hypernetwork is trained on
   exactly the fused inputs it will get at inference.
+* **Whole layer (seed) or residual (paramcast).** ``residual=False`` (default): f_h's output is the
+  generated layer, as in eq. 3; ``residual=True`` adds a learned static ``W_0, b_0``
+  (:mod:`paramcast.methods.generated_head`).
 * **Ablation switches.** ``use_dct=False`` drops L_cl from the loss, ``use_ods=False`` drops the
   variance term, ``use_tde=False`` removes the template bank and the fusion (F' = F_m^i). The
   per-sample InfoNCE values are still computed (without gradient) when only TDE needs them.
@@ -137,7 +140,7 @@ class TemplateBank(nn.Module):
 
 
 class ParametricDriver(FastDomainAdaptor):
-    """f_p and f_h (eq. 3) with a residual static layer: F' (B, C) -> driver E = f_p(F') (B, E) ->
+    """f_p and f_h (eq. 3) (+ the static layer when residual): F' (B, C) -> driver E = f_p(F') (B, E) ->
     ``generate(E)`` -> W (B, V, H), b (B, V). The same module as CDC-MMPG's FDA; StableSynthNet calls
     its two halves apart because its contrastive losses act on the driver E in between."""
 
@@ -267,6 +270,6 @@ class StableSynthNet(GeneratedHeadMethod):
         return self.driver.weight0, self.driver.bias0
 
     def cloud_params(self) -> int:
-        """Numbers the cloud holds to serve updates: f_p, f_h, W_0, b_0 and the template bank P_type."""
+        """Numbers the cloud holds to serve updates: f_p, f_h (W_0, b_0 when residual) and the template bank P_type."""
         bank = self.templates.templates.numel() if self.templates is not None else 0
         return sum(p.numel() for p in self.driver.parameters()) + bank
