@@ -3,9 +3,9 @@ import torch
 from paramcast.models.encoder import AllInOneEncoder, EncoderConfig
 
 
-def _tiny():
+def _tiny(fusion="per-frame"):
     torch.manual_seed(0)
-    return AllInOneEncoder(EncoderConfig(vision="patch", text="scratch", vocab_size=20, image_size=16, patch_size=8, hidden=16, heads=2,
+    return AllInOneEncoder(EncoderConfig(fusion=fusion, vision="patch", text="scratch", vocab_size=20, image_size=16, patch_size=8, hidden=16, heads=2,
                                          fusion_layers=1, max_frames=8, max_question_len=16)).eval()
 
 
@@ -28,6 +28,17 @@ def test_per_frame_features_shape_and_independence():
     # F_m^i depends on frame i and the question only
     torch.testing.assert_close(out[:, :2], out2[:, :2])
     assert not torch.allclose(out[:, 2], out2[:, 2])
+
+
+def test_joint_fusion_sees_every_frame():
+    enc, (frames, q) = _tiny("joint"), _inputs()
+    changed = frames.clone()
+    changed[:, 2] = 255 - changed[:, 2]
+    with torch.no_grad():
+        out, out2 = enc(frames, q), enc(changed, q)
+    assert out.shape == (2, 3, 16)
+    # every frame's feature attends to the changed frame: motion across frames is visible to each
+    assert not torch.allclose(out[:, 0], out2[:, 0]) and not torch.allclose(out[:, 2], out2[:, 2])
 
 
 def test_question_padding_is_masked():

@@ -68,7 +68,7 @@ class VideoQABenchConfig:
     adapt_steps: int = 30                 # F-linear / Fine-tuning optimisation steps on the k samples
     fusion_layers: int = 2                # encoder: transformer layers of the fusion module
     fusion: str = "joint"                 # encoder: "joint" (all frames in one sequence) or "per-frame"
-    tuned_blocks: int = 3                 # encoder: Lite0 blocks the cloud fine-tunes (0 = backbone frozen)
+    tuned_blocks: int = 0                 # encoder: Lite0 blocks the cloud fine-tunes (0 = backbone frozen)
     pretrain_epochs: int = 3              # encoder pretraining epochs on the history
     pretrain_max_rows: int = 8000         # cap on history rows used for pretraining (0 = all): bounds CPU time
     method_overrides: dict[str, dict] = field(default_factory=dict)  # per-method config fields, e.g. {"cdc-mmpg": {"lr": 1e-3}}

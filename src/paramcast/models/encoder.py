@@ -80,7 +80,7 @@ class EncoderConfig:
     sampled_frames: int = 3       # D: frames sampled per clip when pretraining (All-in-One-Ti: 3)
     vision: str = "efficientnet-lite0"  # "efficientnet-lite0" (pretrained, ImageNet) or "patch" (from scratch)
     text: str = "minilm"          # "minilm" (pretrained WordPiece + embeddings) or "scratch"
-    tuned_blocks: int = 3         # Lite0 blocks (of 0–10) the cloud fine-tunes; the others stay frozen
+    tuned_blocks: int = 0         # Lite0 blocks (of 0–10) the cloud fine-tunes (0: all frozen and cached; see docs)
     max_pieces: int = 4           # WordPiece pieces kept per dataset word ("minilm")
     text_vocab: int = 0           # rows of the sliced MiniLM embedding (set when the encoder is built)
     fusion: str = "joint"         # "joint": one sequence [text; frame 1; ...; frame T]; "per-frame": each frame alone
