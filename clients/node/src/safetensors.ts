@@ -76,7 +76,7 @@ export function readSafetensors(buf: Uint8Array): { metadata: unknown; tensors: 
 }
 
 /** Write a safetensors buffer (header padded with spaces to a multiple of 8; tensors in name order). */
-export function writeSafetensors(tensors: Map<string, RawTensor>, metadata: Record<string, string>): Uint8Array {
+export function writeSafetensors(tensors: Map<string, RawTensor>, metadata: Record<string, string>): Uint8Array<ArrayBuffer> {
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   const names = [...tensors.keys()].sort();

@@ -194,7 +194,7 @@ export function decode(data: Uint8Array, opts: DecodeOptions = {}): Message {
 }
 
 /** An fp32 upload of `features` (N, C), as §2-§4 describe it (devices upload fp32). */
-export function encodeUpload(ids: Ids, features: Tensor): Uint8Array {
+export function encodeUpload(ids: Ids, features: Tensor): Uint8Array<ArrayBuffer> {
   for (const f of IDS) if (!ID.test(ids[f])) throw new WireError(`${f} is not a valid id`);
   checkShape("features", features.shape);
   if (features.shape.length !== 2 || features.data.length !== numel(features.shape)) throw new WireError("features must be (N, C)");
@@ -213,7 +213,7 @@ export function encodeUpload(ids: Ids, features: Tensor): Uint8Array {
 export interface History { device_id: string; task: string; features: Tensor; labels: IntTensor; question?: IntTensor }
 
 /** §5: a history body. */
-export function encodeHistory(h: History): Uint8Array {
+export function encodeHistory(h: History): Uint8Array<ArrayBuffer> {
   const tensors = new Map<string, RawTensor>([
     ["features", { dtype: "F32", shape: h.features.shape, bytes: bytesOf(Float32Array.from(h.features.data)) }],
     ["labels", { dtype: "I64", shape: h.labels.shape, bytes: bytesOf(BigInt64Array.from(h.labels.data)) }],
