@@ -60,8 +60,9 @@ bench-all: demo
 # ONNXRUNTIME_NODE_INSTALL=skip: the CPU binaries ship in the npm package; its installer would
 # otherwise try to fetch CUDA ones from outside the npm registry. tests/device/test_node_client.py runs this.
 NODE_DIR := clients/node
-$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json $(wildcard $(NODE_DIR)/src/*.ts)
 	cd $(NODE_DIR) && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
+	cd $(NODE_DIR) && npm run -s build:web    # dist/web.js: the browser demo of `paramcast demo-web`
 	touch $@
 node-client: $(NODE_DIR)/node_modules/.installed
 

@@ -33,6 +33,20 @@ class LiveServer:
 
 
 @pytest.fixture
+def serve_app():
+    """Start any ASGI app on a free loopback port (a LiveServer); stopped after the test."""
+    servers = []
+
+    def start(app) -> LiveServer:
+        servers.append(LiveServer(app))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+@pytest.fixture
 def live_server(tmp_path):
     from paramcast.cloud import Batching, TokenStore, create_app
 
@@ -75,5 +89,5 @@ def exported_device(tmp_path_factory):
     batch.meta["device_id"] = f"dev-{first}"
     out = tmp_path_factory.mktemp("export")
     info = export_onnx(enc, method, out, num_frames=T, image_size=S, question_len=L)
-    return {"dir": out, "info": info, "method": method, "encoder": enc, "frames": sub.frames, "question": sub.question,
+    return {"dir": out, "info": info, "vocab": ds.vocab, "method": method, "encoder": enc, "frames": sub.frames, "question": sub.question,
             "batch": batch, "device_id": f"dev-{first}"}

@@ -10,7 +10,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 
-import { DeviceClient, DeviceModel } from "./client.ts";
+import { DeviceClient } from "./client.ts";
+import { loadDeviceModel } from "./node.ts";
 import { Quant } from "./quant.ts";
 import { asInt64, readSafetensors } from "./safetensors.ts";
 
@@ -28,7 +29,7 @@ for (const k of ["model", "token", "device-id", "samples"] as const) {
   }
 }
 
-const model = await DeviceModel.load(a.model!);
+const model = await loadDeviceModel(a.model!);
 const { tensors } = readSafetensors(new Uint8Array(readFileSync(a.samples!)));
 const frames = tensors.get("frames")!, question = tensors.get("question")!;
 const n = frames.shape[0];

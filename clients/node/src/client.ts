@@ -1,15 +1,16 @@
 // The device side of docs/wire.md §6-§7: the exported ONNX model and the HTTP client with its retry rules.
+// Runtime-agnostic: the onnxruntime module is passed in (onnxruntime-node in src/node.ts, onnxruntime-web
+// in src/web.ts); the network is `fetch`.
 
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-
-import * as ort from "onnxruntime-node";
+import type * as OrtCommon from "onnxruntime-common";
 
 import { Quant, QUANTS } from "./quant.ts";
 import { asFloat32, readSafetensors } from "./safetensors.ts";
 import { Ids, Message, Tensor, WireError, decode, encodeUpload } from "./wire.ts";
 
 export interface DeviceInfo {
+  onnx: string;
+  static_head: string;
   anchor_frame: number;
   upload_shape: [number, number];
   method: string;
@@ -18,24 +19,28 @@ export interface DeviceInfo {
   inputs: Record<string, (number | string)[]>;
 }
 
+export type Ort = typeof OrtCommon;
+
 /** device.onnx + device.json + static_head.safetensors of `paramcast export`. */
 export class DeviceModel {
-  private constructor(readonly session: ort.InferenceSession, readonly info: DeviceInfo, public head: { weight: Tensor; bias: Tensor },
-                      readonly staticHead: { weight: Tensor; bias: Tensor }) {}
+  private constructor(readonly ort: Ort, readonly session: OrtCommon.InferenceSession, readonly info: DeviceInfo,
+                      public head: { weight: Tensor; bias: Tensor }, readonly staticHead: { weight: Tensor; bias: Tensor }) {}
 
-  static async load(dir: string): Promise<DeviceModel> {
-    const info = JSON.parse(readFileSync(join(dir, "device.json"), "utf8")) as DeviceInfo & { onnx: string; static_head: string };
-    const session = await ort.InferenceSession.create(join(dir, info.onnx), { executionProviders: ["cpu"] });
-    const { tensors } = readSafetensors(new Uint8Array(readFileSync(join(dir, info.static_head))));
+  /** From the three files' contents (read from disk or fetched). */
+  static async create(ort: Ort, onnx: Uint8Array, info: DeviceInfo, staticHead: Uint8Array,
+                      options: OrtCommon.InferenceSession.SessionOptions = {}): Promise<DeviceModel> {
+    const session = await ort.InferenceSession.create(onnx, options);
+    const { tensors } = readSafetensors(staticHead);
     const w = tensors.get("weight")!, b = tensors.get("bias")!;
     const head = { weight: { shape: w.shape, data: asFloat32(w) }, bias: { shape: b.shape, data: asFloat32(b) } };
-    return new DeviceModel(session, info, head, head);
+    return new DeviceModel(ort, session, info, head, head);
   }
 
   /** frames (B, T, S, S, 3) uint8, question (B, L) int64 -> features (B, T, C), logits (B, V) with the installed head. */
   async run(frames: Uint8Array, question: BigInt64Array, batch: number) {
     const [, T, S, , ] = this.info.inputs.frames as number[];
     const L = this.info.inputs.question[1] as number;
+    const ort = this.ort;
     const feeds = {
       frames: new ort.Tensor("uint8", frames, [batch, T, S, S, 3]),
       question: new ort.Tensor("int64", question, [batch, L]),

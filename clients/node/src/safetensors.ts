@@ -86,7 +86,7 @@ export function writeSafetensors(tensors: Map<string, RawTensor>, metadata: Reco
     offset += t.bytes.length;
   }
   let text = JSON.stringify(header);
-  text += " ".repeat((8 - ((8 + Buffer.byteLength(text)) % 8)) % 8);
+  text += " ".repeat((8 - ((8 + new TextEncoder().encode(text).length) % 8)) % 8);
   const head = new TextEncoder().encode(text);
   const out = new Uint8Array(8 + head.length + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);

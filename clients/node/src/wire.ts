@@ -1,6 +1,7 @@
 // Messages of docs/wire.md §2-§4 (upload / head / delta) and the history body of §5.
 
-import { createHash } from "node:crypto";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex } from "@noble/hashes/utils.js";
 
 import { BLOCKSIZES, QUANTS, Quant, dequantise, partSpecs } from "./quant.ts";
 import {
@@ -48,25 +49,28 @@ function byteOrder(a: string, b: string): number {
 }
 
 /** §3: sha256(meta string, then [name,dtype,shape] compact JSON + bytes of each tensor in name order). */
+const utf8 = (s: string) => new TextEncoder().encode(s);
+
+// @noble/hashes, not node:crypto: the same code runs in the browser demo (synchronously)
 export function checksum(metaJson: string, tensors: Map<string, RawTensor>): string {
-  const h = createHash("sha256").update(metaJson, "utf8");
+  const h = sha256.create().update(utf8(metaJson));
   for (const name of [...tensors.keys()].sort(byteOrder)) {
     const t = tensors.get(name)!;
-    h.update(JSON.stringify([name, TORCH_DTYPE[t.dtype], t.shape]));
+    h.update(utf8(JSON.stringify([name, TORCH_DTYPE[t.dtype], t.shape])));
     h.update(t.bytes);
   }
-  return h.digest("hex");
+  return bytesToHex(h.digest());
 }
 
 /** §5: the history digest: no metadata first, Python's default separators (", ") in the JSON. */
 export function historyDigest(tensors: Map<string, RawTensor>): string {
-  const h = createHash("sha256");
+  const h = sha256.create();
   for (const name of [...tensors.keys()].sort(byteOrder)) {
     const t = tensors.get(name)!;
-    h.update(`[${JSON.stringify(name)}, ${JSON.stringify(TORCH_DTYPE[t.dtype])}, [${t.shape.join(", ")}]]`);
+    h.update(utf8(`[${JSON.stringify(name)}, ${JSON.stringify(TORCH_DTYPE[t.dtype])}, [${t.shape.join(", ")}]]`));
     h.update(t.bytes);
   }
-  return h.digest("hex");
+  return bytesToHex(h.digest());
 }
 
 function checkShape(name: string, shape: unknown): number[] {
