@@ -58,5 +58,5 @@ ADAPT = errors(s400=["bad_payload", "bad_quant", "wrong_method", "wrong_task", "
                s401=["unauthenticated"], s403=["forbidden"], s409=["model_version_mismatch"],
                s413=["body_too_large"], s422=["bad_shape", "invalid_request"])
 HISTORY = errors(s400=["bad_history", "wrong_task", "bad_request"], s401=["unauthenticated"], s403=["forbidden"],
-                 s404=["history_disabled"], s413=["body_too_large"], s422=["invalid_request"])
+                 s404=["history_disabled"], s413=["body_too_large"])
 PLAIN = errors()
