@@ -17,6 +17,7 @@ is an input of both).
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -53,6 +54,7 @@ def bench_export(frames: str = "1,8", repeats: int = 200, warmup: int = 20, thre
     from paramcast.methods.fda_adr.cdc_mmpg import CDCMMPG
     from paramcast.models.encoder import AllInOneEncoder, EncoderConfig
 
+    load_start = os.getloadavg()[0]
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     cfg = EncoderConfig(vocab_size=words, image_size=image_size, patch_size=16 if image_size >= 64 else 8)
@@ -94,7 +96,8 @@ def bench_export(frames: str = "1,8", repeats: int = 200, warmup: int = 20, thre
                      "torch_p50_ms": st["p50_ms"], "onnx_p50_ms": so["p50_ms"], "torch_p90_ms": st["p90_ms"],
                      "onnx_p90_ms": so["p90_ms"], "speedup_p50": st["p50_ms"] / so["p50_ms"],
                      "max_abs_logit_diff": float(np.abs(ref - got).max())})
-    result = {"config": {"frames": frames, "repeats": repeats, "warmup": warmup, "threads": threads,
+    result = {"load_average_1m": {"start": load_start, "end": os.getloadavg()[0]},  # other work on the machine
+              "config": {"frames": frames, "repeats": repeats, "warmup": warmup, "threads": threads,
                          "answers": answers, "encoder": cfg.to_dict(), "question_len": question_len, "seed": seed,
                          "onnxruntime": ort.__version__},
               "rows": rows}
