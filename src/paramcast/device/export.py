@@ -33,7 +33,10 @@ The CD-CCA student is not exported (its delta-updatable parameters would become 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,13 @@ class DeviceGraph(nn.Module):
         return features, logits
 
 
+def _summary(exc: Exception) -> str:
+    """The one line of a torch.export failure that says why (its report's "Exception summary")."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines()]
+    after = lines[lines.index("## Exception summary") + 1:] if "## Exception summary" in lines else []
+    return next((line for line in after if line), lines[0] if lines else type(exc).__name__)[:400]
+
+
 def _export(graph: DeviceGraph, args: tuple, path: Path, exporter: str) -> tuple[str, str | None]:
     """Write ``path`` with ``exporter`` (``auto``: dynamo, else TorchScript); return (used, why fallback)."""
     dynamic = {"frames": {0: "batch"}, "question": {0: "batch"}, "features": {0: "batch"}, "logits": {0: "batch"}}
@@ -72,15 +82,16 @@ def _export(graph: DeviceGraph, args: tuple, path: Path, exporter: str) -> tuple
     if exporter in ("auto", "dynamo"):
         try:
             batch = torch.export.Dim("batch", min=1, max=1024)
-            torch.onnx.export(graph, args, str(path), dynamo=True, input_names=list(INPUTS),
-                              output_names=list(OUTPUTS), opset_version=OPSET,
-                              dynamic_shapes={"frames": {0: batch}, "question": {0: batch}, "weight": None, "bias": None},
-                              verbose=False)
+            with contextlib.redirect_stdout(io.StringIO()):  # a failed capture prints the whole FX graph
+                torch.onnx.export(graph, args, str(path), dynamo=True, input_names=list(INPUTS),
+                                  output_names=list(OUTPUTS), opset_version=OPSET, verbose=False,
+                                  dynamic_shapes={"frames": {0: batch}, "question": {0: batch}, "weight": None,
+                                                  "bias": None})
             return "dynamo", None
         except Exception as exc:  # torch.export's errors have no common base class
             if exporter == "dynamo":
                 raise
-            why = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
+            why = _summary(exc)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer warns about every Python-side shape check
         torch.onnx.export(graph, args, str(path), dynamo=False, input_names=list(INPUTS),
