@@ -21,6 +21,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "device")]
 from test_demo_web import CHROMIUM, DevTools  # noqa: E402
+
 from toy_service import free_port  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
