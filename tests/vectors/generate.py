@@ -40,7 +40,7 @@ IDS = {"device_id": "dev-a", "method": "cdc-mmpg", "task": "videoqa-open", "mode
 
 
 def _randn(g: np.random.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor:
-    # numpy, not torch.randn: torch's CPU normal fill depends on the thread count
+    # numpy's generator: the vectors' values do not depend on torch's RNG
     return torch.from_numpy((g.standard_normal(shape) * scale).astype(np.float32))
 
 
