@@ -10,7 +10,7 @@ OUT    ?= runs/videoqa/$(PRESET)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-slow lint assets data bench-all clean help
+.PHONY: demo test test-slow lint assets data bench-all clean help node-client
 
 help:
 	@echo "make demo       set up .venv, prepare EmojiClips ($(PRESET)), run the main benchmark"
@@ -58,6 +58,16 @@ bench-all: demo
 	$(PY) -m paramcast bench netsim --paper --out $(RESULTS)/netsim_paper
 	$(PY) -m paramcast bench serve --devices 32 --seconds 10 --num-answers 1500 --out $(RESULTS)/serve_v1500
 	$(PY) -m paramcast bench link --out $(RESULTS)/link_rtt20 --rtt-ms 20 || echo "bench link needs root (network namespaces)"
+
+# The TypeScript reference device client (clients/node, Node >= 20): dependencies from its lock file.
+# ONNXRUNTIME_NODE_INSTALL=skip: the CPU binaries ship in the npm package; its installer would
+# otherwise try to fetch CUDA ones from outside the npm registry. tests/device/test_node_client.py runs this.
+NODE_DIR := clients/node
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json $(wildcard $(NODE_DIR)/src/*.ts)
+	cd $(NODE_DIR) && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
+	cd $(NODE_DIR) && npm run -s build:web    # dist/web.js: the browser demo of `paramcast demo-web`
+	touch $@
+node-client: $(NODE_DIR)/node_modules/.installed
 
 test: $(STAMP)
 	$(PY) -m pytest -q -x --durations=10

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from paramcast.bench.cdcca import bench_cdcca
+from paramcast.bench.export import bench_export
 from paramcast.bench.link import bench_link
 from paramcast.bench.serve import bench_serve
 from paramcast.methods.stablesynthnet.ablation import bench_ablation
@@ -91,6 +92,8 @@ def netsim(
 
 app.command("serve", help="Load test: N concurrent devices against a real server, batched vs naive generation.")(
     bench_serve)
+app.command("export", help="Exported ONNX device model vs PyTorch: file size and single-frame CPU latency.")(
+    bench_export)
 app.command("link", help="Real emulated link (network namespaces, tbf, delay line): adapt latency vs ideal.")(
     bench_link)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from paramcast.cli import bench, data, validate
+from paramcast.cli.demo_web import demo_web
 from paramcast.cli.device import device
+from paramcast.cli.export import export
 from paramcast.cli.serve import serve
 from paramcast.cli.train import train
 
@@ -27,6 +29,9 @@ app.command("train", help="Train one method on the cloud history (EmojiClips, a 
 app.command("serve", help="Run the cloud service (FastAPI + uvicorn) for a trained method.")(serve)
 app.command("device", help="Run a simulated device (an EmojiClips stream of one device) against a server.")(
     device)
+app.command("demo-web", help="Serve a page that runs the device model in the browser and adapts it through the cloud.")(
+    demo_web)
+app.command("export", help="Export the device model of a checkpoint to ONNX (generated layer as inputs).")(export)
 
 if __name__ == "__main__":
     app()

@@ -46,6 +46,7 @@ from paramcast.cloud.auth import TokenStore
 from paramcast.cloud.batching import DynamicBatcher
 from paramcast.cloud.errors import ApiError
 from paramcast.cloud.metrics import Metrics, MetricsMiddleware
+from paramcast.cloud.openapi import ADAPT, BEARER, HISTORY, PLAIN
 from paramcast.cloud.quota import DeviceQuota
 from paramcast.cloud.store import HistoryStore
 from paramcast.history_wire import HistoryError, LabelError, decode_history
@@ -273,7 +274,8 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
 
     @app.post("/v1/adapt", response_class=Response, summary="Generate an update for one device's upload",
               openapi_extra={"requestBody": {"required": True, "content": {OCTET: {"schema": {"type": "string", "format": "binary"}}}}},
-              responses={200: {"content": {OCTET: {}}, "description": "wire-encoded HeadParams or WeightDelta"}})
+              responses={200: {"content": {OCTET: {}}, "description": "wire-encoded HeadParams or WeightDelta"}, **ADAPT},
+              dependencies=[BEARER])
     async def adapt(request: Request,
                     quant: str | None = Query(None, description=f"downlink quantisation, one of {list(QUANTS)}"),
                     x_paramcast_quant: str | None = Header(None, description="same as ?quant= (the query wins)")):
@@ -299,7 +301,8 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
         return Response(data, media_type=OCTET, headers={"X-Paramcast-Quant": q})
 
     @app.post("/v1/history", summary="Store a device's labelled samples in the cloud's history",
-              openapi_extra={"requestBody": {"required": True, "content": {OCTET: {"schema": {"type": "string", "format": "binary"}}}}})
+              openapi_extra={"requestBody": {"required": True, "content": {OCTET: {"schema": {"type": "string", "format": "binary"}}}}},
+              responses=HISTORY, dependencies=[BEARER])
     async def history(request: Request) -> dict:
         device = tokens.authenticate(request.headers.get("authorization"))
         if store is None:
@@ -323,18 +326,19 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
 
     guarded = [Depends(meta_auth)]
 
-    @app.get("/v1/info", summary="What this server serves", dependencies=guarded)
+    @app.get("/v1/info", summary="What this server serves", dependencies=guarded, responses=PLAIN)
     async def info() -> dict:
         return {"method": method.name, "task": task, "model_version": model_version,
                 "upload": {"features": list(upload_shape) if upload_shape else None},
                 "update": update_info, "quants": list(QUANTS), "default_quant": "fp32", "num_labels": num_labels,
                 "batching": asdict(batching), "limits": asdict(limits), "history": store is not None}
 
-    @app.get("/healthz", summary="Liveness")
+    @app.get("/healthz", summary="Liveness", responses=PLAIN)
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics", dependencies=guarded)
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics", dependencies=guarded,
+             responses=PLAIN)
     async def prometheus() -> PlainTextResponse:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 

@@ -1,0 +1,115 @@
+"""``paramcast bench export``: size and CPU latency of the exported ONNX device model vs. PyTorch.
+
+    paramcast bench export --out benchmarks/results/export_standard
+
+The device model of the standard benchmark's shapes (``EncoderConfig`` of
+benchmarks/results/videoqa_standard.json: 64 px frames, 16 px patches, C = 192, 2 fusion layers,
+1183 words; V = 1000 answers; CDC-MMPG's static head 192 -> 96), with random weights: size and
+latency depend on the shapes, not on the values. Two graphs are exported with
+:func:`paramcast.device.export.export_onnx`: one frame (``T = 1``, what a device encodes per frame)
+and the full clip (``T = 8``). Each is timed in onnxruntime (CPU execution provider) and in PyTorch
+eager mode on the same inputs, in the same process, both with the same intra-op thread count
+(``--threads``, default 1: a phone core), alternating between the two so drift hits both; the
+table gives the ratios. Sizes: the ``.onnx`` file against the PyTorch device model's fp32
+parameters as a safetensors file (encoder + static head; the generated layer travels separately and
+is an input of both).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["bench_export"]
+
+
+def _time(fn, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def _summary(ms: list[float]) -> dict[str, float]:
+    s = sorted(ms)
+    return {"p50_ms": statistics.median(s), "p90_ms": s[int(0.9 * (len(s) - 1))], "mean_ms": statistics.fmean(s)}
+
+
+def bench_export(frames: str = "1,8", repeats: int = 200, warmup: int = 20, threads: int = 1, answers: int = 1000,
+                 words: int = 1183, image_size: int = 64, question_len: int = 20, seed: int = 0,
+                 out: Path | None = None, quiet: bool = False) -> dict:
+    """Run the benchmark (see the module docstring); typer-style parameters, so it doubles as the CLI command."""
+    import onnxruntime as ort
+    from safetensors.torch import save
+
+    from paramcast.device.export import DeviceGraph, export_onnx
+    from paramcast.methods.fda_adr.cdc_mmpg import CDCMMPG
+    from paramcast.models.encoder import AllInOneEncoder, EncoderConfig
+
+    load_start = os.getloadavg()[0]
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    cfg = EncoderConfig(vocab_size=words, image_size=image_size, patch_size=16 if image_size >= 64 else 8)
+    encoder = AllInOneEncoder(cfg).to("cpu").requires_grad_(False).eval()
+    method = CDCMMPG(num_answers=answers, feature_dim=cfg.hidden, encoder=encoder, device="cpu", seed=seed)
+    graph = DeviceGraph(encoder, method.model.static).eval()
+    torch_bytes = len(save({f"encoder.{k}": v.contiguous() for k, v in encoder.state_dict().items()}
+                           | {f"static.{k}": v.contiguous() for k, v in method.model.static.state_dict().items()}))
+    weight, bias = (t.detach().contiguous() for t in method.static_layer())
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for T in (int(t) for t in frames.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            info = export_onnx(encoder, method, tmp, num_frames=T, image_size=image_size, question_len=question_len)
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+            session = ort.InferenceSession(str(Path(tmp) / "device.onnx"), opts, providers=["CPUExecutionProvider"])
+        x = torch.randint(0, 256, (1, T, image_size, image_size, 3), dtype=torch.uint8, generator=g)
+        q = torch.randint(4, words, (1, question_len), generator=g)
+        feeds = {"frames": x.numpy(), "question": q.numpy(), "weight": weight.numpy(), "bias": bias.numpy()}
+
+        def run_torch(x=x, q=q):
+            with torch.inference_mode():
+                return graph(x, q, weight, bias)
+
+        def run_onnx(feeds=feeds, session=session):
+            return session.run(None, feeds)
+
+        ref, got = run_torch()[1].numpy(), run_onnx()[1]
+        for _ in range(warmup):
+            run_torch(), run_onnx()
+        t_torch, t_onnx = [], []
+        for _ in range(repeats // 10):  # alternate in chunks: load drift hits both
+            t_torch += _time(run_torch, 10)
+            t_onnx += _time(run_onnx, 10)
+        st, so = _summary(t_torch), _summary(t_onnx)
+        rows.append({"frames": T, "onnx_bytes": info["onnx_bytes"], "torch_bytes": torch_bytes,
+                     "size_ratio": info["onnx_bytes"] / torch_bytes, "exporter": info["exporter"],
+                     "torch_p50_ms": st["p50_ms"], "onnx_p50_ms": so["p50_ms"], "torch_p90_ms": st["p90_ms"],
+                     "onnx_p90_ms": so["p90_ms"], "speedup_p50": st["p50_ms"] / so["p50_ms"],
+                     "max_abs_logit_diff": float(np.abs(ref - got).max())})
+    result = {"load_average_1m": {"start": load_start, "end": os.getloadavg()[0]},  # other work on the machine
+              "config": {"frames": frames, "repeats": repeats, "warmup": warmup, "threads": threads,
+                         "answers": answers, "encoder": cfg.to_dict(), "question_len": question_len, "seed": seed,
+                         "onnxruntime": ort.__version__},
+              "rows": rows}
+    if out is not None:
+        from paramcast.bench.report import markdown_table, write_result
+
+        md = ("Exported device model (ONNX, onnxruntime CPU) vs. the PyTorch device model, "
+              f"{threads} thread(s), batch 1, {repeats} timed runs each.\n\n"
+              + markdown_table(rows, ["frames", "onnx_bytes", "torch_bytes", "size_ratio", "torch_p50_ms",
+                                      "onnx_p50_ms", "speedup_p50", "torch_p90_ms", "onnx_p90_ms",
+                                      "max_abs_logit_diff", "exporter"]))
+        if not quiet:
+            print(md)
+        write_result(result, Path(out), md)
+    return result
