@@ -58,11 +58,14 @@ def exported_device(tmp_path_factory):
     _, T, S = clips.frames.shape[:3]
     L = clips.question.shape[1]
     enc = AllInOneEncoder(EncoderConfig(vocab_size=len(ds.vocab.words), image_size=S, patch_size=8, hidden=192,
-                                        heads=3, fusion_layers=1, max_frames=T, max_question_len=max(L, 16)))
+                                        heads=3, fusion_layers=1, max_frames=T, max_question_len=max(L, 16)),
+                          words=ds.vocab.words)   # the default, pretrained encoder (Lite0 + MiniLM)
     enc = enc.to("cpu").requires_grad_(False).eval()
     method = CDCMMPG(num_answers=len(ds.vocab.answers), feature_dim=192, encoder=enc, device="cpu", seed=0)
     sub = clips.subset(rows)
     batch = feature_set(enc, sub)  # what the Python device runs on: the torch encoder's features
+    with torch.no_grad():          # from raw frames in fp32, as a device computes them (the cache keeps fp16 stems)
+        batch.features = enc(sub.frames, sub.question).float()
     batch.meta["device_id"] = f"dev-{first}"
     out = tmp_path_factory.mktemp("export")
     info = export_onnx(enc, method, out, num_frames=T, image_size=S, question_len=L)

@@ -47,7 +47,8 @@ async function main() {
     $("status").textContent = "adapting";
     const i = Number(select.value), c = clip(i);
     const client = new DeviceClient(model, location.origin, meta.token, meta.device_id,
-                                    { quant: $<HTMLSelectElement>("quant").value as Quant });
+                                    // a page on a loaded desktop: more generous than a phone's defaults
+                                    { quant: $<HTMLSelectElement>("quant").value as Quant, deadlineMs: 10000, attemptTimeoutMs: 5000 });
     model.reset();
     const before = await model.run(c.frames, c.question, 1);
     $("static-answer").textContent = meta.answers[argmax(before.logits)];

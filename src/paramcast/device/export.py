@@ -75,6 +75,17 @@ def _summary(exc: Exception) -> str:
     return next((line for line in after if line), lines[0] if lines else type(exc).__name__)[:400]
 
 
+def _single_file(path: Path) -> None:
+    """Fold external weight data (the dynamo exporter writes ``device.onnx.data``) into the one file
+    a device runtime loads; onnxruntime-web cannot mount a second file."""
+    data = path.with_name(path.name + ".data")
+    if data.exists():
+        import onnx
+
+        onnx.save_model(onnx.load(str(path)), str(path), save_as_external_data=False)
+        data.unlink()
+
+
 def _export(graph: DeviceGraph, args: tuple, path: Path, exporter: str) -> tuple[str, str | None]:
     """Write ``path`` with ``exporter`` (``auto``: dynamo, else TorchScript); return (used, why fallback)."""
     dynamic = {"frames": {0: "batch"}, "question": {0: "batch"}, "features": {0: "batch"}, "logits": {0: "batch"}}
@@ -87,6 +98,7 @@ def _export(graph: DeviceGraph, args: tuple, path: Path, exporter: str) -> tuple
                                   output_names=list(OUTPUTS), opset_version=OPSET, verbose=False,
                                   dynamic_shapes={"frames": {0: batch}, "question": {0: batch}, "weight": None,
                                                   "bias": None})
+            _single_file(path)
             return "dynamo", None
         except Exception as exc:  # torch.export's errors have no common base class
             if exporter == "dynamo":

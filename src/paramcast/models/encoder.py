@@ -247,6 +247,12 @@ class _WordPieceText(nn.Module):
 
     def forward(self, question: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ids = self.table[question].flatten(1)                                           # (B, L·k)
+        if torch.onnx.is_in_onnx_export():
+            # Export: no data-dependent shapes. Pads stay in place (masked) and each piece gets its
+            # rank among the row's pieces as position: the same result as the compaction below.
+            keep = ids != 0
+            pos = (keep.long().cumsum(1) - 1).clamp(min=0)
+            return self.proj(self.embeddings(input_ids=ids, position_ids=pos)), keep
         ids = ids.gather(1, torch.sort((ids == 0).to(torch.int8), dim=1, stable=True).indices)  # pieces first
         n = max(1, int((ids != 0).sum(1).max())) if ids.numel() else 1
         ids = ids[:, : min(n, self.embeddings.position_embeddings.num_embeddings)]
@@ -309,8 +315,11 @@ class AllInOneEncoder(nn.Module):
         B, T = frames.shape[:2]
         dev = self.cls_token.device
         flat = frames.reshape(B * T, *frames.shape[2:])
-        out = [self.vision.stem(flat[s: s + batch_size].to(dev)) for s in range(0, B * T, batch_size)]
-        x = torch.cat(out) if out else self.vision.stem(flat.to(dev))
+        if torch.onnx.is_in_onnx_export():      # one call: no Python loop over a traced batch size
+            x = self.vision.stem(flat)
+        else:
+            out = [self.vision.stem(flat[s: s + batch_size].to(dev)) for s in range(0, B * T, batch_size)]
+            x = torch.cat(out) if out else self.vision.stem(flat.to(dev))
         return x.view(B, T, *x.shape[1:])
 
     def embed_text(self, question: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
