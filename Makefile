@@ -41,6 +41,7 @@ demo: data
 	$(PY) -m paramcast data card --preset $(PRESET)
 	$(PY) -m paramcast data show --preset $(PRESET)
 	$(PY) -m paramcast bench videoqa --config benchmarks/videoqa/$(PRESET).yaml --out $(OUT)
+	$(PY) benchmarks/diagnostics/videoqa_headroom.py benchmarks/videoqa/$(PRESET).yaml --out $(OUT)_headroom
 
 # Every committed result, with the command that produced it (about 75 min on 2 cores after `make demo`;
 # `bench link` needs root for its network namespaces). Default output: runs/results/.
