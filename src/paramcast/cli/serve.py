@@ -63,6 +63,10 @@ def serve(
     model_version: str = typer.Option(None, envvar="PARAMCAST_MODEL_VERSION", help="model version uploads must name"),
     threads: int = typer.Option(0, envvar="PARAMCAST_THREADS", help="torch threads (0 = torch's default)"),
     log_level: str = typer.Option("info", envvar="PARAMCAST_LOG_LEVEL"),
+    congestion_control: str = typer.Option(
+        "auto", envvar="PARAMCAST_CONGESTION_CONTROL",
+        help="TCP congestion control of the listening socket (and every accepted one): 'auto' = bbr where "
+             "the kernel offers it, else the system default; 'system' = leave it; or a name, e.g. cubic"),
 ) -> None:
     """Serve a method over HTTP: POST /v1/adapt, POST /v1/history, GET /v1/info, /healthz, /metrics, /docs."""
     from paramcast.cloud import Batching, Limits, create_app, load_method
@@ -87,10 +91,20 @@ def serve(
         m = load_method(method or (None if checkpoint else "cdc-mmpg"), checkpoint, **_method_kwargs(method_arg))
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from None
+    from paramcast.cloud.tcp import listening_socket
+
+    try:  # made before the app, so /v1/info reports what the socket really uses
+        sock, cc = listening_socket(host, port, congestion_control)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--congestion-control") from None
     app = create_app(m, store_path=store, tokens=token_file, batching=Batching(max_batch, max_wait_ms),
                      limits=Limits(max_upload_bytes=max_upload_bytes, max_history_bytes=max_history_bytes),
-                     upload_shape=_shape(upload_shape), task=task, model_version=model_version)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+                     upload_shape=_shape(upload_shape), task=task, model_version=model_version,
+                     congestion_control=cc.as_dict())
+    logging.getLogger("paramcast.cloud").info("serving %s on http://%s:%d with %s", m.name, host, sock.getsockname()[1],
+                                              cc.describe())
+    config = uvicorn.Config(app, log_level=log_level, access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])  # uvicorn serves on the pre-configured socket
 
 
 if __name__ == "__main__":

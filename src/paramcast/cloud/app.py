@@ -119,13 +119,16 @@ def _upload_key(upload: Upload) -> tuple:
 def create_app(method: Method, *, store_path: str | Path | None = None,
                tokens: TokenStore | str | Path | None = None, batching: Batching = Batching(),
                limits: Limits = Limits(), upload_shape: tuple[int, int] | None = None,
-               task: str | None = None, model_version: str | None = None) -> FastAPI:
+               task: str | None = None, model_version: str | None = None,
+               congestion_control: dict | None = None) -> FastAPI:
     """The service for ``method``.
 
     ``tokens``: a :class:`TokenStore` or a token file (no tokens: every device is refused, 401).
     ``upload_shape``: the (N, C) every Upload.features must have (default: ``method.upload_shape``
     if the method has one, else any shape within ``limits``). ``task`` / ``model_version``: what
     uploads must name (default: the method's attributes of that name, if any).
+    ``congestion_control``: what the listening socket uses (:meth:`paramcast.cloud.tcp.CongestionControl.as_dict`),
+    reported by ``/v1/info`` as ``tcp``; None where the engine made the socket.
     """
     if not getattr(method, "collaborative", False):
         raise ValueError(f"method {method.name!r} is device-only (collaborative = False): nothing to serve")
@@ -269,7 +272,8 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
         return {"method": method.name, "task": task, "model_version": model_version,
                 "upload": {"features": list(upload_shape) if upload_shape else None},
                 "update": update_info, "quants": list(QUANTS), "default_quant": "fp32",
-                "batching": asdict(batching), "limits": asdict(limits), "history": store is not None}
+                "batching": asdict(batching), "limits": asdict(limits), "history": store is not None,
+                "tcp": congestion_control}
 
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict:
