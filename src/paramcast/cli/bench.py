@@ -9,6 +9,7 @@ from rich.console import Console
 
 from paramcast.bench.cdcca import bench_cdcca
 from paramcast.bench.link import bench_link
+from paramcast.bench.link_grid import bench_link_grid
 from paramcast.bench.serve import bench_serve
 from paramcast.methods.stablesynthnet.ablation import bench_ablation
 
@@ -93,6 +94,8 @@ app.command("serve", help="Load test: N concurrent devices against a real server
     bench_serve)
 app.command("link", help="Real emulated link (network namespaces, tbf, delay line): adapt latency vs ideal.")(
     bench_link)
+app.command("link-grid", help="Link grid: loss x RTT x congestion control x downlink quant, HTTP and HTTPS.")(
+    bench_link_grid)
 
 
 @app.command()
