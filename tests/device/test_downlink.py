@@ -61,6 +61,20 @@ def test_estimator_window_age_and_ratio_of_sums():
         est.observe(-1, 1.0, 1.0, "fp32")
 
 
+def test_first_byte_time_is_per_quant_where_seen():
+    est = LinkEstimator(clock=FakeClock())
+    for fb, q in ((40.0, "fp32"), (42.0, "fp32"), (95.0, "nf4")):  # nf4 costs the cloud 55 ms to encode
+        est.observe(100_000, fb, 10.0, q)
+    e = est.estimate()
+    assert e.first_byte_ms == 42.0 and e.first_byte_by_quant == {"fp32": 41.0, "nf4": 95.0}
+    assert e.first_byte("nf4") == 95.0 and e.first_byte("int8") == 42.0
+    d = DownlinkPolicy(budget_ms=100.0).choose(e, SIZES)
+    g = e.goodput_bytes_s
+    assert d.expected_ms["nf4"] == pytest.approx(95.0 + SIZES["nf4"] / g * 1e3)
+    assert d.expected_ms["int8"] == pytest.approx(42.0 + SIZES["int8"] / g * 1e3)
+    assert d.first_byte_by_quant == e.first_byte_by_quant
+
+
 def test_no_measurement_asks_for_the_default():
     d = DownlinkPolicy().choose(None, SIZES)
     assert d.quant == "fp32" and "no answer measured" in d.reason and d.samples == 0 and not d.expected_ms

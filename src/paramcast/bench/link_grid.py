@@ -90,6 +90,7 @@ def run_grid(losses=LOSSES, rtts=RTTS, jitter_ms: float = JITTER_MS, profiles=GR
         raise ValueError(f"need calls >= 1 and new_conn_calls >= 0, got {calls} and {new_conn_calls}")
     up_bytes = FEATURE_DIM * 4
     payloads = {q: head_payload(head_answers, seed, quant=q)[0] for q in QUANTS}
+    encode_ms = _encode_ms(head_answers, seed)
     sizes = {q: len(b) for q, b in payloads.items()}
     costs = accuracy_costs("cdc-mmpg")
     rows, links, t_start = [], [], time.monotonic()
@@ -125,10 +126,38 @@ def run_grid(losses=LOSSES, rtts=RTTS, jitter_ms: float = JITTER_MS, profiles=GR
         "servers": {n: {"port": _PORTS[n], "congestion_control_requested": cc, "tls": n == "https"}
                     for n, cc in (("cubic", "cubic"), ("default", "auto"), ("https", "auto"))},
         "client_congestion_control": "cubic", "calls": calls, "new_conn_calls": new_conn_calls,
-        "accuracy_costs": costs,
+        "accuracy_costs": costs, "encode_ms": encode_ms,
         "ideal": "ratio = median / (rtt_ms + (up_bytes + fp32 bytes) / (bandwidth_mb_s * 1024**2))",
         "links": links, "rows": rows, "seconds": time.monotonic() - t_start,
     }
+
+
+def _encode_ms(head_answers: int, seed: int, repeats: int = 5) -> dict[str, float]:
+    """The service's ``wire.encode`` time per quantisation for this head (median of ``repeats``,
+    one thread): the benchmark's servers answer pre-encoded bytes, so this is not in its latencies."""
+    import torch
+
+    from paramcast import wire
+    from paramcast.types import HeadParams
+
+    g = torch.Generator().manual_seed(seed)
+    head = HeadParams(device_id="link-bench", method="link", task="bench", model_version="0",
+                      weight=torch.randn(head_answers, 96, generator=g), bias=torch.randn(head_answers, generator=g))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = {}
+        for q in QUANTS:
+            wire.encode(head, quant=q)  # warm-up
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                wire.encode(head, quant=q)
+                times.append((time.perf_counter() - t0) * 1e3)
+            out[q] = statistics.median(times)
+    finally:
+        torch.set_num_threads(threads)
+    return out
 
 
 def _row(rtt, loss, jitter, profile, spec, got, server, ideal, sizes, up_bytes, ping) -> dict[str, Any]:
@@ -186,6 +215,11 @@ def _markdown(result: dict[str, Any]) -> str:
         f"(here: {_find(rows, series='default fp32')['server_cc']}); the client's sockets use cubic. "
         f"Grid run took {result['seconds']:.0f} s.\n",
     ]
+    if result.get("encode_ms"):
+        lines.append("Not in these latencies: the servers answer pre-encoded bytes, while the service encodes each "
+                     "answer (`wire.encode`, one thread, this machine: " + ", ".join(
+                         f"{q} {ms:.1f} ms" for q, ms in result["encode_ms"].items()) + "). The adaptive device "
+                     "sees that cost in its per-quantisation first-byte times.\n")
     lines.append(f"## Targets (RTT {TARGET_RTT:g} ms, ±{j:g} ms jitter)\n")
     lines.append("| profile | ideal fp32 ms | loss | cubic fp32 (before) | default fp32 (≤ 3× at 1 %) | auto 150 ms | "
                  "quants | auto 75 ms | quants | default nf4 |")
@@ -302,18 +336,30 @@ def bench_link_grid(
                                              f"only) at RTT {TARGET_RTT:g}, loss 0 and 1 % (default: all)."),
     calls: int = typer.Option(8, help="Keep-alive calls per configuration, after one warm-up."),
     new_conn_calls: int = typer.Option(3, help="New-connection calls for the fp32 configurations."),
+    report: Path = typer.Option(None, "--report", help="Measure nothing: rewrite the .md and plots from this "
+                                                        "result JSON (e.g. after changing the report)."),
 ) -> dict[str, Any]:
     """The link grid (loss × RTT × congestion control × downlink quantisation, HTTP and HTTPS).
 
     Needs root, iproute2, /dev/net/tun and openssl. Example (the committed run):
     paramcast bench link-grid --out benchmarks/results/link_grid
     """
+    import json
+
     from paramcast.bench.report import write_result
 
+    if report is not None:
+        result = json.loads(report.read_text())
+        out = report.with_suffix("")
+        out.with_suffix(".md").write_text(f"<!-- produced by: {result['command']} -->\n\n{_markdown(result)}")
+        for p in (_plot(result, out.with_suffix(".png")), _plot(result, out.parent / f"{out.name}_new_conn.png", "new_conn")):
+            print(f"wrote {p}")
+        return result
     result = run_grid(losses=tuple(loss or LOSSES), rtts=tuple(rtt_ms or RTTS), jitter_ms=jitter_ms,
                       profiles=tuple(profile or GRID_PROFILES), target_profiles=tuple(target_profile or TARGET_PROFILES),
                       calls=calls, new_conn_calls=new_conn_calls)
-    paths = write_result(result, out, _markdown(result))
+    paths = write_result(result, out, "(report pending: `paramcast bench link-grid --report OUT.json`)\n")
+    paths["markdown"].write_text(paths["markdown"].read_text().split("\n\n")[0] + "\n\n" + _markdown(result))
     paths["png"] = _plot(result, out.with_suffix(".png"))
     paths["png_new_conn"] = _plot(result, out.parent / f"{out.name}_new_conn.png", key="new_conn")
     for kind, p in paths.items():

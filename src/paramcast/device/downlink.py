@@ -5,11 +5,12 @@ from sending the request to the response's headers (``first_byte_ms``: one round
 upload and the cloud's work) and from the headers to the last byte (``body_ms``). Over the last
 ``window`` answers (at most ``max_age_s`` old) it estimates
 
-* ``first_byte_ms``: the median of the first-byte times, and
+* ``first_byte_ms``: the median of the first-byte times (per quantisation where the window has
+  answers in it, since the cloud's encoding time differs per quantisation; else of all), and
 * ``goodput``: bytes received / body time, summed over the window (a ratio of sums, so one large
   slow answer weighs by its bytes, not as one vote among many small fast ones);
 
-and expects an answer of ``B`` bytes to take ``first_byte_ms + B / goodput``. Before each call,
+and expects an answer of ``B`` bytes in quantisation ``q`` to take ``first_byte_ms(q) + B / goodput``. Before each call,
 :meth:`DownlinkPolicy.choose` takes the quantisations whose accuracy cost is within
 ``max_cost_points`` and asks for the most precise one (fp32, fp16, int8, nf4 in that order)
 whose expected time is within ``budget_ms``; when none is, the one expected fastest. With nothing
@@ -68,6 +69,12 @@ class LinkEstimate:
     first_byte_ms: float           # median over the window
     goodput_bytes_s: float | None  # None: the bodies arrived with their headers (no body time to divide by)
     samples: int
+    first_byte_by_quant: dict[str, float] = field(default_factory=dict)  # median per quantisation seen
+
+    def first_byte(self, quant: str) -> float:
+        """First-byte time expected for ``quant``: its own median where seen (the cloud's encoding
+        time differs per quantisation), else the window's."""
+        return self.first_byte_by_quant.get(quant, self.first_byte_ms)
 
 
 class LinkEstimator:
@@ -94,7 +101,9 @@ class LinkEstimator:
             return None
         body_s = sum(s.body_ms for s in recent) / 1e3
         goodput = sum(s.bytes_down for s in recent) / body_s if body_s > 1e-4 else None
-        return LinkEstimate(statistics.median(s.first_byte_ms for s in recent), goodput, len(recent))
+        by_quant = {q: statistics.median(s.first_byte_ms for s in recent if s.quant == q)
+                    for q in dict.fromkeys(s.quant for s in recent)}
+        return LinkEstimate(statistics.median(s.first_byte_ms for s in recent), goodput, len(recent), by_quant)
 
 
 # ----------------------------------------------------------------------------------- accuracy cost
@@ -133,6 +142,7 @@ class DownlinkDecision:
     expected_ms: dict[str, float] = field(default_factory=dict)  # per allowed quantisation
     costs: dict[str, float] = field(default_factory=dict)
     allowed: tuple[str, ...] = ()
+    first_byte_by_quant: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"allowed": list(self.allowed)}
@@ -160,7 +170,7 @@ class DownlinkPolicy:
             return DownlinkDecision(self.default, f"{why}: default", first_byte_ms=None, goodput_mb_s=None,
                                     samples=0 if estimate is None else estimate.samples, **base)
         g = estimate.goodput_bytes_s
-        expected = {q: estimate.first_byte_ms + (sizes[q] / g * 1e3 if g else 0.0) for q in candidates}
+        expected = {q: estimate.first_byte(q) + (sizes[q] / g * 1e3 if g else 0.0) for q in candidates}
         fits = [q for q in candidates if expected[q] <= self.budget_ms]
         if fits:
             quant, reason = fits[0], f"most precise within {self.budget_ms:g} ms"
@@ -168,6 +178,7 @@ class DownlinkPolicy:
             quant = min(candidates, key=lambda q: (expected[q], QUANT_ORDER.index(q)))
             reason = f"none fits {self.budget_ms:g} ms: the fastest"
         return DownlinkDecision(quant, reason, first_byte_ms=estimate.first_byte_ms,
+                                first_byte_by_quant=dict(estimate.first_byte_by_quant),
                                 goodput_mb_s=g / MB if g else None, samples=estimate.samples,
                                 expected_ms=expected, **base)
 
