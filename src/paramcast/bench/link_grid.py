@@ -320,7 +320,11 @@ def _plot(result: dict[str, Any], path: Path, key: str = "keepalive") -> Path:
             if k == 0:
                 ax.set_ylabel(f"{'keep-alive' if key == 'keepalive' else 'new-connection'} median (ms)")
             ax.grid(True, which="both", alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    handles = {}
+    for ax in axes.flat:  # every series once (the target RTT's cells have more than the others)
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, h)
+    axes[0][-1].legend(handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(f"adapt call latency vs loss ({'keep-alive' if key == 'keepalive' else 'new connection per call'})")
     return save_figure(fig, path)
 
