@@ -43,7 +43,7 @@ demo: data
 	$(PY) -m paramcast bench videoqa --config benchmarks/videoqa/$(PRESET).yaml --out $(OUT)
 	$(PY) benchmarks/diagnostics/videoqa_headroom.py benchmarks/videoqa/$(PRESET).yaml --out $(OUT)_headroom
 
-# Every committed result, with the command that produced it (about 75 min on 2 cores after `make demo`;
+# Every committed result, with the command that produced it (about 90 min on 2 cores after `make demo`;
 # `bench link` needs root for its network namespaces). Default output: runs/results/.
 RESULTS ?= runs/results
 bench-all: demo
@@ -59,6 +59,7 @@ bench-all: demo
 	$(PY) -m paramcast bench netsim --paper --out $(RESULTS)/netsim_paper
 	$(PY) -m paramcast bench serve --devices 32 --seconds 10 --num-answers 1500 --out $(RESULTS)/serve_v1500
 	$(PY) -m paramcast bench link --out $(RESULTS)/link_rtt20 --rtt-ms 20 || echo "bench link needs root (network namespaces)"
+	$(PY) -m paramcast bench link-grid --out $(RESULTS)/link_grid || echo "bench link-grid needs root (network namespaces)"
 
 # The TypeScript reference device client (clients/node, Node >= 20): dependencies from its lock file.
 # ONNXRUNTIME_NODE_INSTALL=skip: the CPU binaries ship in the npm package; its installer would

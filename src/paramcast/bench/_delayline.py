@@ -8,10 +8,14 @@ Run as a script (``python _delayline.py ROLE JSON``), never imported by them, so
   each one back ``one_way_ms`` (+ jitter) later, dropping a fraction ``loss``. The kernel forwards
   what it writes on to its destination. Packets to one destination leave in arrival order (jitter
   never reorders a direction, as on a real path); the two directions are independent.
-* ``serve``  a minimal HTTP adapt endpoint (Starlette on uvicorn) that answers a POST of exactly
-  ``up_bytes`` with a fixed payload read from a file (the head, prepared by the parent).
-* ``client`` ICMP pings, then keep-alive and new-connection adapt calls (httpx, TCP_NODELAY);
-  prints one JSON line with the measured latencies.
+* ``serve``  a minimal HTTP(S) adapt endpoint (Starlette on uvicorn) that answers a POST of exactly
+  ``up_bytes`` with the head in the quantisation asked for (files prepared by the parent), on a
+  socket from the service's own ``paramcast/cloud/tcp.py`` (its congestion-control logic).
+* ``client`` ICMP pings, then per configuration ("series": port, HTTP or HTTPS, quantisation or
+  ``auto``) keep-alive and new-connection adapt calls (httpx, TCP_NODELAY); ``auto`` runs the
+  device's own ``paramcast/device/downlink.py`` policy. Prints one JSON line with the latencies.
+
+The two paramcast modules are loaded by file path: both import only the standard library.
 
 Every role stops by itself: when its parent dies, after ``max_seconds``, or on SIGTERM/SIGINT.
 """
@@ -139,14 +143,26 @@ def delay(tun: str, one_way_ms: float, jitter_ms: float, loss: float, seed: int,
 
 
 # ------------------------------------------------------------------------------------------- server
-def _tcp_socket_options(congestion_control: str) -> list[tuple[int, int, int | bytes]]:
-    # Per socket, because a namespace may only default to the host's *allowed* algorithms, while
-    # a CAP_NET_ADMIN process may pick any available one for its own sockets.
-    return [(socket.IPPROTO_TCP, socket.TCP_CONGESTION, congestion_control.encode())] if congestion_control else []
+def _load(relpath: str, name: str):  # type: ignore[no-untyped-def]
+    """A stdlib-only paramcast module by file path (importing the package would import torch)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), relpath)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
 
 
-def serve(host: str, port: int, up_bytes: int, payload_path: str, congestion_control: str, realtime: bool,
-          **_: object) -> None:
+def serve(host: str, port: int, up_bytes: int, payload_paths: dict[str, str], congestion_control: str,
+          realtime: bool, tls_cert: str = "", tls_key: str = "", **_: object) -> None:
+    """Answer ``POST /adapt?quant=Q`` (exactly ``up_bytes`` up) with the head encoded as ``Q``.
+
+    The listening socket comes from the service's own :func:`paramcast.cloud.tcp.listening_socket`:
+    ``congestion_control`` is what ``paramcast serve --congestion-control`` takes (``auto`` = the
+    service's default, ``system``, or a name); accepted connections inherit it.
+    """
     if realtime:
         _realtime(5)  # below the delay line: a packet due to leave beats the server's own work
     import uvicorn
@@ -154,26 +170,30 @@ def serve(host: str, port: int, up_bytes: int, payload_path: str, congestion_con
     from starlette.responses import PlainTextResponse, Response
     from starlette.routing import Route
 
-    with open(payload_path, "rb") as f:
-        payload = f.read()
+    payloads = {}
+    for quant, path in payload_paths.items():
+        with open(path, "rb") as f:
+            payloads[quant] = f.read()
 
     async def adapt(request):  # type: ignore[no-untyped-def]
         body = await request.body()
         if len(body) != up_bytes:
             return PlainTextResponse(f"expected a {up_bytes}-byte upload, got {len(body)}", status_code=400)
-        return Response(payload, media_type="application/octet-stream")
+        quant = request.query_params.get("quant", "fp32")
+        if quant not in payloads:
+            return PlainTextResponse(f"quant {quant!r} is not one of {list(payloads)}", status_code=400)
+        return Response(payloads[quant], media_type="application/octet-stream")
 
     async def health(request):  # type: ignore[no-untyped-def]
         return PlainTextResponse("ok")
 
     app = Starlette(routes=[Route("/adapt", adapt, methods=["POST"]), Route("/health", health)])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    for opt in _tcp_socket_options(congestion_control):  # accepted connections inherit it
-        sock.setsockopt(*opt)
-    sock.bind((host, port))
+    tcp = _load("cloud/tcp.py", "paramcast_link_tcp")
+    sock, cc = tcp.listening_socket(host, port, congestion_control)
+    print(json.dumps(cc.as_dict()), flush=True)
+    tls = {"ssl_certfile": tls_cert, "ssl_keyfile": tls_key} if tls_cert else {}
     config = uvicorn.Config(app, log_level="warning", access_log=False, loop="uvloop", http="httptools",
-                            timeout_graceful_shutdown=1)
+                            timeout_graceful_shutdown=1, **tls)
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -219,48 +239,102 @@ def _summary(ms: list[float]) -> dict[str, float]:
             "min_ms": ms[0], "max_ms": ms[-1], "n": len(ms)}
 
 
-def client(url: str, ping_host: str, up_bytes: int, down_bytes: int, calls: int, new_conn_calls: int,
-           pings: int, request_timeout_s: float, wait_ready_s: float, congestion_control: str, realtime: bool,
+def _tcp_socket_options(congestion_control: str) -> list[tuple[int, int, int | bytes]]:
+    # Per socket, because a namespace may only default to the host's *allowed* algorithms, while
+    # a CAP_NET_ADMIN process may pick any available one for its own sockets.
+    return [(socket.IPPROTO_TCP, socket.TCP_CONGESTION, congestion_control.encode())] if congestion_control else []
+
+
+def _verify(spec: dict):  # type: ignore[no-untyped-def]
+    import ssl
+
+    return ssl.create_default_context(cafile=spec["tls_ca"]) if spec.get("tls_ca") else True
+
+
+def _series(ping_host: str, body: bytes, sizes: dict[str, int], spec: dict, options: list,
+            request_timeout_s: float, downlink) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """One configuration: a warm-up and ``calls`` keep-alive calls, then ``new_conn_calls`` fresh ones.
+
+    ``quant`` is a quantisation or ``auto``: then, as :class:`paramcast.device.DeviceClient` does,
+    each call asks for what :class:`~paramcast.device.downlink.DownlinkPolicy` picks from the
+    goodput and first-byte time of this series' own earlier answers (the warm-up's included).
+    """
+    import httpx
+
+    scheme = "https" if spec.get("tls_ca") else "http"
+    url = f"{scheme}://{ping_host}:{spec['port']}/adapt"
+    verify = _verify(spec)
+    timeout = httpx.Timeout(request_timeout_s)
+    auto = spec["quant"] == "auto"
+    if auto:
+        policy = downlink.DownlinkPolicy(spec["budget_ms"], spec["max_cost_points"], spec["costs"])
+        estimator = downlink.LinkEstimator(clock=time.perf_counter)
+    chosen: dict[str, int] = {}
+    last_decision = None
+
+    def call(c, measure: bool = True) -> float:  # type: ignore[no-untyped-def]
+        nonlocal last_decision
+        quant = spec["quant"]
+        if auto:
+            last_decision = policy.choose(estimator.estimate(), sizes)
+            quant = last_decision.quant
+        t0 = time.perf_counter()
+        with c.stream("POST", url, params={"quant": quant}, content=body,
+                      headers={"content-type": "application/octet-stream"}) as r:
+            t1 = time.perf_counter()
+            n = len(r.read())
+        t2 = time.perf_counter()
+        if r.status_code != 200 or n != sizes[quant]:
+            raise RuntimeError(f"adapt call answered {r.status_code} with {n} bytes, expected 200 with {sizes[quant]}")
+        if auto:
+            estimator.observe(n, (t1 - t0) * 1e3, (t2 - t1) * 1e3, quant)
+        if measure:
+            chosen[quant] = chosen.get(quant, 0) + 1
+        return (t2 - t0) * 1e3
+
+    out: dict[str, object] = {"name": spec["name"]}
+    with httpx.Client(timeout=timeout, verify=verify, transport=httpx.HTTPTransport(
+            socket_options=options, verify=verify)) as c:
+        call(c, measure=False)  # warm-up: handshake, slow start, server code paths
+        out["keepalive"] = _summary([call(c) for _ in range(spec["calls"])])
+    fresh = []
+    for _ in range(spec.get("new_conn_calls", 0)):
+        transport = httpx.HTTPTransport(socket_options=options, verify=verify,
+                                        limits=httpx.Limits(max_keepalive_connections=0))
+        with httpx.Client(timeout=timeout, verify=verify, transport=transport) as c:
+            fresh.append(call(c))
+    out["new_connection"] = _summary(fresh) if fresh else None
+    out["quants"] = chosen
+    out["last_decision"] = last_decision.as_dict() if last_decision is not None else None
+    return out
+
+
+def client(ping_host: str, up_bytes: int, sizes: dict[str, int], series: list[dict], pings: int,
+           request_timeout_s: float, wait_ready_s: float, congestion_control: str, realtime: bool,
            **_: object) -> None:
     import httpx
 
     realtime = realtime and _realtime(5)
-
+    downlink = _load("device/downlink.py", "paramcast_link_downlink")
     body = os.urandom(up_bytes)
     out: dict[str, object] = {"realtime": realtime}
     deadline = time.monotonic() + wait_ready_s
-    while True:  # the server may still be starting: retry its health route, bounded
-        try:
-            httpx.get(url.rsplit("/", 1)[0] + "/health", timeout=2.0).raise_for_status()
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    for spec in series:  # the servers may still be starting: retry their health route, bounded
+        scheme = "https" if spec.get("tls_ca") else "http"
+        while True:
+            try:
+                httpx.get(f"{scheme}://{ping_host}:{spec['port']}/health", timeout=2.0,
+                          verify=_verify(spec)).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
     rtts = _ping(ping_host, pings, min(request_timeout_s, 2.0))
     out["ping"] = _summary(rtts) if rtts else None
-
-    def call(c: httpx.Client) -> float:
-        t0 = time.perf_counter()
-        r = c.post(url, content=body, headers={"content-type": "application/octet-stream"})
-        n = len(r.content)
-        dt = (time.perf_counter() - t0) * 1e3
-        if r.status_code != 200 or n != down_bytes:
-            raise RuntimeError(f"adapt call answered {r.status_code} with {n} bytes, expected 200 with {down_bytes}")
-        return dt
-
-    timeout = httpx.Timeout(request_timeout_s)
     options = _tcp_socket_options(congestion_control)  # httpcore adds TCP_NODELAY itself
-    with httpx.Client(timeout=timeout, transport=httpx.HTTPTransport(socket_options=options)) as c:
-        call(c)  # warm-up: handshake, slow start, server code paths
-        out["keepalive"] = _summary([call(c) for _ in range(calls)])
-    if new_conn_calls:
-        fresh = []
-        for _ in range(new_conn_calls):
-            transport = httpx.HTTPTransport(socket_options=options, limits=httpx.Limits(max_keepalive_connections=0))
-            with httpx.Client(timeout=timeout, transport=transport) as c:
-                fresh.append(call(c))
-        out["new_connection"] = _summary(fresh)
+    out["series"] = [_series(ping_host, body, sizes, spec, options, request_timeout_s, downlink)
+                     for spec in series]
     print(json.dumps(out), flush=True)
 
 

@@ -203,16 +203,47 @@ class EmulatedLink:
             out[direction] = {k: int(q.get(k, 0)) for k in ("bytes", "packets", "drops", "overlimits", "requeues")}
         return out
 
-    def start_server(self, payload: bytes, up_bytes: int, congestion_control: str = "") -> None:
-        path = Path(self._tmp.name) / "payload.bin"
-        path.write_bytes(payload)
-        self._spawn("cloud", "serve", {"host": "0.0.0.0", "port": _PORT, "up_bytes": up_bytes,
-                                       "payload_path": str(path), "congestion_control": congestion_control})
+    def _payload_paths(self, payloads: dict[str, bytes]) -> dict[str, str]:
+        paths = {}
+        for quant, data in payloads.items():
+            path = Path(self._tmp.name) / f"payload-{quant}.bin"
+            if not path.exists():
+                path.write_bytes(data)
+            paths[quant] = str(path)
+        return paths
+
+    def tls_files(self) -> tuple[str, str]:
+        """A self-signed certificate (EC P-256, SAN = the server's address) and its key, made once."""
+        cert, key = Path(self._tmp.name) / "cert.pem", Path(self._tmp.name) / "key.pem"
+        if not cert.exists():
+            if shutil.which("openssl") is None:
+                raise LinkUnavailable("HTTPS needs the `openssl` command (apt-get install openssl)")
+            _sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-days", "2", "-subj", "/CN=paramcast-link-bench", "-addext", f"subjectAltName=IP:{self.server_addr}",
+                "-keyout", str(key), "-out", str(cert), timeout=30)
+        return str(cert), str(key)
+
+    def start_server(self, payloads: dict[str, bytes], up_bytes: int, congestion_control: str = "",
+                     port: int = _PORT, tls: bool = False) -> dict[str, Any]:
+        """Serve ``payloads`` (quant -> answer bytes) on ``port``; returns what its socket uses.
+
+        ``congestion_control`` is ``paramcast serve --congestion-control``'s (``auto``, ``system``,
+        a name; ``''`` = ``system``); ``tls``: HTTPS with :meth:`tls_files`.
+        """
+        cert, key = self.tls_files() if tls else ("", "")
+        p = self._spawn("cloud", "serve", {"host": "0.0.0.0", "port": port, "up_bytes": up_bytes,
+                                           "payload_paths": self._payload_paths(payloads),
+                                           "congestion_control": congestion_control or "system",
+                                           "tls_cert": cert, "tls_key": key})
+        ready, _, _ = select.select([p.stdout], [], [], 30.0)
+        line = p.stdout.readline().strip() if ready else ""
+        if not line:
+            raise RuntimeError(f"the link server did not start: {p.stderr.read() if p.poll() is not None else 'timeout'}")
+        return json.loads(line)
 
     def run_client(self, wall_timeout_s: float, **args: Any) -> dict[str, Any]:
         """Run the client role in the device namespace; bounded by ``wall_timeout_s`` of wall time."""
-        p = self._spawn("dev", "client", {"url": f"http://{self.server_addr}:{_PORT}/adapt",
-                                          "ping_host": self.server_addr, **args})
+        p = self._spawn("dev", "client", {"ping_host": self.server_addr, **args})
         try:
             stdout, stderr = p.communicate(timeout=wall_timeout_s)
         except subprocess.TimeoutExpired:
@@ -275,16 +306,18 @@ def _raise_exit(signum: int, frame: object) -> None:
 
 
 # ------------------------------------------------------------------------------------- benchmark
-def head_payload(head_answers: int, seed: int = 0) -> tuple[bytes, str]:
-    """The downlink bytes of one adaptation: a generated ``Linear(HEAD_IN, head_answers)`` in fp32.
+def head_payload(head_answers: int, seed: int = 0, quant: str = "fp32") -> tuple[bytes, str]:
+    """The downlink bytes of one adaptation: a generated ``Linear(HEAD_IN, head_answers)``, ``quant`` on the wire.
 
     Encoded by :func:`paramcast.wire.encode` when that module is available, else random bytes of
-    the raw fp32 size; the second value says which.
+    the raw fp32 size (fp32 only); the second value says which.
     """
     raw = (HEAD_IN + 1) * head_answers * 4
     try:
         from paramcast import wire
     except ImportError:
+        if quant != "fp32":
+            raise
         return os.urandom(raw), f"random bytes, (HEAD_IN + 1) * V * 4 = {raw} B (paramcast.wire not available)"
     import torch
 
@@ -293,8 +326,13 @@ def head_payload(head_answers: int, seed: int = 0) -> tuple[bytes, str]:
     g = torch.Generator().manual_seed(seed)
     head = HeadParams(device_id="link-bench", method="link", task="bench", model_version="0",
                       weight=torch.randn(head_answers, HEAD_IN, generator=g), bias=torch.randn(head_answers, generator=g))
-    data = wire.encode(head)
-    return data, f"paramcast.wire.encode(HeadParams fp32 {head_answers}x{HEAD_IN}) = {len(data)} B (raw tensors {raw} B)"
+    data = wire.encode(head, quant=quant)
+    return data, f"paramcast.wire.encode(HeadParams {head_answers}x{HEAD_IN}, quant={quant}) = {len(data)} B (raw fp32 tensors {raw} B)"
+
+
+def _client_timeout(ideal_ms: float, calls: int) -> float:
+    """Bound on one client run: every call may take 20x its ideal plus start-up, never forever."""
+    return 30 + (1 + calls) * max(2.0, 20 * ideal_ms / 1e3)
 
 
 def run_link(profiles: list[str] | None = None, rtt_ms: float = 20.0, loss: float = 0.0, jitter_ms: float = 0.0,
@@ -318,17 +356,18 @@ def run_link(profiles: list[str] | None = None, rtt_ms: float = 20.0, loss: floa
     rows = []
     with EmulatedLink(rtt_ms=rtt_ms, loss=loss, jitter_ms=jitter_ms, mtu=mtu, burst_ms=burst_ms,
                       realtime=realtime, seed=seed) as link:
-        link.start_server(payload, up_bytes, congestion_control)
+        link.start_server({"fp32": payload}, up_bytes, congestion_control)
+        series = [{"name": "fp32", "port": _PORT, "quant": "fp32", "calls": calls, "new_conn_calls": new_conn_calls}]
         for i, name in enumerate(names):
             profile: Profile = PROFILES[name]
             link.set_rate(profile.bandwidth_mb_s)
             ideal = transfer_ms(up_bytes, len(payload), profile, rtt_ms=rtt_ms)
-            # Bound: every call may take 20× its ideal plus start-up, never forever.
-            timeout = 30 + (1 + calls + new_conn_calls) * max(2.0, 20 * ideal / 1e3)
-            m = link.run_client(wall_timeout_s=timeout, up_bytes=up_bytes, down_bytes=len(payload), calls=calls,
-                                new_conn_calls=new_conn_calls, pings=10, request_timeout_s=min(30.0, timeout),
+            m = link.run_client(wall_timeout_s=_client_timeout(ideal, calls + new_conn_calls), up_bytes=up_bytes,
+                                sizes={"fp32": len(payload)}, series=series, pings=10,
+                                request_timeout_s=min(30.0, _client_timeout(ideal, calls + new_conn_calls)),
                                 wait_ready_s=20.0 if i == 0 else 2.0, congestion_control=congestion_control)
-            keep, fresh, ping = m["keepalive"], m.get("new_connection"), m["ping"]
+            (s,), ping = m["series"], m["ping"]
+            keep, fresh = s["keepalive"], s["new_connection"]
             rows.append({
                 "profile": name, "bandwidth_mb_s": profile.bandwidth_mb_s, "up_bytes": up_bytes,
                 "down_bytes": len(payload), "ideal_ms": ideal,

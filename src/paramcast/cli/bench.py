@@ -10,6 +10,7 @@ from rich.console import Console
 from paramcast.bench.cdcca import bench_cdcca
 from paramcast.bench.export import bench_export
 from paramcast.bench.link import bench_link
+from paramcast.bench.link_grid import bench_link_grid
 from paramcast.bench.serve import bench_serve
 from paramcast.methods.stablesynthnet.ablation import bench_ablation
 
@@ -96,6 +97,8 @@ app.command("export", help="Exported ONNX device model vs PyTorch: file size and
     bench_export)
 app.command("link", help="Real emulated link (network namespaces, tbf, delay line): adapt latency vs ideal.")(
     bench_link)
+app.command("link-grid", help="Link grid: loss x RTT x congestion control x downlink quant, HTTP and HTTPS.")(
+    bench_link_grid)
 
 
 @app.command()

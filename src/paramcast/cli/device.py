@@ -32,7 +32,11 @@ def device(
     method_arg: list[str] = typer.Option([], "--method-arg", help="key=value for the method's constructor"),
     batch_size: int = typer.Option(16, help="samples per adaptation step"),
     steps: int = typer.Option(0, help="stop after this many steps (0 = the whole stream)"),
-    quant: str = typer.Option("fp32", help="downlink quantisation to ask for"),
+    quant: str = typer.Option("auto", help="downlink quantisation to ask for: fp32, fp16, int8, nf4, or auto "
+                                           "(fit --budget-ms from the link's measured goodput; docs/link.md)"),
+    budget_ms: float = typer.Option(150.0, help="with --quant auto: expected network time allowed per adaptation"),
+    max_cost_points: float = typer.Option(1.0, help="with --quant auto: largest accuracy cost (points, from the "
+                                                    "committed benchmark) a quantisation may have"),
     deadline_s: float = typer.Option(2.0, help="network time allowed per adaptation"),
     out: Path = typer.Option(None, help="write the summary as JSON here"),
 ) -> None:
@@ -60,7 +64,12 @@ def device(
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from None
     correct = counted = in_vocab = correct_in_vocab = 0
-    with DeviceClient(m, url, token, quant=quant, deadline_s=deadline_s) as client:
+    try:
+        client = DeviceClient(m, url, token, quant=quant, deadline_s=deadline_s, budget_ms=budget_ms,
+                              max_cost_points=max_cost_points)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    with client:
         for step, start in enumerate(range(0, len(stream), batch_size)):
             if steps and step >= steps:
                 break
@@ -73,7 +82,7 @@ def device(
             counted += len(batch)
             correct_in_vocab += int((hit & known).sum())
             in_vocab += int(known.sum())
-            typer.echo(f"step {step:4d}  {result.source:9s} {result.latency_ms:8.1f} ms  "
+            typer.echo(f"step {step:4d}  {result.source:9s} {result.latency_ms:8.1f} ms  {result.quant or '-':4s}  "
                        f"up {result.bytes_up:6d} B  down {result.bytes_down:8d} B  acc {correct / counted:.3f}"
                        + (f"  ({result.error})" if result.error else ""))
         summary = {"device_id": device_id, "samples": counted, "accuracy": correct / max(counted, 1),

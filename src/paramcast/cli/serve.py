@@ -87,6 +87,10 @@ def serve(
                                       help="/docs, /openapi.json, /metrics and /v1/info need a device token"),
     threads: int = typer.Option(0, envvar="PARAMCAST_THREADS", help="torch threads (0 = torch's default)"),
     log_level: str = typer.Option("info", envvar="PARAMCAST_LOG_LEVEL", help=" | ".join(LOG_LEVELS)),
+    congestion_control: str = typer.Option(
+        "auto", envvar="PARAMCAST_CONGESTION_CONTROL",
+        help="TCP congestion control of the listening socket (and every accepted one): 'auto' = bbr where "
+             "the kernel offers it, else the system default; 'system' = leave it; or a name, e.g. cubic"),
 ) -> None:
     """Serve a method over HTTP: POST /v1/adapt, POST /v1/history, GET /v1/info, /healthz, /metrics, /docs."""
     from paramcast.cloud import Batching, Limits, create_app, load_method
@@ -119,19 +123,28 @@ def serve(
         m = load_method(method or (None if checkpoint else "cdc-mmpg"), checkpoint, **_method_kwargs(method_arg))
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from None
+    from paramcast.cloud.tcp import listening_socket
+
+    try:  # made before the app, so /v1/info reports what the socket really uses
+        sock, cc = listening_socket(host, port, congestion_control)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--congestion-control") from None
     try:
         limits = Limits(max_upload_bytes=max_upload_bytes, max_history_bytes=max_history_bytes,
                         max_abs_feature=max_abs_feature, body_timeout_s=timeout_body,
                         history_posts_per_minute=history_posts_per_minute, history_bytes_per_hour=history_bytes_per_hour)
         app = create_app(m, store_path=store, tokens=token_file, batching=Batching(max_batch, max_wait_ms),
                          limits=limits, upload_shape=_shape(upload_shape), task=task, model_version=model_version,
-                         num_labels=num_labels, docs=docs, protect_meta=protect_meta)
+                         num_labels=num_labels, docs=docs, protect_meta=protect_meta, congestion_control=cc.as_dict())
         config = server_config(app, host=host, port=port, limit_concurrency=limit_concurrency or None,
                                timeout_headers_s=timeout_headers, timeout_keep_alive_s=timeout_keep_alive,
                                log_level=log_level)
     except ValueError as exc:
+        sock.close()
         raise typer.BadParameter(str(exc)) from None
-    uvicorn.Server(config).run()
+    logging.getLogger("paramcast.cloud").info("serving %s on http://%s:%d with %s", m.name, host, sock.getsockname()[1],
+                                              cc.describe())
+    uvicorn.Server(config).run(sockets=[sock])  # uvicorn serves on the pre-configured socket
 
 
 if __name__ == "__main__":

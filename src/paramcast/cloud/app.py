@@ -144,7 +144,8 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
                tokens: TokenStore | str | Path | None = None, batching: Batching = Batching(),
                limits: Limits = Limits(), upload_shape: tuple[int, int] | None = None,
                task: str | None = None, model_version: str | None = None, num_labels: int | None = None,
-               docs: bool = True, protect_meta: bool = False) -> FastAPI:
+               docs: bool = True, protect_meta: bool = False,
+               congestion_control: dict | None = None) -> FastAPI:
     """The service for ``method``.
 
     ``tokens``: a :class:`TokenStore` or a token file, re-read when it changes (no tokens: every
@@ -155,6 +156,8 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
     (default: ``method.num_answers``, else the rows of the probed head, else ``wire.MAX_INDEX``).
     ``docs=False`` serves no ``/docs`` or ``/openapi.json``; ``protect_meta=True`` puts ``/docs``,
     ``/openapi.json``, ``/metrics`` and ``/v1/info`` behind a device token.
+    ``congestion_control``: what the listening socket uses (:meth:`paramcast.cloud.tcp.CongestionControl.as_dict`),
+    reported by ``/v1/info`` as ``tcp``; None where the engine made the socket.
     """
     if not getattr(method, "collaborative", False):
         raise ValueError(f"method {method.name!r} is device-only (collaborative = False): nothing to serve")
@@ -331,7 +334,8 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
         return {"method": method.name, "task": task, "model_version": model_version,
                 "upload": {"features": list(upload_shape) if upload_shape else None},
                 "update": update_info, "quants": list(QUANTS), "default_quant": "fp32", "num_labels": num_labels,
-                "batching": asdict(batching), "limits": asdict(limits), "history": store is not None}
+                "batching": asdict(batching), "limits": asdict(limits), "history": store is not None,
+                "tcp": congestion_control}
 
     @app.get("/healthz", summary="Liveness", responses=PLAIN)
     async def healthz() -> dict:

@@ -10,6 +10,12 @@ retries with exponential backoff inside a deadline, verifies the answer (``wire.
 sha256, shapes and finiteness; the update must be for this device) and applies it. When the cloud is
 slow, unreachable, refuses or answers garbage, the device keeps the last good update, or goes back
 to its static head (``method.reset()``) if it never had one.
+
+``quant="auto"`` makes the downlink adapt to the link (:mod:`paramcast.device.downlink`): before
+each call the device picks the most precise quantisation whose expected time, from the goodput and
+first-byte time of its own recent answers, fits ``budget_ms``, among those whose accuracy cost (the
+committed benchmark's) is within ``max_cost_points``. ``AdaptResult.quant`` / ``.downlink`` say what
+it asked for and from which figures.
 """
 
 from __future__ import annotations
@@ -24,6 +30,14 @@ from typing import Any, Literal
 import httpx
 
 from paramcast import wire
+from paramcast.device.downlink import (
+    DEFAULT_BUDGET_MS,
+    DEFAULT_MAX_COST_POINTS,
+    DownlinkDecision,
+    DownlinkPolicy,
+    LinkEstimator,
+    accuracy_costs,
+)
 from paramcast.history_wire import encode_history
 from paramcast.methods.base import Method
 from paramcast.types import QUANTS, HeadParams, Update, WeightDelta
@@ -32,6 +46,7 @@ __all__ = ["AdaptResult", "DeviceClient", "DeviceError"]
 
 Source = Literal["cloud", "last_good", "static", "local"]
 _NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+AUTO = "auto"
 
 
 class DeviceError(RuntimeError):
@@ -46,6 +61,8 @@ class AdaptResult:
     bytes_up: int        # body bytes sent (all attempts)
     bytes_down: int      # body bytes received (all attempts)
     error: str | None = None  # why the cloud's answer was not used, if it was not
+    quant: str | None = None  # the downlink quantisation asked for (None: nothing was asked)
+    downlink: DownlinkDecision | None = None  # with quant="auto": the choice and its inputs
 
 
 class DeviceClient:
@@ -53,15 +70,19 @@ class DeviceClient:
 
     ``deadline_s``: total time one :meth:`adapt` may spend on the network (all attempts);
     ``attempt_timeout_s``: per attempt; ``backoff_s``: first retry delay, doubled each time (with
-    jitter). ``quant``: the downlink quantisation to ask for.
+    jitter). ``quant``: the downlink quantisation to ask for, or ``"auto"`` (module doc; ``budget_ms``,
+    ``max_cost_points``, ``costs`` (default: the committed benchmark's for ``method.name``), ``clock``
+    (seconds, for the link measurements; a test passes a fake one)).
     """
 
     def __init__(self, method: Method, base_url: str, token: str, *, quant: str = "fp32",
                  deadline_s: float = 2.0, attempt_timeout_s: float = 1.0, max_attempts: int = 4,
                  backoff_s: float = 0.05, max_response_bytes: int = 64 * 2**20,
-                 transport: httpx.BaseTransport | None = None):
-        if quant not in QUANTS:
-            raise ValueError(f"quant must be one of {QUANTS}, got {quant!r}")
+                 transport: httpx.BaseTransport | None = None, budget_ms: float = DEFAULT_BUDGET_MS,
+                 max_cost_points: float = DEFAULT_MAX_COST_POINTS, costs: dict[str, float] | None = None,
+                 clock=time.perf_counter):
+        if quant not in (*QUANTS, AUTO):
+            raise ValueError(f"quant must be one of {(*QUANTS, AUTO)}, got {quant!r}")
         if deadline_s <= 0 or attempt_timeout_s <= 0 or max_attempts < 1 or backoff_s < 0:
             raise ValueError("deadline_s and attempt_timeout_s must be > 0, max_attempts >= 1, backoff_s >= 0")
         self.method = method
@@ -73,6 +94,11 @@ class DeviceClient:
         self.max_response_bytes = max_response_bytes
         self.last_good: Update | None = None
         self.results: list[AdaptResult] = []
+        self.clock = clock
+        self.link = LinkEstimator(clock=clock)
+        self.policy = DownlinkPolicy(budget_ms, max_cost_points,
+                                     accuracy_costs(method.name) if costs is None else costs) if quant == AUTO else None
+        self._last_answer: tuple[int, str] | None = None  # (bytes, quant) of the last good answer
         transport = transport or httpx.HTTPTransport(socket_options=_NODELAY, retries=0)
         self._http = httpx.Client(base_url=base_url, transport=transport,
                                   headers={"Authorization": f"Bearer {token}"},
@@ -86,6 +112,8 @@ class DeviceClient:
         if upload is None:
             return self._record(AdaptResult("local", (time.perf_counter() - t0) * 1e3, 0, 0, 0))
         body = wire.encode(upload)
+        decision = self.policy.choose(self.link.estimate(), self._answer_sizes()) if self.policy else None
+        quant = decision.quant if decision else self.quant
         deadline = time.monotonic() + self.deadline_s
         attempts = up = down = 0
         error = "deadline passed before the first attempt"
@@ -98,9 +126,7 @@ class DeviceClient:
             up += len(body)
             retry = True
             try:
-                r = self._http.post("/v1/adapt", content=body, params={"quant": self.quant},
-                                    headers={"Content-Type": "application/octet-stream"},
-                                    timeout=min(remaining, self.attempt_timeout_s))
+                r = self._post_timed(body, quant, min(remaining, self.attempt_timeout_s))
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
@@ -113,7 +139,9 @@ class DeviceClient:
                         error = f"unusable answer: {exc}"
                     else:
                         self.last_good = update
-                        return self._record(AdaptResult("cloud", (time.perf_counter() - t0) * 1e3, attempts, up, down))
+                        self._last_answer = len(r.content), quant
+                        return self._record(AdaptResult("cloud", (time.perf_counter() - t0) * 1e3, attempts, up, down,
+                                                        quant=quant, downlink=decision))
                 else:
                     error = f"HTTP {r.status_code}: {r.text[:300]}"
                     retry = r.status_code in (408, 429) or r.status_code >= 500
@@ -122,7 +150,29 @@ class DeviceClient:
             delay = self.backoff_s * 2 ** (attempts - 1) * (0.5 + random.random())
             time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
         source = self._fall_back()
-        return self._record(AdaptResult(source, (time.perf_counter() - t0) * 1e3, attempts, up, down, error))
+        return self._record(AdaptResult(source, (time.perf_counter() - t0) * 1e3, attempts, up, down, error,
+                                        quant=quant, downlink=decision))
+
+    def _post_timed(self, body: bytes, quant: str, timeout: float) -> httpx.Response:
+        """POST the upload; a complete 200 answer feeds the link estimate (first byte, body time)."""
+        t_sent = self.clock()
+        with self._http.stream("POST", "/v1/adapt", content=body, params={"quant": quant},
+                               headers={"Content-Type": "application/octet-stream"}, timeout=timeout) as r:
+            t_head = self.clock()
+            r.read()
+        t_done = self.clock()
+        if r.status_code == 200:
+            self.link.observe(len(r.content), (t_head - t_sent) * 1e3, (t_done - t_head) * 1e3, quant)
+        return r
+
+    def _answer_sizes(self) -> dict[str, int]:
+        """Answer bytes per quantisation: the last good update's tensor bytes in each (``wire.tensor_nbytes``,
+        from shapes alone) plus the header bytes the last answer had beyond its own tensor bytes."""
+        if self.last_good is None or self._last_answer is None:
+            return {}
+        n, asked = self._last_answer
+        header = max(0, n - wire.tensor_nbytes(self.last_good, quant=asked))
+        return {q: wire.tensor_nbytes(self.last_good, quant=q) + header for q in QUANTS}
 
     def _verify(self, data: bytes, device_id: str) -> Update:
         update = wire.decode(data, max_bytes=self.max_response_bytes)
