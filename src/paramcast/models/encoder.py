@@ -61,7 +61,7 @@ ENCODER_VERSION = 3
 VISIONS = ("efficientnet-lite0", "patch")
 TEXTS = ("minilm", "scratch")
 FUSIONS = ("joint", "per-frame")
-_SPECIAL_PIECES = {"[PAD]": "[PAD]", "[CLS]": "[CLS]", "[SEP]": "[SEP]", "[UNK]": "[UNK]"}
+_SPECIAL_PIECES = frozenset({"[PAD]", "[CLS]", "[SEP]", "[UNK]"})  # dataset specials = BERT's own tokens
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,11 @@ class EncoderConfig:
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 _LITE_CUT = 11  # Lite0 blocks 0..10: stride 16, 112 channels
+
+
+def _additive_mask(keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, L) bool keep mask -> additive attention mask: 0 where kept, the dtype's minimum elsewhere."""
+    return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill_(~keep, torch.finfo(dtype).min)
 
 
 def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -365,7 +370,7 @@ class AllInOneEncoder(nn.Module):
             P1 = vid.shape[2]
             seq = torch.cat([txt, vid.reshape(B, T * P1, self.hidden)], dim=1)
             keep = torch.cat([keep_txt, keep_txt.new_ones(B, T * P1)], dim=1)
-            mask = torch.zeros(keep.shape, dtype=seq.dtype, device=dev).masked_fill_(~keep, torch.finfo(seq.dtype).min)
+            mask = _additive_mask(keep, seq.dtype)
             for layer in self.fusion:
                 seq = layer(seq, attention_mask=mask[:, None, None, :])
             return self.norm(seq)[:, Lq::P1]                                        # F_m: CLS_i, (B, T, C)
@@ -373,8 +378,7 @@ class AllInOneEncoder(nn.Module):
         seq = torch.cat([txt, vid], dim=2).reshape(B * T, Lq + vid.shape[2], self.hidden)
         # Additive mask hiding question padding from every token.
         keep = torch.cat([keep_txt, keep_txt.new_ones(B, vid.shape[2])], dim=1)
-        mask = torch.zeros(keep.shape, dtype=seq.dtype, device=dev).masked_fill_(~keep, torch.finfo(seq.dtype).min)
-        mask = mask.repeat_interleave(T, dim=0)[:, None, None, :]                   # (BT, 1, 1, L)
+        mask = _additive_mask(keep, seq.dtype).repeat_interleave(T, dim=0)[:, None, None, :]                   # (BT, 1, 1, L)
         for layer in self.fusion:
             seq = layer(seq, attention_mask=mask)
         seq = self.norm(seq)
