@@ -1,10 +1,48 @@
-"""Fixtures for the cloud service: a toy hypernetwork method, tokens, an app and an ASGI client."""
+"""Fixtures for the cloud service: a toy hypernetwork method, tokens, an app and an ASGI client; a real
+PostgreSQL server (one per session, tests/pg_server.py) and ``store_target``, a fresh empty history
+store of each back end (SQLite file, PostgreSQL database) for the tests that take it."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
+import pg_server
 import toy_service as toy  # tests/ is on pytest's pythonpath
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """The session's PostgreSQL server; skips (or, with PARAMCAST_REQUIRE_POSTGRES=1 as .ci/run sets, fails)
+    where none can be started."""
+    why = pg_server.unavailable()
+    server = None
+    if why is None:
+        try:
+            server = pg_server.PostgresServer()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            why = f"PostgreSQL did not start: {exc}"
+    if why is not None:
+        if os.environ.get("PARAMCAST_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PARAMCAST_REQUIRE_POSTGRES=1 but {why}")
+        pytest.skip(why)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres):
+    return postgres.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request, tmp_path):
+    """A fresh, empty history store: an SQLite path or a postgresql:// URL."""
+    if request.param == "sqlite":
+        return tmp_path / "history.sqlite"
+    return request.getfixturevalue("pg_url")
 
 
 @pytest.fixture
@@ -26,9 +64,10 @@ def make_app(tokens, tmp_path):
 
     def make(*, batching=Batching(max_batch=8, max_wait_ms=5.0), limits=Limits(max_upload_bytes=64 * 1024),
              store=True, method=None, **kw):
+        """``store``: True (an SQLite file in tmp_path), False (no history), or a store path / URL."""
         kw.setdefault("tokens", tokens[0])
-        app = create_app(method or toy.ToyHyper(), batching=batching, limits=limits,
-                         store_path=tmp_path / "history.sqlite" if store else None, **kw)
+        path = tmp_path / "history.sqlite" if store is True else (store or None)
+        app = create_app(method or toy.ToyHyper(), batching=batching, limits=limits, store_path=path, **kw)
         apps.append(app)
         return app
 

@@ -57,7 +57,8 @@ def serve(
     port: int = typer.Option(8000, envvar="PARAMCAST_PORT"),
     token_file: Path = typer.Option(None, envvar="PARAMCAST_TOKEN_FILE", help="JSON file of device token digests"),
     issue_token: str = typer.Option(None, "--issue-token", metavar="DEVICE", help="mint a token for DEVICE into --token-file, print it, exit"),
-    store: Path = typer.Option(None, envvar="PARAMCAST_STORE", help="SQLite history store (enables POST /v1/history)"),
+    store: str = typer.Option(None, envvar="PARAMCAST_STORE",
+                              help="history store, an SQLite file or a postgresql:// URL (enables POST /v1/history)"),
     max_batch: int = typer.Option(32, envvar="PARAMCAST_MAX_BATCH", help="uploads per generator call (1 = no batching)"),
     max_wait_ms: float = typer.Option(2.0, envvar="PARAMCAST_MAX_WAIT_MS", help="wait for a batch to fill"),
     max_upload_bytes: int = typer.Option(1 << 20, envvar="PARAMCAST_MAX_UPLOAD_BYTES"),
@@ -91,6 +92,7 @@ def serve(
     """Serve a method over HTTP: POST /v1/adapt, POST /v1/history, GET /v1/info, /healthz, /metrics, /docs."""
     from paramcast.cloud import Batching, Limits, create_app, load_method
     from paramcast.cloud import issue_token as mint
+    from paramcast.cloud.store import StoreUnavailable
 
     log_level = log_level.lower()
     if log_level not in LOG_LEVELS:
@@ -129,7 +131,7 @@ def serve(
         config = server_config(app, host=host, port=port, limit_concurrency=limit_concurrency or None,
                                timeout_headers_s=timeout_headers, timeout_keep_alive_s=timeout_keep_alive,
                                log_level=log_level)
-    except ValueError as exc:
+    except (ValueError, StoreUnavailable) as exc:
         raise typer.BadParameter(str(exc)) from None
     uvicorn.Server(config).run()
 
