@@ -45,6 +45,26 @@ def store_target(request, tmp_path):
     return request.getfixturevalue("pg_url")
 
 
+@pytest.fixture(scope="session")
+def ray_instance():
+    """One local Ray instance for the session (start-up takes seconds on 2 cores), its files in a temp dir.
+    Its workers import tests/ (toy_service) and src/ through PYTHONPATH."""
+    import tempfile
+    from pathlib import Path
+
+    rayserve = pytest.importorskip("paramcast.cloud.rayserve", reason="Ray Serve is not installed (paramcast[ray])")
+    here = Path(__file__).resolve().parents[1]
+    path = [str(here), str(here.parent / "src"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(path)
+    run_dir = tempfile.mkdtemp(prefix="paramcast-ray-")
+    rayserve.start_ray(run_dir, num_cpus=2)
+    yield rayserve
+    rayserve.shutdown()
+    import shutil
+
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
 @pytest.fixture
 def tokens():
     from paramcast.cloud import TokenStore

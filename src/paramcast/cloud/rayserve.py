@@ -80,8 +80,9 @@ def start_ray(run_dir: str | Path, *, address: str | None = None, num_cpus: int 
     if address is not None:
         ray.init(address=address, log_to_driver=False)
         return
+    # A local instance is one machine: its processes talk over loopback only (127.0.0.1), not the node's IP.
     ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _temp_dir=str(run_dir / "ray"),
-             object_store_memory=128 << 20, log_to_driver=False)
+             _node_ip_address="127.0.0.1", object_store_memory=128 << 20, log_to_driver=False)
 
 
 def deploy(spec: AppSpec, *, replicas: int = 1, host: str = "127.0.0.1", port: int = 8000,
