@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -136,7 +137,9 @@ class _Server:
                "--method-arg", f"num_answers={num_answers}", "--token-file", str(token_file),
                "--port", str(self.port), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
                "--upload-shape", "1,192", "--threads", str(threads), "--log-level", "warning"]
-        cmd += _engine_args(engine, log.parent / f"ray-{log.stem}")
+        # Ray's run directory: short, under /tmp (its unix socket paths must fit 107 bytes)
+        self._run_dir = tempfile.mkdtemp(prefix="pc-ray-", dir="/tmp")
+        cmd += _engine_args(engine, Path(self._run_dir))
         env = {k: v for k, v in os.environ.items() if not k.startswith("PARAMCAST_")}
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
@@ -166,6 +169,7 @@ class _Server:
             self.proc.kill()
             self.proc.wait()
         self._log.close()
+        shutil.rmtree(self._run_dir, ignore_errors=True)
 
 
 async def _drive(url: str, uploads: list[bytes], tokens: list[str], seconds: float, warmup_s: float,

@@ -43,6 +43,7 @@ __all__ = ["deploy", "replica_pids", "shutdown", "start_ray"]
 
 log = logging.getLogger("paramcast.cloud")
 APP_NAME = "paramcast"
+MAX_RUN_DIR = 40  # + "/ray/session_<date>_<time>_<pid>/sockets/plasma_store" must fit a 107-byte socket path
 
 
 @serve.ingress()
@@ -61,6 +62,10 @@ def start_ray(run_dir: str | Path, *, address: str | None = None, num_cpus: int 
     import ray
 
     run_dir = Path(run_dir).resolve()
+    if address is None and len(str(run_dir)) > MAX_RUN_DIR:
+        raise ValueError(f"run directory {run_dir} is {len(str(run_dir))} characters long; Ray puts unix sockets "
+                         f"about 65 characters below it and a socket path may not exceed 107: use one of at most "
+                         f"{MAX_RUN_DIR} characters")
     run_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address is None and "RAY_AUTH_MODE" not in os.environ and "RAY_AUTH_TOKEN_PATH" not in os.environ:
