@@ -54,7 +54,11 @@ def test_kill_9_one_replica_under_64_devices(ray_instance, tmp_path):
     try:
         for t in threads:
             t.start()
-        time.sleep(2.0)
+        ready_by = time.monotonic() + 60  # every device has its first cloud head (start-up can be slow on 2 cores)
+        while not all(any(r[1] == "cloud" for r in list(rs)) for rs in results.values()):
+            assert time.monotonic() < ready_by, "not every device got a first answer within 60 s"
+            time.sleep(0.1)
+        time.sleep(1.0)
         killed_at = time.monotonic()
         os.kill(pids[0], signal.SIGKILL)
         time.sleep(5.0)
@@ -66,13 +70,11 @@ def test_kill_9_one_replica_under_64_devices(ray_instance, tmp_path):
         from ray import serve
 
         serve.delete(rayserve.APP_NAME)
-    everything = [r for rs in results.values() for r in rs]
-    after = [r for r in everything if r[0] > killed_at]
+    after = [r for rs in results.values() for r in rs if r[0] > killed_at]
     assert not predictions_failed
-    assert all(rs and rs[0][1] == "cloud" for rs in results.values())  # every device adapted before the kill
-    sources = {s: sum(1 for r in everything if r[1] == s) for s in ("cloud", "last_good", "static")}
-    assert sources["static"] == 0, sources  # never back to the untrained head
+    sources = {s: sum(1 for r in after if r[1] == s) for s in ("cloud", "last_good", "static")}
+    assert sources["static"] == 0, sources  # after the kill no device is ever back on the untrained head
     assert sum(1 for r in after if r[1] == "cloud") > 2 * DEVICES  # the survivor (and the new replica) kept answering
     retried = sum(1 for r in after if r[2] > 1)
     print(f"\nafter the kill: {len(after)} adaptations, {retried} needed a retry, sources {sources}")
-    assert sources["last_good"] <= 0.05 * len(everything), sources  # fall-backs are rare: retries hide the kill
+    assert sources["last_good"] <= 0.05 * len(after), sources  # fall-backs are rare: retries hide the kill
