@@ -10,7 +10,7 @@ OUT    ?= runs/videoqa/$(PRESET)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-slow lint assets data bench-all clean help node-client
+.PHONY: demo test test-slow lint assets services data bench-all clean help node-client
 
 help:
 	@echo "make demo       set up .venv, prepare EmojiClips ($(PRESET)), run the main benchmark"
@@ -33,6 +33,15 @@ assets:
 	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q fonts-noto-color-emoji fonts-symbola >/dev/null 2>&1)) \
 	   || echo "assets: apt-get could not install the emoji fonts; 'paramcast data prepare' will say what is missing"; \
 	else echo "assets: no apt-get as root here; 'paramcast data prepare' will say what is missing"; fi
+
+# PostgreSQL server binaries for the history-store tests (they start their own throw-away server).
+services:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -q postgresql >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q postgresql >/dev/null 2>&1) || \
+	  echo "services: apt-get could not install postgresql; the PostgreSQL tests will skip and say so"; \
+	else echo "services: no apt-get as root here; install PostgreSQL or the PostgreSQL tests skip"; fi
 
 data: $(STAMP) assets
 	$(PY) -m paramcast data prepare --preset $(PRESET)
@@ -71,10 +80,10 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/packag
 	touch $@
 node-client: $(NODE_DIR)/node_modules/.installed
 
-test: $(STAMP)
+test: $(STAMP) services
 	$(PY) -m pytest -q -x --durations=10
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) services
 	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)

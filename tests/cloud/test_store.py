@@ -1,4 +1,4 @@
-"""The SQLite history store and the /v1/history route."""
+"""The history store (SQLite and PostgreSQL, the same tests on both) and the /v1/history route."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import torch
 from fastapi.testclient import TestClient
 from safetensors.torch import save
 
-from paramcast.cloud import HistoryStore, load_history
+from paramcast.cloud import HistoryStore, StoreUnavailable, load_history, open_store
+from paramcast.cloud.store import describe_store
 from paramcast.history_wire import SCHEMA, decode_history, digest
+from pg_server import raw_sql
 
 
 def _batch(n=5, c=8, seed=0, question=True):
@@ -27,35 +29,54 @@ def _body(tensors, device_id="dev-a", task="toy", sha=None):
     return save(tensors, metadata=meta)
 
 
-def test_store_survives_restart_with_every_row_intact(tmp_path):
-    path = tmp_path / "h.sqlite"
+def test_store_survives_restart_with_every_row_intact(store_target):
     a, b = _batch(5, seed=1), _batch(3, seed=2)
-    with HistoryStore(path) as store:
-        store.add("dev-a", "toy", a)
-        store.add("dev-b", "toy", b)
-    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    with HistoryStore(path) as store:  # reopened from the file
+    with open_store(store_target) as store:
+        assert store.add("dev-a", "toy", a) == [1, 2, 3, 4, 5]
+        assert store.add("dev-b", "toy", b) == [6, 7, 8]
+    if not isinstance(store_target, str):  # the SQLite file
+        assert sqlite3.connect(store_target).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with open_store(store_target) as store:  # reopened: the schema is there already
         rows = list(store.iter_rows())
         assert len(store) == 8 and [r.id for r in rows] == list(range(1, 9))
         assert [r.device_id for r in rows] == ["dev-a"] * 5 + ["dev-b"] * 3
         assert [r.id for r in store.iter_rows(device_id="dev-b", chunk=2)] == [6, 7, 8]
-    data = load_history(path)
+        assert [r.id for r in store.iter_rows(task="other")] == []
+    data = load_history(store_target)
     torch.testing.assert_close(data["features"], torch.cat([a["features"], b["features"]]), rtol=0, atol=0)
     assert torch.equal(data["labels"], torch.cat([a["labels"], b["labels"]]))
     assert torch.equal(data["question"], torch.cat([a["question"], b["question"]]))
     assert data["device_names"] == ["dev-a", "dev-b"] and data["device_index"].tolist() == [0] * 5 + [1] * 3
 
 
-def test_corrupt_row_is_detected(tmp_path):
-    path = tmp_path / "h.sqlite"
-    with HistoryStore(path) as store:
+def test_corrupt_row_is_detected(store_target):
+    with open_store(store_target) as store:
         store.add("dev-a", "toy", _batch(2))
-    db = sqlite3.connect(path)
-    db.execute("UPDATE samples SET sha256 = 'x' WHERE id = 2")
-    db.commit()
-    db.close()
-    with HistoryStore(path) as store, pytest.raises(ValueError, match="row 2 is corrupt"):
+    raw_sql(store_target, "UPDATE samples SET sha256 = 'x' WHERE id = 2")
+    with open_store(store_target) as store, pytest.raises(ValueError, match="row 2 is corrupt"):
         list(store.iter_rows())
+    bad = []
+    with open_store(store_target) as store:
+        assert [r.id for r in store.iter_rows(on_bad=lambda rid, why: bad.append((rid, why)))] == [1]
+    assert bad == [(2, "corrupt blob")]
+
+
+def test_postgres_store_says_unavailable_and_reconnects(postgres, pg_url):
+    """A refused connection is StoreUnavailable (503 in the service), with the password masked; a
+    connection lost after start-up is too, and the next call reconnects."""
+    import psycopg
+
+    dead = f"postgresql://paramcast:s3cret@127.0.0.1:{postgres.port + 1 if postgres.port < 65535 else 1}/x"
+    with pytest.raises(StoreUnavailable, match=r"paramcast:\*\*\*@") as info:
+        open_store(dead)
+    assert "s3cret" not in str(info.value) and "s3cret" not in describe_store(dead)
+    with open_store(pg_url) as store:
+        store.add("dev-a", "toy", _batch(2))
+        with psycopg.connect(postgres.url(), autocommit=True) as admin:  # kill the store's backend
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'paramcast'")
+        with pytest.raises(StoreUnavailable, match="lost the history database"):
+            store.add("dev-a", "toy", _batch(2))
+        assert store.add("dev-a", "toy", _batch(3)) and len(store) == 5
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -75,8 +96,8 @@ def test_decode_history_refuses_malformed(mutate, message):
         decode_history(b"\xff" * 16)
 
 
-def test_history_route(app, auth, tmp_path):
-    with TestClient(app, raise_server_exceptions=False) as c:
+def test_history_route(make_app, auth, store_target):
+    with TestClient(make_app(store=store_target), raise_server_exceptions=False) as c:
         r = c.post("/v1/history", content=_body(_batch(4)), headers=auth("dev-a"))
         assert r.status_code == 200 and r.json()["stored"] == 4, r.text
         r = c.post("/v1/history", content=_body(_batch(4), device_id="dev-a"), headers=auth("dev-b"))
@@ -86,7 +107,12 @@ def test_history_route(app, auth, tmp_path):
         r = c.post("/v1/history", content=b"junk", headers=auth("dev-a"))
         assert r.status_code == 400 and json.loads(r.text)["error"] == "bad_history"
         assert c.post("/v1/history", content=_body(_batch(4))).status_code == 401
-    assert len(load_history(tmp_path / "history.sqlite")["labels"]) == 4
+        if isinstance(store_target, str):  # the database goes away: 503 with Retry-After, not a 500
+            c.app.state.store.close()
+            c.app.state.store.url = c.app.state.store.url.rsplit("/", 1)[0] + "/no_such_db"
+            r = c.post("/v1/history", content=_body(_batch(4)), headers=auth("dev-a"))
+            assert r.status_code == 503 and r.json()["error"] == "history_unavailable" and r.headers["retry-after"]
+    assert len(load_history(store_target)["labels"]) == 4
 
 
 def test_store_files_are_created_0600(tmp_path):

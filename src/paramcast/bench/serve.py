@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -98,6 +99,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _engine_args(engine: str, run_dir: Path) -> list[str]:
+    """``paramcast serve`` flags for an engine name: ``uvicorn``, or ``ray`` with optional ``-r<replicas>``
+    and ``-mo<max ongoing requests per replica>`` (default 512; Ray Serve's own default is 5)."""
+    name, *opts = engine.split("-")
+    if name == "uvicorn" and not opts:
+        return []
+    if name != "ray":
+        raise ValueError(f"engine {engine!r} is not uvicorn or ray[-r<N>][-mo<N>]")
+    replicas, max_ongoing = 1, 512
+    for opt in opts:
+        if opt.startswith("mo") and opt[2:].isdigit():
+            max_ongoing = int(opt[2:])
+        elif opt.startswith("r") and opt[1:].isdigit():
+            replicas = int(opt[1:])
+        else:
+            raise ValueError(f"engine {engine!r}: unknown option {opt!r} (r<replicas>, mo<max ongoing>)")
+    return ["--engine", "ray", "--replicas", str(replicas), "--limit-concurrency", str(max_ongoing),
+            "--run-dir", str(run_dir)]
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -109,13 +130,16 @@ class _Server:
     """The service in its own process on a free loopback port."""
 
     def __init__(self, *, method: str, num_answers: int, token_file: Path, max_batch: int, max_wait_ms: float,
-                 threads: int, log: Path):
+                 threads: int, log: Path, engine: str = "uvicorn"):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "paramcast.cli.serve", "--method", method, "--plugin", "paramcast.bench.serve",
                "--method-arg", f"num_answers={num_answers}", "--token-file", str(token_file),
                "--port", str(self.port), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
                "--upload-shape", "1,192", "--threads", str(threads), "--log-level", "warning"]
+        # Ray's run directory: short, under /tmp (its unix socket paths must fit 107 bytes)
+        self._run_dir = tempfile.mkdtemp(prefix="pc-ray-", dir="/tmp")
+        cmd += _engine_args(engine, Path(self._run_dir))
         env = {k: v for k, v in os.environ.items() if not k.startswith("PARAMCAST_")}
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
@@ -140,11 +164,12 @@ class _Server:
     def stop(self) -> None:
         self.proc.terminate()
         try:
-            self.proc.wait(10)
+            self.proc.wait(60)  # Ray Serve shuts its replicas, proxy and local Ray down first
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
         self._log.close()
+        shutil.rmtree(self._run_dir, ignore_errors=True)
 
 
 async def _drive(url: str, uploads: list[bytes], tokens: list[str], seconds: float, warmup_s: float,
@@ -205,10 +230,13 @@ def _mean_batch(metrics_text: str) -> float:
 
 def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 1500, method: str = "bench-hyper",
                 quant: str = "fp32", max_batch: int = 32, max_wait_ms: float = 2.0, warmup_s: float = 2.0,
-                threads: int = 0, verify_every: int = 16, modes: str = "batched,naive",
+                threads: int = 0, verify_every: int = 16, modes: str = "batched,naive", engines: str = "uvicorn",
                 out: Path | None = None, quiet: bool = False) -> dict:
     """Run the serving benchmark; return the result dict, print its Markdown table (unless ``quiet``),
     and write ``serve.json`` + ``serve.md`` to ``out``. ``modes``: comma-separated, batched and/or naive.
+    ``engines``: comma-separated, ``uvicorn`` and/or ``ray[-r<replicas>][-mo<max ongoing>]`` (Ray Serve);
+    rows of engines other than uvicorn are named ``<engine>/<mode>``, and each engine's batched
+    throughput is divided by uvicorn's (``engine_ratio``) when both ran.
     Parameters are typer-style (plain defaults), so the function doubles as a CLI command."""
     from paramcast.cloud.auth import issue_token  # the bench plays both sides: it mints the tokens
 
@@ -219,16 +247,20 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
     result: dict = {"config": {"devices": devices, "seconds": seconds, "num_answers": num_answers, "method": method,
                                "quant": quant, "max_batch": max_batch, "max_wait_ms": max_wait_ms,
                                "warmup_s": warmup_s, "threads": threads or torch.get_num_threads(),
-                               "cpus": os.cpu_count()},
+                               "cpus": os.cpu_count(), "engines": engines},
                     "modes": {}}
     with tempfile.TemporaryDirectory(prefix="paramcast-bench-serve-") as tmp:
         token_file = Path(tmp) / "tokens.json"
         tokens = [issue_token(token_file, f"bench-{i:03d}") for i in range(devices)]
         g = torch.Generator().manual_seed(0)
-        for mode in modes:
+        runs = [(e.strip(), m) for e in engines.split(",") if e.strip() for m in modes]
+        for engine, _ in runs:
+            _engine_args(engine, Path(tmp))  # a bad engine name fails before any server starts
+        for engine, mode in runs:
+            name = mode if engine == "uvicorn" else f"{engine}/{mode}"
             server = _Server(method=method, num_answers=num_answers, token_file=token_file,
                              max_batch=max_batch if mode == "batched" else 1, max_wait_ms=max_wait_ms,
-                             threads=threads, log=Path(tmp) / f"server-{mode}.log")
+                             threads=threads, log=Path(tmp) / f"server-{name.replace('/', '-')}.log", engine=engine)
             try:
                 info = server.info
                 uploads = [wire.encode(Upload(device_id=f"bench-{i:03d}", method=info["method"],
@@ -240,10 +272,16 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
                 row["update"] = info["update"]
             finally:
                 server.stop()
-            result["modes"][mode] = row
-    if {"batched", "naive"} <= set(result["modes"]):
-        naive = result["modes"]["naive"]["req_per_s"]
-        result["speedup"] = round(result["modes"]["batched"]["req_per_s"] / naive, 2) if naive else None
+            result["modes"][name] = row
+    rows = result["modes"]
+    if {"batched", "naive"} <= set(rows):
+        naive = rows["naive"]["req_per_s"]
+        result["speedup"] = round(rows["batched"]["req_per_s"] / naive, 2) if naive else None
+    if "batched" in rows and rows["batched"]["req_per_s"]:
+        ratios = {name.split("/")[0]: round(r["req_per_s"] / rows["batched"]["req_per_s"], 3)
+                  for name, r in rows.items() if name.endswith("/batched")}
+        if ratios:
+            result["engine_ratio"] = ratios  # batched req/s of the engine / of uvicorn (1 = no overhead)
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -265,6 +303,9 @@ def to_markdown(result: dict) -> str:
                      f"{r['errors']} | {r['bytes_up']} | {r['bytes_down']} |")
     if result.get("speedup"):
         lines += ["", f"Batched / naive throughput: **{result['speedup']}x**."]
+    for engine, ratio in result.get("engine_ratio", {}).items():
+        lines += ["", f"{engine} / uvicorn batched throughput: **{ratio}x** (overhead {1 / ratio:.2f}x)."
+                  if ratio else f"{engine}: no request answered."]
     return "\n".join(lines) + "\n"
 
 

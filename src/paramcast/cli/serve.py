@@ -1,8 +1,9 @@
-"""``paramcast serve``: run the cloud service (uvicorn) for one method; mint device tokens.
+"""``paramcast serve``: run the cloud service (uvicorn, or Ray Serve replicas) for one method; mint device tokens.
 
     paramcast serve --issue-token phone-17 --token-file tokens.json     # prints the token once
     paramcast serve --checkpoint runs/train/checkpoint.safetensors --token-file tokens.json \\
                     --store runs/history.sqlite --port 8000
+    paramcast serve --engine ray --replicas 4 --checkpoint ... --store postgresql://paramcast@db/paramcast
 
 Every flag can also come from a ``PARAMCAST_*`` environment variable (shown in ``--help``). The limits,
 their defaults and the answer beyond each are tabled in docs/service.md ("Limits and quotas").
@@ -10,7 +11,6 @@ their defaults and the answer beyond each are tabled in docs/service.md ("Limits
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from pathlib import Path
@@ -57,7 +57,8 @@ def serve(
     port: int = typer.Option(8000, envvar="PARAMCAST_PORT"),
     token_file: Path = typer.Option(None, envvar="PARAMCAST_TOKEN_FILE", help="JSON file of device token digests"),
     issue_token: str = typer.Option(None, "--issue-token", metavar="DEVICE", help="mint a token for DEVICE into --token-file, print it, exit"),
-    store: Path = typer.Option(None, envvar="PARAMCAST_STORE", help="SQLite history store (enables POST /v1/history)"),
+    store: str = typer.Option(None, envvar="PARAMCAST_STORE",
+                              help="history store, an SQLite file or a postgresql:// URL (enables POST /v1/history)"),
     max_batch: int = typer.Option(32, envvar="PARAMCAST_MAX_BATCH", help="uploads per generator call (1 = no batching)"),
     max_wait_ms: float = typer.Option(2.0, envvar="PARAMCAST_MAX_WAIT_MS", help="wait for a batch to fill"),
     max_upload_bytes: int = typer.Option(1 << 20, envvar="PARAMCAST_MAX_UPLOAD_BYTES"),
@@ -91,10 +92,18 @@ def serve(
         "auto", envvar="PARAMCAST_CONGESTION_CONTROL",
         help="TCP congestion control of the listening socket (and every accepted one): 'auto' = bbr where "
              "the kernel offers it, else the system default; 'system' = leave it; or a name, e.g. cubic"),
+    engine: str = typer.Option("uvicorn", envvar="PARAMCAST_ENGINE",
+                               help="uvicorn (one process) | ray (Ray Serve replicas; docs/scale.md)"),
+    replicas: int = typer.Option(1, envvar="PARAMCAST_REPLICAS", help="with --engine ray: replicas of the app"),
+    run_dir: Path = typer.Option(Path("runs/serve"), envvar="PARAMCAST_RUN_DIR",
+                                 help="with --engine ray: where a local Ray keeps its session files and auth token"),
+    ray_address: str = typer.Option(None, envvar="PARAMCAST_RAY_ADDRESS",
+                                    help="with --engine ray: join this Ray cluster (e.g. auto) instead of starting one"),
 ) -> None:
     """Serve a method over HTTP: POST /v1/adapt, POST /v1/history, GET /v1/info, /healthz, /metrics, /docs."""
-    from paramcast.cloud import Batching, Limits, create_app, load_method
+    from paramcast.cloud import Batching, Limits
     from paramcast.cloud import issue_token as mint
+    from paramcast.cloud.store import StoreUnavailable
 
     log_level = log_level.lower()
     if log_level not in LOG_LEVELS:
@@ -107,45 +116,80 @@ def serve(
         typer.echo(token)
         typer.echo(f"token for {issue_token} stored (as a sha256 digest) in {token_file}; it is shown only now", err=True)
         return
-    import torch
-    import uvicorn
+    from dataclasses import asdict, replace
 
-    from paramcast.cloud.server import server_config
+    from paramcast.cloud.spec import AppSpec, build_app
 
     logging.addLevelName(TRACE, "TRACE")
     logging.basicConfig(level=TRACE if log_level == "trace" else log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if threads > 0:
-        torch.set_num_threads(threads)
-    for module in plugin:
-        importlib.import_module(module)
-    try:
-        m = load_method(method or (None if checkpoint else "cdc-mmpg"), checkpoint, **_method_kwargs(method_arg))
-    except (ValueError, FileNotFoundError) as exc:
-        raise typer.BadParameter(str(exc)) from None
-    from paramcast.cloud.tcp import listening_socket
-
-    try:  # made before the app, so /v1/info reports what the socket really uses
-        sock, cc = listening_socket(host, port, congestion_control)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--congestion-control") from None
+    if engine not in ("uvicorn", "ray"):
+        raise typer.BadParameter(f"--engine {engine!r} must be uvicorn or ray")
     try:
         limits = Limits(max_upload_bytes=max_upload_bytes, max_history_bytes=max_history_bytes,
                         max_abs_feature=max_abs_feature, body_timeout_s=timeout_body,
                         history_posts_per_minute=history_posts_per_minute, history_bytes_per_hour=history_bytes_per_hour)
-        app = create_app(m, store_path=store, tokens=token_file, batching=Batching(max_batch, max_wait_ms),
-                         limits=limits, upload_shape=_shape(upload_shape), task=task, model_version=model_version,
-                         num_labels=num_labels, docs=docs, protect_meta=protect_meta, congestion_control=cc.as_dict())
+        spec = AppSpec(method=method, checkpoint=str(checkpoint) if checkpoint else None,
+                       method_kwargs=_method_kwargs(method_arg), plugins=tuple(plugin), threads=threads,
+                       app_kwargs={"store_path": store, "tokens": str(token_file) if token_file else None,
+                                   "batching": asdict(Batching(max_batch, max_wait_ms)), "limits": asdict(limits),
+                                   "upload_shape": _shape(upload_shape), "task": task, "model_version": model_version,
+                                   "num_labels": num_labels, "docs": docs, "protect_meta": protect_meta})
+        if engine == "ray":  # Ray's HTTP proxy owns its socket: --congestion-control applies to uvicorn only
+            _serve_ray(spec, replicas, host, port, run_dir, ray_address, limit_concurrency, timeout_keep_alive)
+            return
+        from paramcast.cloud.server import server_config
+        from paramcast.cloud.tcp import listening_socket
+
+        try:  # made before the app, so /v1/info reports what the socket really uses
+            sock, cc = listening_socket(host, port, congestion_control)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--congestion-control") from None
+        try:
+            app = build_app(replace(spec, app_kwargs={**spec.app_kwargs, "congestion_control": cc.as_dict()}))
+        except BaseException:
+            sock.close()
+            raise
         config = server_config(app, host=host, port=port, limit_concurrency=limit_concurrency or None,
                                timeout_headers_s=timeout_headers, timeout_keep_alive_s=timeout_keep_alive,
                                log_level=log_level)
-    except ValueError as exc:
-        sock.close()
+    except (ValueError, FileNotFoundError, StoreUnavailable) as exc:
         raise typer.BadParameter(str(exc)) from None
-    logging.getLogger("paramcast.cloud").info("serving %s on http://%s:%d with %s", m.name, host, sock.getsockname()[1],
-                                              cc.describe())
+    import uvicorn
+
+    logging.getLogger("paramcast.cloud").info("serving %s on http://%s:%d with %s", app.state.method.name, host,
+                                              sock.getsockname()[1], cc.describe())
     uvicorn.Server(config).run(sockets=[sock])  # uvicorn serves on the pre-configured socket
 
+
+def _serve_ray(spec, replicas: int, host: str, port: int, run_dir: Path, address: str | None,
+               max_ongoing: int, keep_alive_s: int) -> None:
+    """Deploy on Ray Serve and block until SIGINT / SIGTERM, then shut Serve (and a local Ray) down."""
+    import signal
+    import threading
+
+    try:
+        from paramcast.cloud import rayserve
+    except ImportError as exc:
+        raise typer.BadParameter(f"--engine ray needs Ray Serve ({exc}): pip install 'paramcast[ray]'") from None
+    if replicas < 1:
+        raise typer.BadParameter(f"--replicas must be >= 1, got {replicas}")
+    from dataclasses import replace
+
+    from paramcast.cloud.spec import build_app
+
+    build_app(replace(spec, threads=1)).state.close()  # bad flags fail here, with the usual message, not in Ray
+    rayserve.start_ray(run_dir, address=address)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        url = rayserve.deploy(spec, replicas=replicas, host=host, port=port, max_ongoing=max_ongoing or 100_000,
+                              keep_alive_s=keep_alive_s)
+        logging.getLogger("paramcast.cloud").warning("serving on %s with %d Ray Serve replicas", url, replicas)
+        stop.wait()
+    finally:
+        rayserve.shutdown()
 
 if __name__ == "__main__":
     typer.run(serve)

@@ -4,7 +4,7 @@
     paramcast train --method cdc-mmpg --preset quick --out runs/train/cdc-mmpg
     # on a real open-ended video-QA dataset on disk (one device per video, see docs/datasets.md):
     paramcast train --method cdc-mmpg --dataset msrvtt-qa --data-root /data/msrvtt --out runs/train/msrvtt
-    # on what devices uploaded to a running service (its SQLite history store):
+    # on what devices uploaded to a running service (its history store, SQLite or PostgreSQL):
     paramcast train --method cdc-mmpg --from-store runs/history.sqlite --answers 1000 --out runs/train/store
 
 It writes ``<out>/checkpoint.safetensors`` (``paramcast serve --checkpoint``) and, for EmojiClips or a
@@ -26,17 +26,17 @@ import typer
 __all__ = ["train"]
 
 
-def _from_store(path: Path, method: str, answers: int | None, task: str | None, device: str | None, seed: int,
+def _from_store(path: str, method: str, answers: int | None, task: str | None, device: str | None, seed: int,
                 overrides: dict):
     from paramcast import registry
-    from paramcast.cloud.store import load_history
+    from paramcast.cloud.store import StoreUnavailable, load_history
     from paramcast.models.features import FeatureSet
 
     if answers is None:
         raise typer.BadParameter("--answers (the answer vocabulary size V) is required with --from-store")
     try:
         rows = load_history(path, task=task, num_labels=answers)
-    except ValueError as exc:
+    except (ValueError, StoreUnavailable) as exc:
         raise typer.BadParameter(str(exc)) from None
     for reason, ids in rows["skipped"].items():  # bad rows are reported and left out, not fatal
         typer.echo(f"skipped {len(ids)} store rows ({reason}): ids {ids[:10]}{' ...' if len(ids) > 10 else ''}",
@@ -59,7 +59,8 @@ def train(
     dataset: str = typer.Option(None, help="real dataset instead of EmojiClips: msrvtt-qa | msvd-qa | tgif-frameqa"),
     data_root: Path = typer.Option(None, "--data-root", help="with --dataset: the dataset's directory"),
     limit: int = typer.Option(None, help="with --dataset: first rows of each split only (0 = all)"),
-    from_store: Path = typer.Option(None, "--from-store", help="train on a service's SQLite history store instead"),
+    from_store: str = typer.Option(None, "--from-store",
+                                   help="train on a service's history store instead (SQLite file or postgresql:// URL)"),
     answers: int = typer.Option(None, help="answer vocabulary size V (with --from-store)"),
     task: str = typer.Option(None, help="only the store rows of this task (with --from-store)"),
     method_arg: list[str] = typer.Option([], "--method-arg", help="key=value for the method's config (repeatable)"),

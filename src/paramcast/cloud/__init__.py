@@ -7,7 +7,7 @@ Never imports :mod:`paramcast.device`; the two meet only in :mod:`paramcast.type
 from paramcast.cloud.app import Batching, Limits, create_app, load_method
 from paramcast.cloud.auth import TokenStore, issue_token
 from paramcast.cloud.batching import DynamicBatcher
-from paramcast.cloud.store import HistoryRow, HistoryStore, load_history
+from paramcast.cloud.store import HistoryRow, HistoryStore, StoreUnavailable, load_history, open_store
 
-__all__ = ["Batching", "DynamicBatcher", "HistoryRow", "HistoryStore", "Limits", "TokenStore",
-           "create_app", "issue_token", "load_history", "load_method"]
+__all__ = ["Batching", "DynamicBatcher", "HistoryRow", "HistoryStore", "Limits", "StoreUnavailable", "TokenStore",
+           "create_app", "issue_token", "load_history", "load_method", "open_store"]

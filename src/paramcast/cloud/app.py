@@ -5,7 +5,7 @@ Routes (OpenAPI docs at ``/docs``):
 * ``POST /v1/adapt``    body: a wire-encoded :class:`~paramcast.types.Upload`
   (``application/octet-stream``); ``?quant=`` or header ``X-Paramcast-Quant`` picks the downlink
   quantisation (one of ``QUANTS``, default fp32). Answers the wire-encoded update.
-* ``POST /v1/history``  body: labelled samples (:mod:`paramcast.history_wire`); stored in SQLite.
+* ``POST /v1/history``  body: labelled samples (:mod:`paramcast.history_wire`); stored in SQLite or PostgreSQL.
 * ``GET /v1/info``      method, task, model version, upload and head shapes, quant options, limits.
 * ``GET /healthz``      liveness.
 * ``GET /metrics``      Prometheus text format.
@@ -48,7 +48,7 @@ from paramcast.cloud.errors import ApiError
 from paramcast.cloud.metrics import Metrics, MetricsMiddleware
 from paramcast.cloud.openapi import ADAPT, BEARER, HISTORY, PLAIN
 from paramcast.cloud.quota import DeviceQuota
-from paramcast.cloud.store import HistoryStore
+from paramcast.cloud.store import StoreUnavailable, open_store
 from paramcast.history_wire import HistoryError, LabelError, decode_history
 from paramcast.methods.base import Method
 from paramcast.types import QUANTS, HeadParams, Upload, WeightDelta
@@ -148,6 +148,7 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
                congestion_control: dict | None = None) -> FastAPI:
     """The service for ``method``.
 
+    ``store_path``: the history, an SQLite file or a ``postgresql://`` URL (:func:`~paramcast.cloud.store.open_store`).
     ``tokens``: a :class:`TokenStore` or a token file, re-read when it changes (no tokens: every
     device is refused, 401). ``upload_shape``: the (N, C) every Upload.features must have (default:
     ``method.upload_shape`` if the method has one, else any shape within ``limits``). ``task`` /
@@ -168,7 +169,7 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
     upload_shape = upload_shape or getattr(method, "upload_shape", None)
     task = task or getattr(method, "task", None)
     model_version = model_version or getattr(method, "model_version", None)
-    store = HistoryStore(store_path) if store_path is not None else None
+    store = open_store(store_path) if store_path is not None else None
     metrics = Metrics(ROUTES)
     quota = DeviceQuota(limits.history_posts_per_minute, limits.history_bytes_per_hour)
 
@@ -204,6 +205,7 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
                   description="Cloud side of cloud-device collaborative adaptation: uploads in, "
                               "generated head parameters / weight deltas out.")
     app.state.batcher, app.state.store, app.state.metrics, app.state.close = batcher, store, metrics, close
+    app.state.method = method
 
     # ---- error handling: every refusal a JSON 4xx -------------------------------------------
     @app.exception_handler(ApiError)
@@ -219,6 +221,12 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
         if isinstance(exc, LabelError):
             return _error(422, "label_out_of_range", str(exc))
         return _error(400, "bad_history", str(exc))
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_unavailable(request: Request, exc: StoreUnavailable):
+        log.warning("%s", exc)  # the database is down or unreachable: the device retries later
+        return _error(503, "history_unavailable", "the history database is unreachable; retry later",
+                      {"Retry-After": "1"})
 
     @app.exception_handler(ClientDisconnect)
     async def _client_closed(request: Request, exc: ClientDisconnect):
@@ -309,7 +317,7 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
     async def history(request: Request) -> dict:
         device = tokens.authenticate(request.headers.get("authorization"))
         if store is None:
-            raise ApiError(404, "history_disabled", "this server keeps no history (start it with --store PATH)")
+            raise ApiError(404, "history_disabled", "this server keeps no history (start it with --store PATH|URL)")
         quota.charge(device, posts=1)
         body = await _read_body(request, limits.max_history_bytes, limits.body_timeout_s)
         quota.charge(device, nbytes=len(body))
