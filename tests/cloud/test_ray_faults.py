@@ -54,9 +54,9 @@ def test_kill_9_one_replica_under_64_devices(ray_instance, tmp_path):
     try:
         for t in threads:
             t.start()
-        ready_by = time.monotonic() + 60  # every device has its first cloud head (start-up can be slow on 2 cores)
+        ready_by = time.monotonic() + 180  # every device has its first cloud head (start-up can be slow on 2 cores)
         while not all(any(r[1] == "cloud" for r in list(rs)) for rs in results.values()):
-            assert time.monotonic() < ready_by, "not every device got a first answer within 60 s"
+            assert time.monotonic() < ready_by, "not every device got a first answer within 180 s"
             time.sleep(0.1)
         time.sleep(1.0)
         killed_at = time.monotonic()

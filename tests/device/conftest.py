@@ -68,6 +68,9 @@ def exported_device(tmp_path_factory):
         batch.features = enc(sub.frames, sub.question).float()
     batch.meta["device_id"] = f"dev-{first}"
     out = tmp_path_factory.mktemp("export")
-    info = export_onnx(enc, method, out, num_frames=T, image_size=S, question_len=L)
+    import importlib.util
+
+    info = export_onnx(enc, method, out, num_frames=T, image_size=S, question_len=L,
+                       executorch=importlib.util.find_spec("executorch") is not None)
     return {"dir": out, "info": info, "vocab": ds.vocab, "method": method, "encoder": enc, "frames": sub.frames, "question": sub.question,
             "batch": batch, "device_id": f"dev-{first}"}

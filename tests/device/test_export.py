@@ -39,6 +39,25 @@ def test_generated_head_as_input_matches_pytorch(exported_device, session):
     assert np.abs(logits0 - logits).max() > 1e-2
 
 
+def test_executorch_program_matches_pytorch(exported_device):
+    """device.pte in the ExecuTorch runtime (XNNPACK) = the PyTorch device model, one clip at a time."""
+    pytest.importorskip("executorch", reason="ExecuTorch is not installed (paramcast[export])")
+    from paramcast.device.export import run_pte
+
+    m, batch, info = exported_device["method"], exported_device["batch"], exported_device["info"]
+    assert info["pte"] == "device.pte" and info["pte_bytes"] == (exported_device["dir"] / "device.pte").stat().st_size
+    head = m.cloud_step(m.device_step(batch))
+    m.apply(head)
+    want = m.predict(batch)
+    m.reset()
+    run = run_pte(exported_device["dir"] / "device.pte")
+    for i in range(0, len(want), 5):
+        features, logits = run(exported_device["frames"][i:i + 1], exported_device["question"][i:i + 1],
+                               head.weight.detach().float(), head.bias.detach().float())
+        torch.testing.assert_close(features, batch.features[i:i + 1], atol=1e-4, rtol=0)
+        torch.testing.assert_close(logits, want[i:i + 1], atol=1e-4, rtol=0)
+
+
 def test_batch_is_dynamic_and_upload_is_the_anchor_feature(exported_device, session):
     m, batch, info = exported_device["method"], exported_device["batch"], exported_device["info"]
     w, b = (t.detach() for t in m.static_layer())

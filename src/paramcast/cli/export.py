@@ -24,9 +24,11 @@ def export(
     preset: str = typer.Option(None, help="or the EmojiClips preset: tiny | quick | standard"),
     exporter: str = typer.Option("auto", help="auto (dynamo, else TorchScript) | dynamo | torchscript"),
     seed: int = typer.Option(0, help="the seed the checkpoint was trained with (picks the cached encoder)"),
+    executorch: bool = typer.Option(None, help="also write device.pte for ExecuTorch (default: where it is installed)"),
 ) -> None:
-    """Export the device model (encoder + static head, generated layer as inputs) to ONNX."""
+    """Export the device model (encoder + static head, generated layer as inputs) to ONNX and ExecuTorch."""
     import dataclasses
+    import importlib.util
 
     from paramcast import registry
     from paramcast.bench.config import load_bench_config
@@ -46,6 +48,7 @@ def export(
     clips = prep.dataset.history
     _, frames, size = clips.frames.shape[:3]
     info = export_onnx(prep.encoder.to("cpu").eval(), method, out, num_frames=int(frames), image_size=int(size),
-                       question_len=int(clips.question.shape[1]), exporter=exporter)
+                       question_len=int(clips.question.shape[1]), exporter=exporter,
+                       executorch=importlib.util.find_spec("executorch") is not None if executorch is None else executorch)
     typer.echo(f"wrote {out}/device.onnx ({info['onnx_bytes'] / 1e6:.2f} MB, exporter {info['exporter']}), "
-               f"{out}/static_head.safetensors, {out}/device.json")
+               f"{out}/static_head.safetensors, {out}/device.json" + (f", {out}/device.pte" if info["pte"] else ""))

@@ -212,6 +212,11 @@ class _PatchTokens(nn.Module):
         return self.size // self.patch_embed.patch_size[0]
 
 
+def _exporting() -> bool:
+    """Inside ``torch.onnx.export`` (either exporter) or ``torch.export`` (ExecuTorch): take the static-shape path."""
+    return torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
 class _WordPieceText(nn.Module):
     """Dataset word ids -> MiniLM WordPiece ids (table) -> MiniLM BERT embeddings (frozen) -> Linear(384, C)."""
 
@@ -253,7 +258,7 @@ class _WordPieceText(nn.Module):
 
     def forward(self, question: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ids = self.table[question].flatten(1)                                           # (B, L·k)
-        if torch.onnx.is_in_onnx_export():
+        if _exporting():
             # Export: no data-dependent shapes. Pads stay in place (masked) and each piece gets its
             # rank among the row's pieces as position: the same result as the compaction below.
             keep = ids != 0
@@ -321,7 +326,7 @@ class AllInOneEncoder(nn.Module):
         B, T = frames.shape[:2]
         dev = self.cls_token.device
         flat = frames.reshape(B * T, *frames.shape[2:])
-        if torch.onnx.is_in_onnx_export():      # one call: no Python loop over a traced batch size
+        if _exporting():      # one call: no Python loop over a traced batch size
             x = self.vision.stem(flat)
         else:
             out = [self.vision.stem(flat[s: s + batch_size].to(dev)) for s in range(0, B * T, batch_size)]
