@@ -44,7 +44,7 @@ from typing import Any
 
 import torch
 
-from paramcast import registry, wire
+from paramcast import catalog, wire
 from paramcast.baselines.duet import frame_index
 from paramcast.bench.metrics import accuracy_report, mc_scores
 from paramcast.bench.videoqa import SPLITS, Prepared, VideoQABenchConfig, _method_kwargs, prepare
@@ -131,7 +131,7 @@ def _create(config: VideoQABenchConfig, name: str, prep: Prepared) -> Any:
     kw = _method_kwargs(config, name)
     if "k" in kw and "k" not in config.method_overrides.get(name, {}):
         kw["k"] = 5 * config.k                       # F-linear / Fine-tuning: all pairs of the k questions
-    return registry.create(name, num_answers=2, feature_dim=prep.encoder.hidden, encoder=prep.encoder,
+    return catalog.create(name, num_answers=2, feature_dim=prep.encoder.hidden, encoder=prep.encoder,
                            device=prep.device, seed=config.seed, progress=config.progress, **kw)
 
 

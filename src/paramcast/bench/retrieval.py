@@ -44,7 +44,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from paramcast import registry, wire
+from paramcast import catalog, wire
 from paramcast.bench.mcqa import encode_cached
 from paramcast.bench.metrics import retrieval_recall
 from paramcast.bench.videoqa import SPLITS, VideoQABenchConfig, _method_kwargs, prepare
@@ -280,9 +280,9 @@ def run_retrieval(config: VideoQABenchConfig) -> dict[str, Any]:
     for name in config.methods:
         torch.manual_seed(config.seed)
         kw = _method_kwargs(config, name)
-        if "hyper_hidden" in {f.name for f in dataclasses.fields(registry.get(name).config_class)}:
+        if "hyper_hidden" in {f.name for f in dataclasses.fields(catalog.get(name).config_class)}:
             kw.setdefault("hyper_hidden", 256)                                       # seed: 256 for retrieval
-        method = registry.create(name, num_answers=EMBED_DIM, feature_dim=enc.hidden, encoder=enc,
+        method = catalog.create(name, num_answers=EMBED_DIM, feature_dim=enc.hidden, encoder=enc,
                                  device=prep.device, seed=config.seed, progress=config.progress, **kw)
         method.log = getattr(method, "log", {})
         text = TextTower(enc.hidden, EMBED_DIM).to(prep.device)

@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from paramcast import registry, wire
+from paramcast import catalog, wire
 from paramcast.bench.flops import count_flops
 from paramcast.bench.metrics import accuracy_report
 from paramcast.bench.netsim import PROFILES, paper_table, transfer_ms
@@ -102,7 +102,7 @@ class VideoQABenchConfig:
             errors.append(f"source={self.source!r}: use emoji or shapes (or leave unset for the preset's)")
         if not self.methods:
             errors.append("methods is empty: name at least one, e.g. ['source-only', 'cdc-mmpg']")
-        known = registry.available()
+        known = catalog.available()
         bad = [m for m in self.methods if m not in known]
         if bad:
             errors.append(f"unknown methods {bad}; available: {known}")
@@ -244,7 +244,7 @@ def evaluate_method(method: Any, splits: dict[str, FeatureSet], k: int, device_n
 
 def _method_kwargs(cfg: VideoQABenchConfig, name: str, extra: dict | None = None) -> dict[str, Any]:
     """Shared training budget for every method, plus its overrides (and a variant's fields, ``extra``)."""
-    cls = registry.get(name)
+    cls = catalog.get(name)
     fields = {f.name for f in dataclasses.fields(getattr(cls, "config_class", object))} \
         if dataclasses.is_dataclass(getattr(cls, "config_class", None)) else set()
     shared = {"epochs": cfg.epochs, "adr_epochs": cfg.adr_epochs, "adapt_steps": cfg.adapt_steps, "k": cfg.k}
@@ -328,7 +328,7 @@ def prepare(config: VideoQABenchConfig) -> Prepared:
 
 def create_method(config: VideoQABenchConfig, name: str, prepared: Prepared, extra: dict | None = None) -> Any:
     """A registered method built for the prepared data, with the run's shared training budget."""
-    return registry.create(name, num_answers=len(prepared.dataset.vocab.answers), feature_dim=prepared.encoder.hidden,
+    return catalog.create(name, num_answers=len(prepared.dataset.vocab.answers), feature_dim=prepared.encoder.hidden,
                            encoder=prepared.encoder, device=prepared.device, seed=config.seed,
                            progress=config.progress, **_method_kwargs(config, name, extra))
 
@@ -383,7 +383,7 @@ def fit_method(config: VideoQABenchConfig, name: str, prepared: Prepared,
     info = path.with_suffix(".json")
     if config.cache_methods and path.exists() and info.exists():
         # rebuilt from the checkpoint's own arguments (e.g. StableSynthNet's template count, set in fit)
-        method = registry.from_checkpoint(path, encoder=prepared.encoder, device=prepared.device, seed=config.seed,
+        method = catalog.from_checkpoint(path, encoder=prepared.encoder, device=prepared.device, seed=config.seed,
                                           progress=config.progress)
         meta = json.loads(info.read_text())
         method.log = meta.get("log", {})
