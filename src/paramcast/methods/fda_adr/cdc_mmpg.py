@@ -39,10 +39,17 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from paramcast.losses.vae import adain, adr_loss
+from paramcast.losses.vae import adr_loss
 from paramcast.methods.fda_adr.config import CDCMMPGConfig
 from paramcast.methods.generated_head import GeneratedHeadMethod, add_static_layer
-from paramcast.models.heads import DeviceModel, StaticHead, default_device, per_sample_linear, pool_frames
+from paramcast.models.heads import (
+    DeviceModel,
+    StaticHead,
+    adain,
+    default_device,
+    per_sample_linear,
+    pool_frames,
+)
 from paramcast.models.training import build_config, fit_device_groups, minibatches
 from paramcast.registry import register
 

@@ -42,7 +42,7 @@ Readings of the seed and choices it leaves open (each named so a reader can find
 * **Eq. 11, garbled.** The text says the template is re-normalised "to have the same channel-wise
   mean and standard deviation as F_m^i"; the printed formula swaps the roles (and δ/γ). We follow
   the text: ``Υ = σ(F)·(P − μ(P))/σ(P) + μ(F)``, statistics over the C channels of the one
-  uploaded vector (the same reading as CDC-MMPG's AdaIN, :func:`paramcast.losses.vae.adain`).
+  uploaded vector (the same reading as CDC-MMPG's AdaIN, :func:`paramcast.models.heads.adain`).
 * **Template choice at inference.** The device does not know the category of what it uploads, so
   the cloud picks the template with the highest cosine similarity to F_m^i among the categories it
   has seen. Training uses the same rule (not the true label), so the hypernetwork is trained on
@@ -64,13 +64,12 @@ import torch
 from torch import nn
 
 from paramcast.losses.contrastive import margin_info_nce, per_label_variance
-from paramcast.losses.vae import adain
 from paramcast.methods.fda_adr.cdc_mmpg import FastDomainAdaptor
 from paramcast.methods.generated_head import GeneratedHeadMethod
 from paramcast.methods.stablesynthnet.config import StableSynthNetConfig
 from paramcast.models.encoder import default_device
 from paramcast.models.features import FeatureSet
-from paramcast.models.heads import DeviceModel, StaticHead, per_sample_linear, pool_frames
+from paramcast.models.heads import DeviceModel, StaticHead, adain, per_sample_linear, pool_frames
 from paramcast.models.training import build_config, fit_device_groups
 from paramcast.registry import register
 
