@@ -134,3 +134,21 @@ def test_device_and_cloud_never_import_each_other():
 
 def test_a_circle_is_found():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def _private_access(tree: ast.AST) -> list[str]:
+    """``x._name`` where ``x`` is not ``self`` / ``cls``: reaching into another object's private state."""
+    return [f"{ast.unparse(n)} (line {n.lineno})" for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute) and n.attr.startswith("_") and not n.attr.startswith("__")
+            and not (isinstance(n.value, ast.Name) and n.value.id in ("self", "cls"))]
+
+
+def test_benchmarks_use_the_public_method_contract_only():
+    found = {str(p.relative_to(SRC)): hits for p in sorted((SRC / PKG / "bench").rglob("*.py"))
+             if (hits := _private_access(ast.parse(p.read_text())))}
+    assert found == {}
+
+
+def test_the_private_access_check_sees_one():
+    assert _private_access(ast.parse("def f(method):\n    return method._fit_adr(1) + self._ok")) == \
+        ["method._fit_adr (line 2)"]

@@ -161,7 +161,7 @@ class DUET(GeneratedHeadMethod):
         self.model_version = f"{self.name}-{self.seed}-{len(history)}"
         self.reset()
 
-    def _anchor_frames(self, feats: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def anchor_frames(self, feats: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """D frames per anchor, random and in temporal order: (G, T, C) -> (G, D, C)."""
         G, T, _ = feats.shape
         D = self.config.frames
@@ -180,7 +180,7 @@ class DUET(GeneratedHeadMethod):
             target[j, : t.numel()] = t
         valid = (target >= 0).to(self.device)
         anchors = history.features[torch.tensor([a for a, _ in groups])].to(self.device)   # (G, T, C)
-        weight, bias = self.generator(self._anchor_frames(anchors, g))                    # (G, V, H), (G, V)
+        weight, bias = self.generator(self.anchor_frames(anchors, g))                    # (G, V, H), (G, V)
         feats = history.features[target.clamp(min=0)].to(self.device)                     # (G, M, T, C)
         h = self.model.static(pool_frames(feats.flatten(0, 1))).view(G, M, -1)            # (G, M, H)
         logits = per_sample_linear(h, weight, bias)                                       # (G, M, V)

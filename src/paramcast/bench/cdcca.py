@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from paramcast import wire
+from paramcast.bench.adapt import WireTransport, adapt
 from paramcast.bench.captioning import caption_scores
 from paramcast.bench.netsim import PROFILES, transfer_ms
 from paramcast.bench.report import markdown_table, mean_std, write_result
@@ -43,7 +44,7 @@ from paramcast.methods.cd_cca.method import (
     pretrain,
 )
 from paramcast.methods.cd_cca.tasks import MLLMBatch, evaluate, make_batch
-from paramcast.types import Upload, WeightDelta
+from paramcast.types import WeightDelta
 
 __all__ = ["CDCCABenchConfig", "bench_cdcca", "run_cdcca"]
 
@@ -140,20 +141,6 @@ def _split_round(pre: Pretrained, rows: ClipSet, split: list[str]) -> _Round:
                   [split[i] for i in test_idx.tolist()])
 
 
-def _send_upload(up: Upload) -> tuple[Upload, int, int]:
-    """Through the wire as one message, as ``device_step`` made it: the kept tokens (features,
-    positions, samples) and the kept samples' question ids (``text``). Returns the received upload,
-    the encoded bytes and the tensor bytes (shapes only, no header)."""
-    msg = wire.encode(up)
-    return wire.decode(msg, expect=Upload), len(msg), wire.tensor_nbytes(up)
-
-
-def _send_delta(d: WeightDelta) -> tuple[WeightDelta, int, int]:
-    """Received delta, encoded bytes, tensor bytes (shapes only, no header)."""
-    msg = wire.encode(d)
-    return wire.decode(msg, expect=WeightDelta), len(msg), wire.tensor_nbytes(d)
-
-
 def _scores(model, batch: MLLMBatch, split: list[str], pre: Pretrained) -> dict:
     ev = evaluate(model, batch, pre.vocab.words, pre.max_caption)
     out = {"MC": ev["MC"], "DA": ev["DA"]}
@@ -181,14 +168,12 @@ def _run_method(method: MLLMSourceOnly, pre: Pretrained, rounds: list[_Round]) -
     for rd in rounds:
         comm = {"up_bytes": 0, "down_bytes": 0, "up_tensor_bytes": 0, "down_tensor_bytes": 0, "up_tokens": 0,
                 "up_samples": 0, "down_params": 0}
-        up = method.device_step(rd.stream)
-        if up is not None:
-            got, comm["up_bytes"], comm["up_tensor_bytes"] = _send_upload(up)
-            comm["up_tokens"], comm["up_samples"] = int(up.features.shape[0]), int(up.text.shape[0])
-            update = method.cloud_step(got)
-            received, comm["down_bytes"], comm["down_tensor_bytes"] = _send_delta(update)
-            comm["down_params"] = sum(t.numel() for t in update.deltas.values())
-            method.apply(received)
+        link = WireTransport()  # upload and delta through the real wire, one message each
+        got = adapt(method, rd.stream, link)
+        if got.upload is not None:
+            (_, comm["up_bytes"], comm["up_tensor_bytes"]), (_, comm["down_bytes"], comm["down_tensor_bytes"]) = link.sent
+            comm["up_tokens"], comm["up_samples"] = int(got.upload.features.shape[0]), int(got.upload.text.shape[0])
+            comm["down_params"] = sum(t.numel() for t in got.update.deltas.values())
         per_round.append({**_scores(method.model, rd.test, rd.split, pre), **comm})
     keys = [k for k in per_round[0] if not k.startswith(("up_", "down_"))]
     mean = {k: sum(r[k] for r in per_round) / len(per_round) for k in keys}

@@ -40,6 +40,7 @@ from typing import Any
 import torch
 
 from paramcast import catalog, wire
+from paramcast.bench.adapt import adapt, count
 from paramcast.bench.flops import count_flops
 from paramcast.bench.metrics import accuracy_report
 from paramcast.bench.netsim import PROFILES, paper_table, transfer_ms
@@ -189,24 +190,20 @@ def evaluate_method(method: Any, splits: dict[str, FeatureSet], k: int, device_n
         preds, answers, devices = [], [], []
         for d, rows in _device_rows(split).items():
             shots = min(k, rows.numel() - 1) if leave_one else k
-            adapt, rest = rows[:shots], rows[shots:]
+            shot_rows, rest = rows[:shots], rows[shots:]
             if rest.numel() == 0:
                 continue
             method.reset()
-            shots = split.subset(adapt)
+            shots = split.subset(shot_rows)
             shots.meta["device_id"] = device_names[d] if d < len(device_names) else str(d)
-            t0 = time.perf_counter()
-            upload = method.device_step(shots)
-            update = method.cloud_step(upload) if upload is not None else None
-            if update is not None:
-                method.apply(update)
-                example = example or (upload, update)
-            elapsed = (time.perf_counter() - t0) * 1e3
-            if not method.collaborative and hasattr(method, "last_adapt_seconds"):
-                adapt_ms.append(method.last_adapt_seconds * 1e3)
-                res["adapt_ms_per_device"][shots.meta["device_id"]] = method.last_adapt_seconds * 1e3
+            got = adapt(method, shots)
+            if got.update is not None:
+                example = example or (got.upload, got.update)
+            if got.device_ms is not None:
+                adapt_ms.append(got.device_ms)
+                res["adapt_ms_per_device"][shots.meta["device_id"]] = got.device_ms
             elif method.collaborative:
-                res["adapt_ms_per_device"][shots.meta["device_id"]] = elapsed
+                res["adapt_ms_per_device"][shots.meta["device_id"]] = got.elapsed_ms
             preds.append(method.predict(split.subset(rest)).argmax(-1))
             answers.append(split.answer[rest])
             devices.append(split.device[rest])
@@ -216,8 +213,7 @@ def evaluate_method(method: Any, splits: dict[str, FeatureSet], k: int, device_n
         res["accuracy"][split_name] = accuracy_report(torch.cat(preds), torch.cat(answers), torch.cat(devices))
     method.reset()
 
-    res["d_params"] = int(method.device_params()) if hasattr(method, "device_params") else None
-    res["c_params"] = int(method.cloud_params()) if hasattr(method, "cloud_params") else None
+    res["d_params"], res["c_params"] = count(method.device_params()), count(method.cloud_params())
     res["collaborative"] = bool(method.collaborative)
     if example is not None:
         upload, update = example

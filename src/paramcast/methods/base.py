@@ -117,6 +117,19 @@ class Method(abc.ABC):
     def reset(self) -> None:  # noqa: B027 - a static method has nothing to reset
         """Drop every device-side adaptation (back to the state right after ``fit``)."""
 
+    # --- what the benchmarks report -------------------------------------------------------------
+    #: Seconds the last ``device_step`` spent adapting on the device (device-only methods that train
+    #: there); None where nothing is measured.
+    last_adapt_seconds: float | None = None
+
+    def device_params(self) -> int | None:
+        """Numbers the device holds besides the shared encoder (None: not counted for this method)."""
+        return None
+
+    def cloud_params(self) -> int | None:
+        """Numbers the cloud holds to serve updates (None: not counted for this method)."""
+        return None
+
     # --- the two halves ----------------------------------------------------------------------
     def device_half(self, device_id: str | None = None) -> DeviceHalf:
         """What one device runs. Default: the method itself (its device state is its own; the device

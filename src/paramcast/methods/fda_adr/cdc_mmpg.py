@@ -177,14 +177,14 @@ class CDCMMPG(GeneratedHeadMethod):
         t0 = time.perf_counter()
         g = torch.Generator().manual_seed(self.seed)
         if self.generator is not None:
-            self.log["adr"] = self._fit_adr(history, g)
+            self.log["adr"] = self.fit_adr(history, g)
             self.generator.requires_grad_(False).eval()          # frozen for the rest (seed §4.3)
         self.log["fda"] = self._fit_fda(history, g)
         self.log["fit_seconds"] = time.perf_counter() - t0
         self.model_version = f"{self.name}-{self.seed}-{len(history)}"
         self.reset()
 
-    def _fit_adr(self, history: FeatureSet, g: torch.Generator) -> list[dict[str, float]]:
+    def fit_adr(self, history: FeatureSet, g: torch.Generator) -> list[dict[str, float]]:
         """ADR first, on its own objective L = L_ag + L_rec + L_KL (eq. 18)."""
         cfg, gen = self.config, self.generator
         opt = torch.optim.AdamW(gen.parameters(), lr=cfg.adr_lr, weight_decay=cfg.weight_decay)
@@ -236,7 +236,7 @@ class CDCMMPG(GeneratedHeadMethod):
             target[j, : t.numel()] = t
         valid = target >= 0                                                       # (G, M)
         anchors = history.features[torch.tensor([a for a, _ in groups])].to(self.device)  # (G, T, C)
-        source = self._training_source(anchors, g)                                # (G, C)
+        source = self.training_source(anchors, g)                                # (G, C)
         weight, bias = self.adaptor(source)                                       # (G, V, H), (G, V)
         feats = history.features[target.clamp(min=0)].to(self.device)             # (G, M, T, C)
         h = self.model.static(pool_frames(feats.flatten(0, 1))).view(G, M, -1)    # (G, M, H)
@@ -246,7 +246,7 @@ class CDCMMPG(GeneratedHeadMethod):
         correct = int(((logits.argmax(-1) == y) & valid.to(self.device)).sum())
         return loss, correct, int(valid.sum())
 
-    def _training_source(self, anchors: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def training_source(self, anchors: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """What the hypernetwork sees in training: F_a from a random anchor frame (ADR) or F_g (F-hyper)."""
         if self.generator is None:
             return sample_global_feature(anchors, self.config.sampled_frames, g)  # eq. 5: F_g
