@@ -47,10 +47,14 @@ from paramcast.models.heads import (
     StaticHead,
     adain,
     default_device,
-    per_sample_linear,
-    pool_frames,
 )
-from paramcast.models.training import build_config, fit_device_groups, minibatches
+from paramcast.models.training import (
+    build_config,
+    fit_device_groups,
+    group_cross_entropy,
+    group_targets,
+    minibatches,
+)
 from paramcast.registry import register
 
 if TYPE_CHECKING:
@@ -230,21 +234,12 @@ class CDCMMPG(GeneratedHeadMethod):
     def _group_loss(self, history: FeatureSet, groups: list[tuple[int, torch.Tensor]],
                     g: torch.Generator) -> tuple[torch.Tensor, int, int]:
         """Cross-entropy of each group's targets under the head generated from its anchor's one frame."""
-        G, M = len(groups), max(t.numel() for _, t in groups)
-        target = torch.full((G, M), -1, dtype=torch.long)
-        for j, (_, t) in enumerate(groups):
-            target[j, : t.numel()] = t
-        valid = target >= 0                                                       # (G, M)
+        target = group_targets(groups)                                            # (G, M)
         anchors = history.features[torch.tensor([a for a, _ in groups])].to(self.device)  # (G, T, C)
         source = self.training_source(anchors, g)                                # (G, C)
         weight, bias = self.adaptor(source)                                       # (G, V, H), (G, V)
-        feats = history.features[target.clamp(min=0)].to(self.device)             # (G, M, T, C)
-        h = self.model.static(pool_frames(feats.flatten(0, 1))).view(G, M, -1)    # (G, M, H)
-        logits = per_sample_linear(h, weight, bias)                               # (G, M, V)
-        y = history.answer[target.clamp(min=0)].to(self.device).masked_fill(~valid.to(self.device), -100)
-        loss = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
-        correct = int(((logits.argmax(-1) == y) & valid.to(self.device)).sum())
-        return loss, correct, int(valid.sum())
+        loss, _, correct, n = group_cross_entropy(self.model.static, history, target, weight, bias, self.device)
+        return loss, correct, n
 
     def training_source(self, anchors: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """What the hypernetwork sees in training: F_a from a random anchor frame (ADR) or F_g (F-hyper)."""
