@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import paramcast.baselines.duet  # noqa: F401 - registers "duet" until baselines/__init__ imports it
 from paramcast import catalog
 from paramcast.bench.report import mean_std
 from paramcast.bench.videoqa import SPLITS, evaluate_method
