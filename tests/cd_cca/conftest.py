@@ -7,8 +7,8 @@ import torch
 
 from paramcast.methods.cd_cca import CDCCAConfig, PretrainConfig, UTSConfig, pretrain
 from paramcast.methods.cd_cca.akd import AKDConfig
-from paramcast.methods.cd_cca.model import student_config, teacher_config
-from paramcast.methods.cd_cca.tasks import make_batch
+from paramcast.models.mllm import student_config, teacher_config
+from paramcast.models.mllm_tasks import make_batch
 
 from .synth import synth_clips, synth_vocab
 

@@ -26,7 +26,7 @@ from paramcast.methods.cd_cca import (
     adapter_parameters,
     unpack_tokens,
 )
-from paramcast.methods.cd_cca.tasks import answer_logits
+from paramcast.models.mllm_tasks import answer_logits
 from paramcast.types import Upload
 
 from .conftest import small_config as _small

@@ -16,7 +16,7 @@ from paramcast import wire
 from paramcast.cloud import Batching, TokenStore, create_app
 from paramcast.device import DeviceClient
 from paramcast.methods.cd_cca import CDCCA, adapter_parameters
-from paramcast.methods.cd_cca.tasks import make_batch
+from paramcast.models.mllm_tasks import make_batch
 from paramcast.types import Upload, WeightDelta
 from toy_service import TOKENS, LiveServer
 

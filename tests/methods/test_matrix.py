@@ -27,8 +27,10 @@ SMALL = {
 
 _CDCCA = {"config": {"uts": {"sample_ratio": 0.5, "mc_passes": 3}, "akd": {"steps": 2, "batch_size": 4}}}
 MLLM_SMALL = {"cd-cca": _CDCCA, "pkd": _CDCCA, "cwd": _CDCCA, "cotta": {"n_augment": 2}, "tent": {}}
-MLLM = sorted(n for n in registry.available() if issubclass(registry.get(n), MLLMSourceOnly))
-VIDEOQA = sorted(set(registry.available()) - set(MLLM))
+#: every built-in method (tests register toy methods of their own, e.g. tests/toy_service.py)
+BUILTIN = [n for n in registry.available() if registry.get(n).__module__.startswith(("paramcast.methods.", "paramcast.baselines."))]
+MLLM = sorted(n for n in BUILTIN if issubclass(registry.get(n), MLLMSourceOnly))
+VIDEOQA = sorted(set(BUILTIN) - set(MLLM))
 
 
 def _create(name, enc, V):

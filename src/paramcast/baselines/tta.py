@@ -43,8 +43,8 @@ from torch import nn
 from paramcast.losses.entropy import entropy
 from paramcast.methods.cd_cca.akd import adapter_parameters
 from paramcast.methods.cd_cca.method import MLLMSourceOnly, _as_batch, _augment
-from paramcast.methods.cd_cca.model import MLLM
-from paramcast.methods.cd_cca.tasks import MLLMBatch, answer_logits, caption_io, greedy_caption
+from paramcast.models.mllm import MLLM
+from paramcast.models.mllm_tasks import MLLMBatch, answer_logits, caption_io, greedy_caption
 from paramcast.registry import register
 
 __all__ = ["CoTTA", "CoTTAConfig", "TentConfig", "TentContinual", "collect_norm_params", "stochastic_restore",

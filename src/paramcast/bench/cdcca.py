@@ -43,7 +43,7 @@ from paramcast.methods.cd_cca.method import (
     Pretrained,
     pretrain,
 )
-from paramcast.methods.cd_cca.tasks import MLLMBatch, evaluate, make_batch
+from paramcast.models.mllm_tasks import MLLMBatch, evaluate, make_batch
 from paramcast.types import WeightDelta
 
 __all__ = ["CDCCABenchConfig", "bench_cdcca", "run_cdcca"]

@@ -1,7 +1,8 @@
 """CD-CCA (seed ``cd-cca.txt``): cloud-device collaborative continual adaptation of an on-device MLLM.
 
 UTS (uplink, :mod:`.uts`), AKD (cloud, :mod:`.akd`), DWC (downlink, :mod:`.dwc`), the tiny teacher and
-student MLLMs (:mod:`.model`), the VQA / captioning tasks (:mod:`.tasks`) and the method with its
+student MLLMs (:mod:`paramcast.models.mllm`, shared with the baselines of its tables), the VQA /
+captioning tasks (:mod:`paramcast.models.mllm_tasks`) and the method with its
 device and cloud halves (:mod:`.method`).
 """
 
@@ -18,8 +19,8 @@ from paramcast.methods.cd_cca.method import (
     mllm_shapes,
     pretrain,
 )
-from paramcast.methods.cd_cca.model import MLLM, MLLMConfig, TokenLayout, VisionEncoder
 from paramcast.methods.cd_cca.uts import UncertaintyTokenSampler, UTSConfig, unpack_tokens
+from paramcast.models.mllm import MLLM, MLLMConfig, TokenLayout, VisionEncoder
 
 __all__ = [
     "AKDConfig", "AdapterKD", "CDCCA", "CDCCACloud", "CDCCAConfig", "CDCCADevice", "DWCConfig",

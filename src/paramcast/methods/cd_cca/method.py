@@ -43,7 +43,9 @@ from paramcast.losses.entropy import entropy
 from paramcast.methods.base import Method, UploadRejected
 from paramcast.methods.cd_cca.akd import AdapterKD, AKDConfig, adapter_parameters, add_adapters, pseudo_label
 from paramcast.methods.cd_cca.dwc import DWCConfig, DynamicWeightCompression
-from paramcast.methods.cd_cca.model import (
+from paramcast.methods.cd_cca.uts import UncertaintyTokenSampler, UTSConfig, unpack_tokens
+from paramcast.models.heads import default_device
+from paramcast.models.mllm import (
     MLLM,
     MLLMConfig,
     TokenLayout,
@@ -51,7 +53,7 @@ from paramcast.methods.cd_cca.model import (
     student_config,
     teacher_config,
 )
-from paramcast.methods.cd_cca.tasks import (
+from paramcast.models.mllm_tasks import (
     MLLMBatch,
     answer_logits,
     batch_from_frames,
@@ -60,8 +62,6 @@ from paramcast.methods.cd_cca.tasks import (
     make_batch,
     vqa_loss,
 )
-from paramcast.methods.cd_cca.uts import UncertaintyTokenSampler, UTSConfig, unpack_tokens
-from paramcast.models.heads import default_device
 from paramcast.registry import register
 from paramcast.types import Update, Upload, WeightDelta
 

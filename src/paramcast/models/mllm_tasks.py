@@ -1,4 +1,4 @@
-"""Image VQA (direct answer, multiple choice) and captioning on top of :class:`~.model.MLLM`.
+"""Image VQA (direct answer, multiple choice) and captioning on top of :class:`~paramcast.models.mllm.MLLM`.
 
 A clip of EmojiClips becomes an image by taking its middle frame. The LM reads
 ``[queries ; [CLS] question [SEP]]`` and answers with the next token, one of the answer tokens
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from paramcast.data.base import ClipSet
-from paramcast.methods.cd_cca.model import CLS, MLLM, PAD, SEP, UNK, MLLMOutput, TokenLayout, VisionEncoder
+from paramcast.models.mllm import CLS, MLLM, PAD, SEP, UNK, MLLMOutput, TokenLayout, VisionEncoder
 
 __all__ = ["MLLMBatch", "answer_logits", "batch_from_frames", "caption_io", "caption_loss", "encode_batches", "evaluate",
            "greedy_caption", "make_batch", "mc_logits", "vqa_io", "vqa_loss"]
