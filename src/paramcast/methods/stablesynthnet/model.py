@@ -64,7 +64,7 @@ import torch
 from torch import nn
 
 from paramcast.losses.contrastive import margin_info_nce, per_label_variance
-from paramcast.methods.fda_adr.cdc_mmpg import FastDomainAdaptor
+from paramcast.methods.cdc_mmpg.model import FastDomainAdaptor
 from paramcast.methods.generated_head import GeneratedHeadMethod
 from paramcast.methods.stablesynthnet.config import StableSynthNetConfig
 from paramcast.models.encoder import default_device

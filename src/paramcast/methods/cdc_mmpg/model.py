@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from paramcast.losses.vae import adr_loss
-from paramcast.methods.fda_adr.config import CDCMMPGConfig
+from paramcast.methods.cdc_mmpg.config import CDCMMPGConfig
 from paramcast.methods.generated_head import GeneratedHeadMethod, add_static_layer
 from paramcast.models.heads import (
     DeviceModel,
