@@ -62,6 +62,7 @@ from paramcast.models.mllm_tasks import (
     make_batch,
     vqa_loss,
 )
+from paramcast.models.training import build_config
 from paramcast.registry import register
 from paramcast.types import Update, Upload, WeightDelta
 
@@ -218,17 +219,9 @@ def _config(cls: type | None, config: Any, overrides: dict[str, Any]) -> Any:
         return None
     from paramcast.config import from_dict
 
-    if config is None:
-        config = cls()
-    elif isinstance(config, dict):
+    if isinstance(config, dict):  # a checkpoint's (nested dicts for nested configs)
         config = from_dict(cls, config, cls.__name__)
-    if overrides:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise TypeError(f"{cls.__name__} has no field(s) {unknown}; known: {sorted(known)}")
-        config = dataclasses.replace(config, **overrides)
-    return config
+    return build_config(cls, config, overrides)
 
 
 def _mllm_config(value: MLLMConfig | dict | None, default) -> MLLMConfig:
