@@ -8,23 +8,47 @@ else. A plugin (``paramcast serve --plugin MODULE``) registers its own methods w
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
 from paramcast import registry
 
-__all__ = ["available", "create", "from_checkpoint", "get", "load_builtin"]
+__all__ = ["BUILTIN", "available", "create", "from_checkpoint", "get", "load_builtin"]
+
+#: Each built-in method and the module whose import registers it. ``get`` imports only the one a
+#: name needs (a video-QA service never loads peft and the MLLMs); ``available`` imports them all.
+BUILTIN: dict[str, str] = {
+    "source-only": "paramcast.baselines.source_only",
+    "f-linear": "paramcast.baselines.finetune",
+    "fine-tuning": "paramcast.baselines.finetune",
+    "f-hyper": "paramcast.baselines.f_hyper",
+    "duet": "paramcast.baselines.duet",
+    "cdc-mmpg": "paramcast.methods.cdc_mmpg.model",
+    "stablesynthnet": "paramcast.methods.stablesynthnet.model",
+    "mllm-source-only": "paramcast.methods.cd_cca.method",
+    "cd-cca": "paramcast.methods.cd_cca.method",
+    "pkd": "paramcast.baselines.kd",
+    "cwd": "paramcast.baselines.kd",
+    "tent": "paramcast.baselines.tta",
+    "cotta": "paramcast.baselines.tta",
+}
 
 
 def load_builtin() -> None:
-    """Import the built-in methods (idempotent)."""
-    import paramcast.baselines  # noqa: F401
-    import paramcast.methods  # noqa: F401
+    """Import every built-in method (idempotent)."""
+    for module in sorted(set(BUILTIN.values())):
+        importlib.import_module(module)
 
 
 def get(name: str) -> type:
-    load_builtin()
-    return registry.get(name)
+    key = name.lower()
+    if key not in registry.available():
+        if key in BUILTIN:
+            importlib.import_module(BUILTIN[key])
+        else:
+            load_builtin()  # for the KeyError's list of what exists
+    return registry.get(key)
 
 
 def available() -> list[str]:

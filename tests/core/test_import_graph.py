@@ -8,6 +8,7 @@ to ``a.b.c`` when that is a module, else to ``a.b``), not to the packages above 
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -152,3 +153,26 @@ def test_benchmarks_use_the_public_method_contract_only():
 def test_the_private_access_check_sees_one():
     assert _private_access(ast.parse("def f(method):\n    return method._fit_adr(1) + self._ok")) == \
         ["method._fit_adr (line 2)"]
+
+
+def test_every_builtin_is_in_the_catalog_map():
+    import subprocess
+    import sys
+
+    code = ("from paramcast import catalog, registry; catalog.load_builtin(); "
+            "print(sorted(registry.available()) == sorted(catalog.BUILTIN), "
+            "all(registry.get(n).__module__ == m for n, m in catalog.BUILTIN.items()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(SRC)}).stdout.split()
+    assert out[-2:] == ["True", "True"]
+
+
+def test_a_video_qa_method_does_not_load_the_mllms():
+    import subprocess
+    import sys
+
+    code = ("import sys; from paramcast import catalog; catalog.get('cdc-mmpg'); "
+            "print('peft' in sys.modules, 'paramcast.models.mllm' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(SRC)}).stdout.split()
+    assert out[-2:] == ["False", "False"]
