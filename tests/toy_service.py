@@ -12,7 +12,7 @@ from torch import nn
 
 from paramcast import wire
 from paramcast.methods.base import Method
-from paramcast.registry import _REGISTRY, register
+from paramcast.registry import available, get, register
 from paramcast.types import HeadParams, Upload, WeightDelta
 
 C, H, V, HIDDEN = 8, 4, 5, 16
@@ -74,10 +74,10 @@ class ToyHyper(Method):
                 for u, o in zip(uploads, out, strict=True)]
 
 
-if "toy-hyper" not in _REGISTRY:
+if "toy-hyper" not in available():
     register("toy-hyper")(ToyHyper)
 else:
-    ToyHyper = _REGISTRY["toy-hyper"]  # noqa: F811 - loaded once per process
+    ToyHyper = get("toy-hyper")  # noqa: F811 - loaded once per process
 
 
 def make_upload(device_id: str = "dev-a", features: torch.Tensor | None = None, **kw) -> Upload:

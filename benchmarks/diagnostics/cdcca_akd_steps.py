@@ -20,7 +20,7 @@ import torch
 
 from paramcast.bench.cdcca import CDCCABenchConfig, _load, _run_method, _variant, prepare
 from paramcast.bench.report import markdown_table, mean_std, write_result
-from paramcast.methods.cd_cca.method import CDCCA, PretrainConfig, SourceOnly
+from paramcast.methods.cd_cca.method import CDCCA, MLLMSourceOnly, PretrainConfig
 
 STEPS = (5, 10, 20, 40, 80)
 KEYS = ("MC", "DA", "CIDEr")
@@ -35,7 +35,7 @@ def run(preset: str, seeds: int, device: str | None) -> dict:
         pre, rounds, _ = prepare(cfg, ds)
         rows = {}
         torch.manual_seed(seed)
-        rows["Source-only"] = _run_method(SourceOnly(pre), pre, rounds)["mean"]
+        rows["Source-only"] = _run_method(MLLMSourceOnly(pre), pre, rounds)["mean"]
         for steps in STEPS:
             for name, akd in (("CD-CCA", {}), ("PL", {"feature_loss": "none"})):
                 torch.manual_seed(seed)

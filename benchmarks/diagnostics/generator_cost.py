@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from paramcast import registry
+from paramcast import catalog as registry
 from paramcast.bench.flops import count_flops
 from paramcast.bench.report import markdown_table, write_result
 

@@ -7,8 +7,9 @@ import logging
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 # (so the imports below come after it: E402 is intended)
 
+from paramcast.catalog import available, create  # noqa: E402
 from paramcast.methods.base import Method  # noqa: E402
-from paramcast.registry import available, create, register  # noqa: E402
+from paramcast.registry import register  # noqa: E402
 from paramcast.types import HeadParams, Upload, WeightDelta  # noqa: E402
 
 __all__ = ["HeadParams", "Method", "Upload", "WeightDelta", "available", "create", "register"]

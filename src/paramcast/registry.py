@@ -3,7 +3,11 @@
     @register("cdc-mmpg")
     class CDCMMPG(Method): ...
 
-    method = create("cdc-mmpg", encoder=..., num_answers=...)
+    cls = get("cdc-mmpg")
+
+The registry knows nothing of its plugins: it holds what has been registered, nothing else, and imports
+no method. :mod:`paramcast.catalog` sits above it: it imports the built-in methods (their
+``@register`` decorators run) and builds methods by name or from a checkpoint.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import re
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["available", "create", "from_checkpoint", "get", "register"]
+__all__ = ["available", "get", "register"]
 
 _REGISTRY: dict[str, type] = {}
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -20,7 +24,7 @@ T = TypeVar("T", bound=type)
 
 
 def register(name: str) -> Callable[[T], T]:
-    """Class decorator: make a method reachable as ``create(name, ...)``."""
+    """Class decorator: make a method reachable as ``get(name)``."""
     if not _NAME.match(name):
         raise ValueError(f"method name {name!r} must be lower-case letters, digits, '-' or '_'")
 
@@ -34,35 +38,14 @@ def register(name: str) -> Callable[[T], T]:
     return deco
 
 
-def _load_builtin() -> None:
-    # Importing the packages runs their @register decorators.
-    import paramcast.baselines  # noqa: F401
-    import paramcast.methods  # noqa: F401
-
-
 def get(name: str) -> type:
-    _load_builtin()
+    """The class registered as ``name`` (``KeyError`` naming what is registered if none is)."""
     try:
         return _REGISTRY[name.lower()]
     except KeyError:
         raise KeyError(f"unknown method {name!r}; available: {', '.join(available())}") from None
 
 
-def create(name: str, /, **kwargs):
-    return get(name)(**kwargs)
-
-
 def available() -> list[str]:
-    _load_builtin()
+    """Every registered name, sorted."""
     return sorted(_REGISTRY)
-
-
-def from_checkpoint(path, /, **kwargs):
-    """Rebuild a method from :meth:`Method.save_checkpoint`'s file: its class, shapes and config come
-    from the file's metadata; ``kwargs`` (e.g. ``device``) are passed to the constructor too."""
-    from paramcast.methods.base import read_checkpoint
-
-    meta, tensors = read_checkpoint(path)
-    method = create(meta["method"], **(meta["args"] | kwargs))
-    method.load_state(meta, tensors, source=str(path))
-    return method

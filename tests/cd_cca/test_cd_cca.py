@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -15,46 +16,21 @@ from paramcast.baselines.kd import CWD, PKD
 from paramcast.baselines.tta import CoTTA, TentContinual, collect_norm_params, stochastic_restore, tent_loss
 from paramcast.bench.captioning import bleu4, cider
 from paramcast.losses.entropy import entropy, mc_dropout_variance
-from paramcast.losses.kd import ChannelWiseDivergence, PKDLoss, QueryAlignmentLoss
+from paramcast.losses.kd import ChannelWiseDivergence, PKDLoss
 from paramcast.methods.cd_cca import (
     CDCCA,
-    CDCCAConfig,
     DWCConfig,
     DynamicWeightCompression,
-    PretrainConfig,
     UncertaintyTokenSampler,
     UTSConfig,
     adapter_parameters,
-    pretrain,
     unpack_tokens,
 )
-from paramcast.methods.cd_cca.akd import AKDConfig
-from paramcast.methods.cd_cca.model import student_config, teacher_config
-from paramcast.methods.cd_cca.tasks import answer_logits, make_batch
+from paramcast.models.mllm_tasks import answer_logits
 from paramcast.types import Upload
 
+from .conftest import small_config as _small
 from .synth import synth_clips, synth_vocab
-
-
-@pytest.fixture(scope="module")
-def pre():
-    torch.manual_seed(0)
-    v = synth_vocab()
-    tiny = {"image_size": 32, "vit_hidden": 32, "vit_layers": 1, "num_queries": 4, "q_hidden": 32}
-    cfg = PretrainConfig(teacher=teacher_config(**tiny, lm_hidden=48, lm_layers=2),
-                         student=student_config(**tiny, lm_hidden=32, lm_layers=1),
-                         teacher_epochs=1, student_epochs=1, batch_size=8)
-    return pretrain(synth_clips(16, v, size=32), v, cfg)
-
-
-@pytest.fixture(scope="module")
-def batch(pre):
-    return make_batch(pre.encoder, synth_clips(12, pre.vocab, seed=1, size=32))
-
-
-def _small(**akd) -> CDCCAConfig:
-    return CDCCAConfig(uts=UTSConfig(sample_ratio=0.5, token_ratio=0.5, mc_passes=3),
-                       akd=AKDConfig(steps=2, batch_size=4, **akd))
 
 
 # -- eq. 2-4 --------------------------------------------------------------------------------------
@@ -96,7 +72,7 @@ def test_uts_really_shrinks_the_encoded_payload(pre, batch):
                                         ("device_id", "method", "task", "model_version", "features",
                                          "positions", "samples")})))
     assert encoded(kept) < 0.2 * encoded(full)
-    image, mask = unpack_tokens(kept)  # the cloud rebuilds exactly the kept tokens
+    image, mask = unpack_tokens(kept, T)  # the cloud rebuilds exactly the kept tokens
     assert image.shape == (S, T, C) and int(mask.sum()) == kept.features.shape[0]
     assert torch.equal(image[kept.samples, kept.positions], kept.features)
     assert torch.equal(batch.image.cpu()[u.argsort(descending=True)[:S]][mask], kept.features)
@@ -113,12 +89,6 @@ def test_akd_changes_only_adapters_norms_biases_queries(pre, batch):
     assert changed and changed <= allowed
     assert any("lora_" in k for k in changed) and any("query_tokens" in k for k in changed)
     assert all(torch.equal(v, teacher_before[k]) for k, v in pre.teacher.named_parameters())
-
-
-def test_query_alignment_loss_is_eq5():
-    loss = QueryAlignmentLoss(3, 5)
-    s, t = torch.randn(2, 4, 3), torch.randn(2, 4, 5)
-    assert loss(s, t).item() == pytest.approx(((t - loss.phi(s)) ** 2).sum().item() / (2 * 4 * 5), rel=1e-5)
 
 
 def test_pkd_equals_hand_computation():
@@ -159,7 +129,7 @@ def test_cwd_equals_hand_computation():
 def test_kd_baselines_use_feature_loss_without_pseudo_labels(pre, batch):
     for cls, kind in ((PKD, "pkd"), (CWD, "cwd")):
         m = cls(pre, _small())
-        assert m.cfg.akd.feature_loss == kind and not m.cfg.akd.use_pl
+        assert m.config.akd.feature_loss == kind and not m.config.akd.use_pl
     m.cloud_step(m.device_step(batch))
     assert m.log[0]["losses"]["ce"] == 0 and m.log[0]["losses"]["total"] > 0
 
@@ -211,9 +181,14 @@ def test_device_applies_the_delta_through_the_wire(pre, batch):
     received = wire.decode(wire.encode(update))
     m.apply(received)
     dev = adapter_parameters(m.model)
-    assert all(torch.allclose(dev[k], m.device_copy[k], atol=1e-6) for k in dev)
+    held = m.cloud_side.state(m.config.device_id).held  # the cloud's copy of what the device holds
+    assert all(torch.allclose(dev[k], held[k], atol=1e-6) for k in dev)
+    before = {k: v.detach().clone() for k, v in dev.items()}
+    m.apply(received)  # the delta the device already holds (v1): a no-op, not a second addition
+    assert all(torch.equal(before[k], v) for k, v in adapter_parameters(m.model).items())
+    stale = dataclasses.replace(received, base_version="v7", model_version="v8")
     with pytest.raises(ValueError, match="delta computed against"):
-        m.apply(received)  # the device now holds v1
+        m.apply(stale)
 
 
 # -- baselines --------------------------------------------------------------------------------------
@@ -271,7 +246,8 @@ def test_cotta_adapts_and_ema_teacher_moves_slowly(pre, batch):
 
 def test_cotta_as_published_32_views_batch_mean_test_restore_over_every_trainable_weight(pre, batch):
     c = CoTTA(pre, lr=1e-2)
-    assert (c.n_augment, c.anchor_threshold, c.restore_p, c.ema, c.per_sample) == (32, 0.92, 0.01, 0.999, False)
+    k = c.config
+    assert (k.n_augment, k.anchor_threshold, k.restore_p, k.ema, k.per_sample) == (32, 0.92, 0.01, 0.999, False)
     assert set(c.params) == {n for n, p in c.student.named_parameters() if p.requires_grad}
     calls = []
     hook = pre.encoder.register_forward_hook(lambda *_: calls.append(1))

@@ -11,7 +11,7 @@ import pytest
 from paramcast import wire
 from paramcast.methods.cd_cca import CDCCA, CDCCAConfig, UTSConfig
 from paramcast.methods.cd_cca.akd import AKDConfig
-from paramcast.methods.cd_cca.tasks import make_batch
+from paramcast.models.mllm_tasks import make_batch
 
 from .synth import synth_clips
 from .test_cd_cca import pre  # noqa: F401  (the tiny pretrained teacher / student pair)

@@ -23,7 +23,7 @@ DEVICES, ROWS = 8, 4
 
 def _start(store: str, token_file, log) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    cmd = [sys.executable, "-m", "paramcast.cli.serve", "--plugin", "paramcast.bench.serve", "--method", "bench-hyper",
+    cmd = [sys.executable, "-m", "paramcast.cli.serve", "--plugin", "paramcast.bench.serve_plugin", "--method", "bench-hyper",
            "--method-arg", "num_answers=5", "--method-arg", "hidden=8", "--method-arg", "head_in=4",
            "--upload-shape", "1,192", "--token-file", str(token_file), "--store", store, "--port", str(port),
            "--history-posts-per-minute", "100000", "--threads", "1", "--log-level", "warning", "--no-docs"]

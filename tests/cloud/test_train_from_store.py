@@ -3,7 +3,7 @@
 import torch
 from typer.testing import CliRunner
 
-from paramcast import registry
+from paramcast import catalog as registry
 from paramcast.cli.main import app
 from paramcast.cloud import load_method
 from paramcast.cloud.store import open_store

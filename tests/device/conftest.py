@@ -46,7 +46,7 @@ def exported_device(tmp_path_factory):
 
     from paramcast.data.emojiclips import load
     from paramcast.device.export import export_onnx
-    from paramcast.methods.fda_adr.cdc_mmpg import CDCMMPG
+    from paramcast.methods.cdc_mmpg.model import CDCMMPG
     from paramcast.models.encoder import AllInOneEncoder, EncoderConfig
     from paramcast.models.features import feature_set
 

@@ -89,7 +89,7 @@ def test_page_adapts_and_shows_the_pytorch_answer(exported_device, serve_app, ch
     import torch
 
     from paramcast import wire
-    from paramcast.device.demo_web import create_demo_app
+    from paramcast.demo_web import create_demo_app
 
     r = subprocess.run(["make", "-s", "node-client"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f"make node-client failed:\n{r.stdout}\n{r.stderr}"

@@ -3,8 +3,9 @@ import math
 import pytest
 import torch
 
-from paramcast.losses.vae import adain, adr_loss, kl_standard_normal
-from paramcast.methods.fda_adr import CDCMMPG, CDCMMPGConfig
+from paramcast.losses.vae import adr_loss, kl_standard_normal
+from paramcast.methods.cdc_mmpg import CDCMMPG, CDCMMPGConfig
+from paramcast.models.heads import adain
 from paramcast.models.training import device_groups
 from paramcast.wire import tensor_nbytes
 

@@ -1,12 +1,18 @@
-"""The common matrix every registered method goes through (fit, the interface's shapes, reset, what changes)."""
+"""The common matrix every registered method goes through (fit, the interface's shapes, reset, what changes).
+
+Two tasks: the video-QA methods (frozen encoder features in, ``HeadParams`` down) and the MLLM methods
+of CD-CCA's tables (clips in, ``WeightDelta`` down); each method is built from registry arguments only.
+"""
 
 import copy
 
 import pytest
 import torch
 
-from paramcast import registry
-from paramcast.types import HeadParams, Upload
+from paramcast import catalog as registry
+from paramcast import wire
+from paramcast.methods.cd_cca import MLLMSourceOnly, mllm_shapes
+from paramcast.types import HeadParams, Upload, WeightDelta
 
 SMALL = {
     "source-only": dict(head_hidden=8, epochs=2),
@@ -19,12 +25,21 @@ SMALL = {
 }
 
 
+_CDCCA = {"config": {"uts": {"sample_ratio": 0.5, "mc_passes": 3}, "akd": {"steps": 2, "batch_size": 4}}}
+MLLM_SMALL = {"cd-cca": _CDCCA, "pkd": _CDCCA, "cwd": _CDCCA, "cotta": {"n_augment": 2}, "tent": {}}
+#: every built-in method (tests register toy methods of their own, e.g. tests/toy_service.py)
+BUILTIN = [n for n in registry.available() if registry.get(n).__module__.startswith(("paramcast.methods.", "paramcast.baselines."))]
+MLLM = sorted(n for n in BUILTIN if issubclass(registry.get(n), MLLMSourceOnly))
+VIDEOQA = sorted(set(BUILTIN) - set(MLLM))
+
+
 def _create(name, enc, V):
-    try:
-        return registry.create(name, num_answers=V, feature_dim=enc.hidden, encoder=enc, device="cpu", seed=0,
-                               **SMALL.get(name, {}))
-    except TypeError as exc:  # a method of another task with another constructor
-        pytest.skip(f"{name} does not take the video-QA head constructor: {exc}")
+    return registry.create(name, num_answers=V, feature_dim=enc.hidden, encoder=enc, device="cpu", seed=0,
+                           **SMALL.get(name, {}))
+
+
+def test_every_method_is_in_one_matrix():
+    assert len(MLLM) == 6 and len(VIDEOQA) == 7, (MLLM, VIDEOQA)
 
 
 def _params(obj):
@@ -32,7 +47,7 @@ def _params(obj):
     return {f"{k}.{n}": p.detach().clone() for k, m in mods.items() for n, p in m.state_dict().items()}
 
 
-@pytest.mark.parametrize("name", registry.available())
+@pytest.mark.parametrize("name", VIDEOQA)
 def test_method_matrix(name, tiny_encoder_and_data):
     enc, fs, voc = tiny_encoder_and_data
     V = len(voc.answers)
@@ -76,7 +91,7 @@ def test_method_matrix(name, tiny_encoder_and_data):
     torch.testing.assert_close(m.predict(rest), before)
 
 
-@pytest.mark.parametrize("name", registry.available())
+@pytest.mark.parametrize("name", VIDEOQA)
 def test_checkpoint_round_trip(name, tiny_encoder_and_data, tmp_path):
     """save_checkpoint -> registry.from_checkpoint rebuilds the same method: same predictions, same update."""
     enc, fs, voc = tiny_encoder_and_data
@@ -104,3 +119,77 @@ def test_checkpoint_of_another_method_is_refused(tiny_encoder_and_data, tmp_path
     (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a safetensors checkpoint"):
         registry.from_checkpoint(tmp_path / "junk.safetensors")
+
+
+# --- the MLLM methods (CD-CCA and the baselines of its tables) ------------------------------------
+@pytest.fixture(scope="module")
+def mllm_data():
+    from cd_cca.conftest import tiny_pretrain_config
+    from cd_cca.synth import synth_clips, synth_vocab
+
+    voc = synth_vocab()
+    source = synth_clips(16, voc, size=32)
+    cfg = tiny_pretrain_config()
+    shapes = mllm_shapes(source, voc, cfg)
+    pretrain = {k: v for k, v in vars(cfg).items() if k not in ("teacher", "student")}
+    return shapes, pretrain, source, synth_clips(12, voc, seed=1, size=32), synth_clips(8, voc, seed=2, size=32)
+
+
+def _create_mllm(name, mllm_data):
+    shapes, pretrain, source, _, _ = mllm_data
+    m = registry.create(name, **shapes, pretrain=pretrain, device="cpu", seed=0, **MLLM_SMALL.get(name, {}))
+    m.fit(source)
+    return m
+
+
+def _adapter_state(m):
+    return {k: v.detach().clone() for k, v in m.model.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", MLLM)
+def test_mllm_method_matrix(name, mllm_data):
+    _, _, _, stream, rest = mllm_data
+    m = _create_mllm(name, mllm_data)
+    m.reset()
+    A = m.pre.student.layout.n_answers
+    before, state = m.predict(rest), _adapter_state(m)
+    assert before.shape == (len(rest), A) and torch.isfinite(before).all()
+    teacher = {k: v.clone() for k, v in m.pre.teacher.state_dict().items()}
+
+    upload = m.device_step(stream)  # raw clips: the method encodes them with the shared encoder
+    if m.collaborative:
+        assert isinstance(upload, Upload) and upload.text is not None and upload.positions is not None
+        received = wire.decode(wire.encode(upload), expect=Upload)  # what the device sends is a wire payload
+        update = m.cloud_step(received)
+        assert isinstance(update, WeightDelta) and update.deltas and update.base_version == "v0"
+        m.apply(wire.decode(wire.encode(update)))
+    else:
+        assert upload is None
+    after = m.predict(rest)
+    assert after.shape == (len(rest), A) and torch.isfinite(after).all()
+    changed = {k for k, v in _adapter_state(m).items() if not torch.equal(v, state[k])}
+    if name == "mllm-source-only":
+        assert not changed and torch.equal(after, before)
+    else:  # TTA adapts on the device, the collaborative methods install the cloud's delta
+        assert changed and not torch.allclose(after, before)
+    assert all(torch.equal(v, teacher[k]) for k, v in m.pre.teacher.state_dict().items())  # the teacher never moves
+
+    m.reset()
+    torch.testing.assert_close(m.predict(rest), before)
+
+
+@pytest.mark.parametrize("name", MLLM)
+def test_mllm_checkpoint_round_trip(name, mllm_data, tmp_path):
+    """safetensors + constructor arguments rebuild the fitted system: same answers, same upload."""
+    _, _, _, stream, rest = mllm_data
+    m = _create_mllm(name, mllm_data)
+    path = m.save_checkpoint(tmp_path / f"{name}.safetensors")
+    again = registry.from_checkpoint(path, device="cpu")
+    assert type(again) is type(m) and again.config == m.config
+    torch.testing.assert_close(again.predict(rest), m.predict(rest))
+    if m.collaborative:
+        torch.manual_seed(0)
+        a = m.device_step(stream)
+        torch.manual_seed(0)
+        b = again.device_step(stream)
+        assert torch.equal(a.features, b.features) and torch.equal(a.text, b.text)

@@ -1,6 +1,6 @@
 import pytest
 
-from paramcast.methods.stablesynthnet.ablation import READINGS, VARIANTS, _paired, markdown, run_ablation
+from paramcast.bench.stablesynthnet_ablation import READINGS, VARIANTS, _paired, markdown, run_ablation
 
 
 def test_variants_switch_one_component_each():

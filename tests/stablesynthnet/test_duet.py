@@ -5,9 +5,9 @@ import torch
 
 from paramcast.baselines.duet import DUET, frame_index
 from paramcast.bench.flops import count_flops
+from paramcast.catalog import get
 from paramcast.methods.stablesynthnet import StableSynthNet
 from paramcast.models.training import device_groups
-from paramcast.registry import get
 
 from .synth import make_features
 

@@ -4,6 +4,7 @@ import dataclasses
 import pytest
 import torch
 
+from paramcast.catalog import get
 from paramcast.methods.stablesynthnet import (
     StableSynthNet,
     StableSynthNetConfig,
@@ -12,7 +13,6 @@ from paramcast.methods.stablesynthnet import (
 )
 from paramcast.methods.stablesynthnet.model import ParametricDriver
 from paramcast.models.training import device_groups
-from paramcast.registry import get
 from paramcast.types import HeadParams
 
 from .synth import make_features

@@ -47,8 +47,8 @@ from torch import nn
 from paramcast.methods.generated_head import GeneratedHeadMethod, add_static_layer
 from paramcast.models.encoder import default_device
 from paramcast.models.features import FeatureSet
-from paramcast.models.heads import DeviceModel, StaticHead, per_sample_linear, pool_frames
-from paramcast.models.training import build_config, fit_device_groups
+from paramcast.models.heads import DeviceModel, StaticHead
+from paramcast.models.training import build_config, fit_device_groups, group_cross_entropy, group_targets
 from paramcast.registry import register
 
 __all__ = ["DUET", "DUETConfig", "DUETGenerator", "frame_index"]
@@ -161,7 +161,7 @@ class DUET(GeneratedHeadMethod):
         self.model_version = f"{self.name}-{self.seed}-{len(history)}"
         self.reset()
 
-    def _anchor_frames(self, feats: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def anchor_frames(self, feats: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """D frames per anchor, random and in temporal order: (G, T, C) -> (G, D, C)."""
         G, T, _ = feats.shape
         D = self.config.frames
@@ -174,19 +174,11 @@ class DUET(GeneratedHeadMethod):
     def group_loss(self, history: FeatureSet, groups: list[tuple[int, torch.Tensor]],
                    g: torch.Generator) -> tuple[torch.Tensor, int, int]:
         """Cross-entropy of each group's targets under the head generated from its anchor's D frames."""
-        G, M = len(groups), max(t.numel() for _, t in groups)
-        target = torch.full((G, M), -1, dtype=torch.long)
-        for j, (_, t) in enumerate(groups):
-            target[j, : t.numel()] = t
-        valid = (target >= 0).to(self.device)
+        target = group_targets(groups)                                                    # (G, M)
         anchors = history.features[torch.tensor([a for a, _ in groups])].to(self.device)   # (G, T, C)
-        weight, bias = self.generator(self._anchor_frames(anchors, g))                    # (G, V, H), (G, V)
-        feats = history.features[target.clamp(min=0)].to(self.device)                     # (G, M, T, C)
-        h = self.model.static(pool_frames(feats.flatten(0, 1))).view(G, M, -1)            # (G, M, H)
-        logits = per_sample_linear(h, weight, bias)                                       # (G, M, V)
-        y = history.answer[target.clamp(min=0)].to(self.device).masked_fill(~valid, -100)
-        loss = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
-        return loss, int(((logits.argmax(-1) == y) & valid).sum()), int(valid.sum())
+        weight, bias = self.generator(self.anchor_frames(anchors, g))                    # (G, V, H), (G, V)
+        loss, _, correct, n = group_cross_entropy(self.model.static, history, target, weight, bias, self.device)
+        return loss, correct, n
 
     def upload_index(self, num_frames: int) -> torch.Tensor:
         """D evenly spaced frames of the device's first sample."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from paramcast.methods.fda_adr.cdc_mmpg import CDCMMPG
+from paramcast.methods.cdc_mmpg.model import CDCMMPG
 from paramcast.registry import register
 
 __all__ = ["FHyper"]

@@ -58,7 +58,7 @@ class FLinear(StaticHeadMethod):
     def _adapt_rows(self, batch: FeatureSet) -> torch.Tensor:
         return labelled(batch.answer)[: self.config.k]
 
-    def _trainable(self) -> list[nn.Parameter]:
+    def trainable_parameters(self) -> list[nn.Parameter]:
         return list(self.head.parameters())
 
     def device_step(self, batch: FeatureSet) -> Upload | None:
@@ -70,7 +70,7 @@ class FLinear(StaticHeadMethod):
         return None
 
     def _adapt(self, shots: FeatureSet) -> None:
-        opt = torch.optim.AdamW(self._trainable(), lr=self.config.adapt_lr, weight_decay=0.0)
+        opt = torch.optim.AdamW(self.trainable_parameters(), lr=self.config.adapt_lr, weight_decay=0.0)
         self.head.train()
         x, y = shots.features.to(self.device), shots.answer.to(self.device)
         for _ in range(self.config.adapt_steps):
@@ -100,14 +100,19 @@ class FineTuning(FLinear):
     def _modules(self) -> dict[str, nn.Module]:
         return {"head": self.head, "encoder": self._own_encoder}
 
-    def _trainable(self) -> list[nn.Parameter]:
+    @property
+    def own_encoder(self) -> nn.Module:
+        """The device's private copy of the encoder that fine-tuning trains (the shared one stays frozen)."""
+        return self._own_encoder
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
         return list(self.head.parameters()) + list(self._own_encoder.parameters())
 
     def _adapt(self, shots: FeatureSet) -> None:
         if shots.frames is None or shots.question is None:
             raise ValueError("fine-tuning needs raw frames and questions: build the FeatureSet with keep_raw=True")
         enc, c = self._own_encoder, self.config
-        opt = torch.optim.AdamW(self._trainable(), lr=c.adapt_lr, weight_decay=0.0)
+        opt = torch.optim.AdamW(self.trainable_parameters(), lr=c.adapt_lr, weight_decay=0.0)
         g = torch.Generator().manual_seed(self.seed)
         T = shots.frames.shape[1]
         y = shots.answer.to(self.device)

@@ -11,25 +11,26 @@ from __future__ import annotations
 
 import dataclasses
 
-from paramcast.methods.cd_cca.method import CDCCA, CDCCAConfig, Pretrained
+from paramcast.methods.cd_cca.method import CDCCA, CDCCAConfig
+from paramcast.registry import register
 
 __all__ = ["CWD", "PKD"]
 
 
-def _kd_config(cfg: CDCCAConfig | None, kind: str) -> CDCCAConfig:
-    cfg = cfg or CDCCAConfig()
-    return dataclasses.replace(cfg, akd=dataclasses.replace(cfg.akd, feature_loss=kind, use_pl=False))
+class _FeatureKD(CDCCA):
+    feature_loss = "pkd"
+
+    @classmethod
+    def settle_config(cls, config: CDCCAConfig) -> CDCCAConfig:
+        return dataclasses.replace(config, akd=dataclasses.replace(config.akd, feature_loss=cls.feature_loss,
+                                                                   use_pl=False))
 
 
-class PKD(CDCCA):
-    name = "pkd"
-
-    def __init__(self, pre: Pretrained, cfg: CDCCAConfig | None = None):
-        super().__init__(pre, _kd_config(cfg, "pkd"))
+@register("pkd")
+class PKD(_FeatureKD):
+    feature_loss = "pkd"
 
 
-class CWD(CDCCA):
-    name = "cwd"
-
-    def __init__(self, pre: Pretrained, cfg: CDCCAConfig | None = None):
-        super().__init__(pre, _kd_config(cfg, "cwd"))
+@register("cwd")
+class CWD(_FeatureKD):
+    feature_loss = "cwd"

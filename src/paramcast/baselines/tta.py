@@ -35,17 +35,20 @@ earlier readings stay available as options (docs/cd_cca.md compares them).
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from paramcast.losses.entropy import entropy
 from paramcast.methods.cd_cca.akd import adapter_parameters
-from paramcast.methods.cd_cca.method import Pretrained, SourceOnly, _augment
-from paramcast.methods.cd_cca.model import MLLM
-from paramcast.methods.cd_cca.tasks import MLLMBatch, answer_logits, caption_io, greedy_caption
+from paramcast.methods.cd_cca.method import MLLMSourceOnly, _as_batch, _augment
+from paramcast.models.mllm import MLLM
+from paramcast.models.mllm_tasks import MLLMBatch, answer_logits, caption_io, greedy_caption
+from paramcast.registry import register
 
-__all__ = ["CoTTA", "TentContinual", "collect_norm_params", "stochastic_restore", "tent_loss"]
+__all__ = ["CoTTA", "CoTTAConfig", "TentConfig", "TentContinual", "collect_norm_params", "stochastic_restore",
+           "tent_loss"]
 
 
 def collect_norm_params(model: nn.Module) -> dict[str, nn.Parameter]:
@@ -73,12 +76,16 @@ def tent_loss(answer_logits: torch.Tensor) -> torch.Tensor:
     return entropy(answer_logits).mean()
 
 
-class TentContinual(SourceOnly):
-    name = "tent"
+@dataclass(frozen=True)
+class TentConfig:
+    lr: float = 1e-3
+    batch_size: int = 32
+    caption_entropy: bool = False  # paramcast's extra term (module docstring); not in TENT
 
-    def __init__(self, pre: Pretrained, lr: float = 1e-3, batch_size: int = 32, caption_entropy: bool = False):
-        self.lr, self.batch_size, self.caption_entropy = lr, batch_size, caption_entropy
-        super().__init__(pre)
+
+@register("tent")
+class TentContinual(MLLMSourceOnly):
+    config_class = TentConfig
 
     def reset(self) -> None:
         super().reset()
@@ -87,17 +94,17 @@ class TentContinual(SourceOnly):
             p.requires_grad_(False)
         for p in params.values():
             p.requires_grad_(True)
-        self.opt = torch.optim.Adam(params.values(), lr=self.lr)
+        self.opt = torch.optim.Adam(params.values(), lr=self.config.lr)
         self.last_output: torch.Tensor | None = None
 
     def device_step(self, batch: MLLMBatch) -> None:
         """Adapt on the round's samples; ``last_output`` holds the answer logits from before each update."""
         self.model.train()                                   # official configure_model: train mode
         outs = []
-        for b in batch.chunks(self.batch_size):
+        for b in _as_batch(self.pre, batch).chunks(self.config.batch_size):
             logits, _ = answer_logits(self.model, b.image, None, b.question)
             loss = tent_loss(logits)
-            if self.caption_entropy:
+            if self.config.caption_entropy:
                 loss = loss + _caption_entropy(self.model, b.image, self.pre.max_caption).mean()
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -120,18 +127,25 @@ def stochastic_restore(params: dict[str, torch.Tensor], source: dict[str, torch.
     return n_reset / max(n, 1)
 
 
-class CoTTA(SourceOnly):
-    name = "cotta"
+@dataclass(frozen=True)
+class CoTTAConfig:
+    lr: float = 1e-3
+    batch_size: int = 32
+    ema: float = 0.999
+    anchor_threshold: float = 0.92
+    n_augment: int = 32
+    restore_p: float = 0.01
+    per_sample: bool = False
+    caption_loss: bool = False
 
-    def __init__(self, pre: Pretrained, lr: float = 1e-3, batch_size: int = 32, ema: float = 0.999,
-                 anchor_threshold: float = 0.92, n_augment: int = 32, restore_p: float = 0.01,
-                 per_sample: bool = False, caption_loss: bool = False, seed: int = 0):
-        if not 0 <= restore_p <= 1 or not 0 <= ema <= 1 or n_augment < 1:
+    def __post_init__(self) -> None:
+        if not 0 <= self.restore_p <= 1 or not 0 <= self.ema <= 1 or self.n_augment < 1:
             raise ValueError("CoTTA: restore_p and ema must lie in [0, 1] and n_augment be >= 1")
-        self.lr, self.batch_size, self.ema = lr, batch_size, ema
-        self.anchor_threshold, self.n_augment, self.restore_p, self.seed = anchor_threshold, n_augment, restore_p, seed
-        self.per_sample, self.caption_loss = per_sample, caption_loss
-        super().__init__(pre)
+
+
+@register("cotta")
+class CoTTA(MLLMSourceOnly):
+    config_class = CoTTAConfig
 
     def reset(self) -> None:
         self.student = copy.deepcopy(self.pre.student).eval()
@@ -141,7 +155,7 @@ class CoTTA(SourceOnly):
         for n, p in self.student.named_parameters():
             p.requires_grad_(n in self.params)
         self.source = {k: v.detach().clone() for k, v in self.params.items()}
-        self.opt = torch.optim.Adam(self.params.values(), lr=self.lr)
+        self.opt = torch.optim.Adam(self.params.values(), lr=self.config.lr)
         self.gen = torch.Generator().manual_seed(self.seed)
         self.restored: list[float] = []
         self.views: list[int] = []                             # augmented views computed per batch
@@ -151,30 +165,30 @@ class CoTTA(SourceOnly):
         return torch.stack([
             answer_logits(self.model, self.pre.encoder(_augment(b.frames, self.gen).flip(-1) if k % 2
                                                        else _augment(b.frames, self.gen)), None, b.question)[0]
-            for k in range(self.n_augment)]).mean(0)
+            for k in range(self.config.n_augment)]).mean(0)
 
     @torch.no_grad()
     def _teacher_answer(self, b: MLLMBatch) -> torch.Tensor:
         """Soft answer pseudo-labels (B, A): from the augmentation-averaged teacher when the anchor is unsure."""
         anchor_conf = answer_logits(self.anchor, b.image, None, b.question)[0].softmax(-1).amax(-1)  # (B,)
         logits = answer_logits(self.model, b.image, None, b.question)[0]
-        if not self.per_sample:                                # official: anchor_prob.mean(0) < ap
-            low = bool(anchor_conf.mean() < self.anchor_threshold)
-            self.views.append(self.n_augment if low else 0)
+        if not self.config.per_sample:                                # official: anchor_prob.mean(0) < ap
+            low = bool(anchor_conf.mean() < self.config.anchor_threshold)
+            self.views.append(self.config.n_augment if low else 0)
             return (self._views(b) if low else logits).softmax(-1)
-        low = anchor_conf < self.anchor_threshold
-        self.views.append(self.n_augment if bool(low.any()) else 0)
+        low = anchor_conf < self.config.anchor_threshold
+        self.views.append(self.config.n_augment if bool(low.any()) else 0)
         if bool(low.any()):
             logits[low] = self._views(b.index(low.nonzero().flatten()))
         return logits.softmax(-1)
 
     def device_step(self, batch: MLLMBatch) -> None:
-        for b in batch.chunks(self.batch_size):
+        for b in _as_batch(self.pre, batch).chunks(self.config.batch_size):
             target = self._teacher_answer(b)
             self.student.train()
             logits, _ = answer_logits(self.student, b.image, None, b.question)
             loss = -(target * logits.log_softmax(-1)).sum(-1).mean()
-            if self.caption_loss:
+            if self.config.caption_loss:
                 caption, _ = greedy_caption(self.model, b.image, None, self.pre.max_caption)
                 inp, tgt = caption_io(caption, self.student.layout)
                 cap_logits = self.student(b.image, None, inp).logits
@@ -186,6 +200,6 @@ class CoTTA(SourceOnly):
             with torch.no_grad():
                 for (n, t), s in zip(self.model.named_parameters(), self.student.parameters(), strict=True):
                     if n in self.params:
-                        t.mul_(self.ema).add_(s.detach(), alpha=1 - self.ema)
-            self.restored.append(stochastic_restore(self.params, self.source, self.restore_p, self.gen))
+                        t.mul_(self.config.ema).add_(s.detach(), alpha=1 - self.config.ema)
+            self.restored.append(stochastic_restore(self.params, self.source, self.config.restore_p, self.gen))
         return None

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from paramcast import wire
+from paramcast.bench.adapt import WireTransport, adapt
 from paramcast.bench.captioning import caption_scores
 from paramcast.bench.netsim import PROFILES, transfer_ms
 from paramcast.bench.report import markdown_table, mean_std, write_result
@@ -37,14 +38,13 @@ from paramcast.methods.cd_cca.akd import adapter_parameters
 from paramcast.methods.cd_cca.method import (
     CDCCA,
     CDCCAConfig,
+    MLLMSourceOnly,
     PretrainConfig,
     Pretrained,
-    SourceOnly,
     pretrain,
 )
-from paramcast.methods.cd_cca.tasks import MLLMBatch, evaluate, make_batch
-from paramcast.methods.cd_cca.uts import UTSUpload
-from paramcast.types import Upload, WeightDelta
+from paramcast.models.mllm_tasks import MLLMBatch, evaluate, make_batch
+from paramcast.types import WeightDelta
 
 __all__ = ["CDCCABenchConfig", "bench_cdcca", "run_cdcca"]
 
@@ -141,26 +141,6 @@ def _split_round(pre: Pretrained, rows: ClipSet, split: list[str]) -> _Round:
                   [split[i] for i in test_idx.tolist()])
 
 
-def _send_upload(up: UTSUpload) -> tuple[UTSUpload, int, int]:
-    """Through the wire as one message: the kept tokens (features, positions, samples) and the kept
-    samples' question ids (``text``). Returns the received upload, the encoded bytes and the tensor
-    bytes (shapes only, no header)."""
-    plain = Upload(device_id=up.device_id, method=up.method, task=up.task, model_version=up.model_version,
-                   features=up.features, positions=up.positions, samples=up.samples, text=up.questions,
-                   quant=up.quant)
-    msg = wire.encode(plain)
-    got = wire.decode(msg, expect=Upload)
-    rebuilt = UTSUpload(**{f.name: getattr(got, f.name) for f in dataclasses.fields(Upload)},
-                        questions=got.text, n_tokens=up.n_tokens)
-    return rebuilt, len(msg), wire.tensor_nbytes(plain)
-
-
-def _send_delta(d: WeightDelta) -> tuple[WeightDelta, int, int]:
-    """Received delta, encoded bytes, tensor bytes (shapes only, no header)."""
-    msg = wire.encode(d)
-    return wire.decode(msg, expect=WeightDelta), len(msg), wire.tensor_nbytes(d)
-
-
 def _scores(model, batch: MLLMBatch, split: list[str], pre: Pretrained) -> dict:
     ev = evaluate(model, batch, pre.vocab.words, pre.max_caption)
     out = {"MC": ev["MC"], "DA": ev["DA"]}
@@ -172,7 +152,7 @@ def _scores(model, batch: MLLMBatch, split: list[str], pre: Pretrained) -> dict:
     return out
 
 
-class TeacherReference(SourceOnly):
+class TeacherReference(MLLMSourceOnly):
     """The cloud teacher evaluated on the device's rounds, never adapted: not a device method (it is the
     large cloud model), the ceiling that distillation from its pseudo-labels works towards."""
 
@@ -182,20 +162,18 @@ class TeacherReference(SourceOnly):
         self.model = self.pre.teacher.eval()
 
 
-def _run_method(method: SourceOnly, pre: Pretrained, rounds: list[_Round]) -> dict:
+def _run_method(method: MLLMSourceOnly, pre: Pretrained, rounds: list[_Round]) -> dict:
     t0 = time.perf_counter()
     per_round = []
     for rd in rounds:
         comm = {"up_bytes": 0, "down_bytes": 0, "up_tensor_bytes": 0, "down_tensor_bytes": 0, "up_tokens": 0,
                 "up_samples": 0, "down_params": 0}
-        up = method.device_step(rd.stream)
-        if up is not None:
-            got, comm["up_bytes"], comm["up_tensor_bytes"] = _send_upload(up)
-            comm["up_tokens"], comm["up_samples"] = int(up.features.shape[0]), int(up.questions.shape[0])
-            update = method.cloud_step(got)
-            received, comm["down_bytes"], comm["down_tensor_bytes"] = _send_delta(update)
-            comm["down_params"] = sum(t.numel() for t in update.deltas.values())
-            method.apply(received)
+        link = WireTransport()  # upload and delta through the real wire, one message each
+        got = adapt(method, rd.stream, link)
+        if got.upload is not None:
+            (_, comm["up_bytes"], comm["up_tensor_bytes"]), (_, comm["down_bytes"], comm["down_tensor_bytes"]) = link.sent
+            comm["up_tokens"], comm["up_samples"] = int(got.upload.features.shape[0]), int(got.upload.text.shape[0])
+            comm["down_params"] = sum(t.numel() for t in got.update.deltas.values())
         per_round.append({**_scores(method.model, rd.test, rd.split, pre), **comm})
     keys = [k for k in per_round[0] if not k.startswith(("up_", "down_"))]
     mean = {k: sum(r[k] for r in per_round) / len(per_round) for k in keys}
@@ -233,7 +211,7 @@ def run_cdcca(cfg: CDCCABenchConfig = CDCCABenchConfig(), progress=print, ds=Non
     base = cfg.cdcca
     methods = {
         "Teacher (cloud, reference)": lambda: TeacherReference(pre),
-        "Source-only": lambda: SourceOnly(pre),
+        "Source-only": lambda: MLLMSourceOnly(pre),
         "TENT-continual": lambda: TentContinual(pre),
         "CoTTA": lambda: CoTTA(pre, seed=cfg.seed),
         **{name: (lambda make=make: make(pre, cfg.seed)) for name, (_, make) in READINGS.items()},
@@ -299,13 +277,13 @@ def run_cdcca(cfg: CDCCABenchConfig = CDCCABenchConfig(), progress=print, ds=Non
 MAIN = ("Source-only", "TENT-continual", "CoTTA", "PKD", "ChannelWiseDivergence", "CD-CCA")
 
 
-def _tent_caption(pre: Pretrained, seed: int) -> SourceOnly:
+def _tent_caption(pre: Pretrained, seed: int) -> MLLMSourceOnly:
     from paramcast.baselines.tta import TentContinual
 
     return TentContinual(pre, caption_entropy=True)
 
 
-def _cotta_paramcast(pre: Pretrained, seed: int) -> SourceOnly:
+def _cotta_paramcast(pre: Pretrained, seed: int) -> MLLMSourceOnly:
     from paramcast.baselines.tta import CoTTA
 
     return CoTTA(pre, seed=seed, per_sample=True, n_augment=4, anchor_threshold=0.9, caption_loss=True)
@@ -468,3 +446,11 @@ def bench_cdcca(preset: str = "quick", source: str | None = None, rounds: int = 
     paths = write_result(res, Path(out), md)
     _plot(runs[0], Path(out).with_suffix(".png"))
     return {k: str(v) for k, v in paths.items()}
+
+
+def domains(cfg: CDCCABenchConfig, ds=None) -> tuple[ClipSet, ClipSet, list[ClipSet], object]:
+    """The protocol's data without pretraining: teacher's and student's source rows, each round's rows,
+    the dataset (what ``paramcast train`` trains an MLLM method on and streams to devices)."""
+    ds = _load(cfg) if ds is None else ds
+    teacher_source, source, rounds, _ = _domains(ds, cfg)
+    return teacher_source, source, [rows for rows, _ in rounds], ds

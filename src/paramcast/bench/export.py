@@ -64,7 +64,7 @@ def bench_export(frames: str = "1,8", repeats: int = 200, warmup: int = 20, thre
     from safetensors.torch import save
 
     from paramcast.device.export import DeviceGraph, export_onnx, run_pte
-    from paramcast.methods.fda_adr.cdc_mmpg import CDCMMPG
+    from paramcast.methods.cdc_mmpg.model import CDCMMPG
     from paramcast.models.encoder import AllInOneEncoder, EncoderConfig
 
     executorch = importlib.util.find_spec("executorch") is not None

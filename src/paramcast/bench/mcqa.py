@@ -44,8 +44,9 @@ from typing import Any
 
 import torch
 
-from paramcast import registry, wire
+from paramcast import catalog, wire
 from paramcast.baselines.duet import frame_index
+from paramcast.bench.adapt import adapt, count
 from paramcast.bench.metrics import accuracy_report, mc_scores
 from paramcast.bench.videoqa import SPLITS, Prepared, VideoQABenchConfig, _method_kwargs, prepare
 from paramcast.models.features import FeatureSet, _progress, cache_key, cache_root, encoder_digest
@@ -131,7 +132,7 @@ def _create(config: VideoQABenchConfig, name: str, prep: Prepared) -> Any:
     kw = _method_kwargs(config, name)
     if "k" in kw and "k" not in config.method_overrides.get(name, {}):
         kw["k"] = 5 * config.k                       # F-linear / Fine-tuning: all pairs of the k questions
-    return registry.create(name, num_answers=2, feature_dim=prep.encoder.hidden, encoder=prep.encoder,
+    return catalog.create(name, num_answers=2, feature_dim=prep.encoder.hidden, encoder=prep.encoder,
                            device=prep.device, seed=config.seed, progress=config.progress, **kw)
 
 
@@ -141,19 +142,17 @@ def _evaluate(method: Any, split: str, feats: torch.Tensor, clips: Any, tokens: 
     raw = getattr(method, "name", "") == "fine-tuning"
     for d in clips.device.unique().tolist():
         rows = torch.nonzero(clips.device == d).flatten()
-        adapt, rest = rows[:k], rows[k:]
+        shot_rows, rest = rows[:k], rows[k:]
         if rest.numel() == 0:
             continue
         method.reset()
-        shots = pair_set(feats, clips, tokens, adapt, keep_raw=raw, stem=stem)
+        shots = pair_set(feats, clips, tokens, shot_rows, keep_raw=raw, stem=stem)
         shots.meta["device_id"] = devices[d] if d < len(devices) else str(d)
-        upload = method.device_step(shots)
-        update = method.cloud_step(upload) if upload is not None else None
-        if update is not None:
-            method.apply(update)
-            example = example or (upload, update)
-        if getattr(method, "last_adapt_seconds", 0.0):
-            adapt_ms.append(method.last_adapt_seconds * 1e3)
+        got = adapt(method, shots)
+        if got.update is not None:
+            example = example or (got.upload, got.update)
+        if got.device_ms:
+            adapt_ms.append(got.device_ms)
         logits = method.predict(pair_set(feats, clips, tokens, rest, keep_raw=raw, stem=stem))
         preds.append(mc_scores(logits, feats.shape[1]).argmax(-1))
         labels.append(clips.mc_label[rest])
@@ -200,8 +199,7 @@ def run_mcqa(config: VideoQABenchConfig, frames: int = MC_FRAMES, candidate_firs
             adapt_all += adapt_ms
             example = example or ex
         r.update(fit_s=fit_s, eval_s=time.perf_counter() - t0, collaborative=bool(method.collaborative),
-                 d_params=int(method.device_params()) if hasattr(method, "device_params") else None,
-                 c_params=int(method.cloud_params()) if hasattr(method, "cloud_params") else None,
+                 d_params=count(method.device_params()), c_params=count(method.cloud_params()),
                  bytes_up=int(wire.tensor_nbytes(example[0])) if example else 0,
                  bytes_down=int(wire.tensor_nbytes(example[1])) if example else 0,
                  adapt_ms=statistics.median(adapt_all) if adapt_all else None,

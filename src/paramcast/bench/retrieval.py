@@ -44,7 +44,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from paramcast import registry, wire
+from paramcast import catalog, wire
+from paramcast.bench.adapt import adapt, count
 from paramcast.bench.mcqa import encode_cached
 from paramcast.bench.metrics import retrieval_recall
 from paramcast.bench.videoqa import SPLITS, VideoQABenchConfig, _method_kwargs, prepare
@@ -103,7 +104,7 @@ def _video_layer(method: Any, anchors: torch.Tensor, cats: torch.Tensor, g: torc
     if hasattr(method, "head"):                                     # static head (source-only, F-linear)
         return method.head.out.weight.expand(G, -1, -1), method.head.out.bias.expand(G, -1), zero
     if hasattr(method, "adaptor"):                                  # CDC-MMPG (F_a) / F-hyper (F_g)
-        return (*method.adaptor(method._training_source(anchors, g)), zero)
+        return (*method.adaptor(method.training_source(anchors, g)), zero)
     if hasattr(method, "driver"):                                   # StableSynthNet
         from paramcast.losses.contrastive import margin_info_nce, per_label_variance
 
@@ -119,7 +120,7 @@ def _video_layer(method: Any, anchors: torch.Tensor, cats: torch.Tensor, g: torc
         if method.templates is not None:
             method.templates.update(frame, cats, var.detach())
         return (*method.driver.generate(driver), extra)
-    return (*method.generator(method._anchor_frames(anchors, g)), zero)   # DUET
+    return (*method.generator(method.anchor_frames(anchors, g)), zero)   # DUET
 
 
 def _static(method: Any) -> nn.Module:
@@ -131,15 +132,15 @@ def fit_retrieval(method: Any, text: TextTower, video: FeatureSet, text_feats: t
     """Cloud training of the method's video tower and the text tower (module docstring)."""
     dev = next(text.parameters()).device
     g = torch.Generator().manual_seed(seed)
-    if getattr(method, "generator", None) is not None and hasattr(method, "_fit_adr"):
-        method.log["adr"] = method._fit_adr(video, g)                # CDC-MMPG Phase I, unchanged
+    if getattr(method, "generator", None) is not None and hasattr(method, "fit_adr"):
+        method.log["adr"] = method.fit_adr(video, g)                # CDC-MMPG Phase I, unchanged
         method.generator.requires_grad_(False).eval()
     if hasattr(method, "driver") and method.config.use_tde:
         from paramcast.methods.stablesynthnet.model import TemplateBank
 
         cats = int(video.meta["category"].max()) + 1
         method.templates = TemplateBank(method.feature_dim, cats, method.config.beta, method.config.gamma).to(dev)
-    frozen = getattr(method, "generator", None) if hasattr(method, "_fit_adr") else None  # CDC-MMPG's ADR
+    frozen = getattr(method, "generator", None) if hasattr(method, "fit_adr") else None  # CDC-MMPG's ADR
     mods = [m for m in method.modules().values() if m is not frozen]
     params = [p for m in [*mods, text] for p in m.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
@@ -185,27 +186,27 @@ def _adapt_on_device(method: Any, text: TextTower, shots: FeatureSet, text_feats
     t0 = time.perf_counter()
     dev = next(text.parameters()).device
     finetune = method.name == "fine-tuning"
-    params = method._trainable() if finetune else list(method.head.parameters())
+    params = method.trainable_parameters() if finetune else list(method.head.parameters())
     opt = torch.optim.AdamW(params, lr=method.config.adapt_lr, weight_decay=0.0)
     with torch.no_grad():
         t = text(text_feats.to(dev))
     method.head.train()
     if finetune:
-        method._own_encoder.train()
+        method.own_encoder.train()
     for _ in range(method.config.adapt_steps):
         if not finetune:
             feats = shots.features.to(dev)
         elif shots.tokens is not None:         # the frozen backbone's output: only the trained part reruns
-            feats = method._own_encoder.fuse(shots.tokens, shots.question)
+            feats = method.own_encoder.fuse(shots.tokens, shots.question)
         else:
-            feats = method._own_encoder(shots.frames, shots.question)
+            feats = method.own_encoder(shots.frames, shots.question)
         loss = info_nce(method.head(feats), t)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     method.head.eval()
     if finetune:
-        method._own_encoder.eval()
+        method.own_encoder.eval()
         method.adapted = True                  # predict() re-encodes the frames with the tuned encoder
     return time.perf_counter() - t0
 
@@ -216,19 +217,17 @@ def evaluate_retrieval(method: Any, text: TextTower, video: FeatureSet, text_fea
     vids, keep, example, adapt_ms = [], [], None, []
     for d in video.device.unique().tolist():
         rows = torch.nonzero(video.device == d).flatten()
-        adapt, rest = rows[:k], rows[k:]
+        shot_rows, rest = rows[:k], rows[k:]
         method.reset()
-        shots = video.subset(adapt)
+        shots = video.subset(shot_rows)
         shots.meta["device_id"] = devices[d] if d < len(devices) else str(d)
         if method.name in ("f-linear", "fine-tuning"):
             with torch.enable_grad():
-                adapt_ms.append(1e3 * _adapt_on_device(method, text, shots, text_feats[adapt]))
+                adapt_ms.append(1e3 * _adapt_on_device(method, text, shots, text_feats[shot_rows]))
         else:
-            upload = method.device_step(shots)
-            update = method.cloud_step(upload) if upload is not None else None
-            if update is not None:
-                method.apply(update)
-                example = example or (upload, update)
+            got = adapt(method, shots)
+            if got.update is not None:
+                example = example or (got.upload, got.update)
         vids.append(method.predict(video.subset(rest)))
         keep.append(rest)
     method.reset()
@@ -280,9 +279,9 @@ def run_retrieval(config: VideoQABenchConfig) -> dict[str, Any]:
     for name in config.methods:
         torch.manual_seed(config.seed)
         kw = _method_kwargs(config, name)
-        if "hyper_hidden" in {f.name for f in dataclasses.fields(registry.get(name).config_class)}:
+        if "hyper_hidden" in {f.name for f in dataclasses.fields(catalog.get(name).config_class)}:
             kw.setdefault("hyper_hidden", 256)                                       # seed: 256 for retrieval
-        method = registry.create(name, num_answers=EMBED_DIM, feature_dim=enc.hidden, encoder=enc,
+        method = catalog.create(name, num_answers=EMBED_DIM, feature_dim=enc.hidden, encoder=enc,
                                  device=prep.device, seed=config.seed, progress=config.progress, **kw)
         method.log = getattr(method, "log", {})
         text = TextTower(enc.hidden, EMBED_DIM).to(prep.device)
@@ -294,8 +293,7 @@ def run_retrieval(config: VideoQABenchConfig) -> dict[str, Any]:
         r = {s: evaluate_retrieval(method, text, video[s], text_feats[s], captions[s], config.k, ds.vocab.devices)
              for s in SPLITS}
         results[name] = {"splits": r, "fit_s": fit_s, "eval_s": time.perf_counter() - t0, "train_log": log,
-                         "c_params": int(method.cloud_params()) if hasattr(method, "cloud_params") else 0,
-                         "d_params": int(method.device_params()) if hasattr(method, "device_params") else None}
+                         "c_params": int(method.cloud_params() or 0), "d_params": count(method.device_params())}
         if config.progress:
             print(f"{name:14s} " + "  ".join(f"{s} VR@1 {r[s]['VR@1']:.3f} TR@1 {r[s]['TR@1']:.3f}" for s in SPLITS))
     return {

@@ -6,7 +6,8 @@ drives each with N simulated devices (asyncio + one ``httpx.AsyncClient``, one k
 per device) for T seconds. Reports throughput, p50/p99 latency, errors and bytes for both, side by
 side, as a JSON-able dict and a Markdown table.
 
-The served method defaults to ``bench-hyper`` (registered here): a hypernetwork of the shape DESIGN.md
+The served method defaults to ``bench-hyper`` (registered by the server's plugin
+:mod:`paramcast.bench.serve_plugin`; importing this module registers nothing): a hypernetwork of the shape DESIGN.md
 measures serving with, 192 -> 256 -> 97 * V (V = 1500: 37 M parameters, ~150 MB of fp32 weights
 read once per generator call). It is untrained — serving speed depends on shapes, not on weights.
 ``--method`` serves any registered method instead (it must accept ``num_answers``).
@@ -36,7 +37,6 @@ from torch import nn
 
 from paramcast import wire
 from paramcast.methods.base import Method
-from paramcast.registry import _REGISTRY, register
 from paramcast.types import HeadParams, Update, Upload
 
 __all__ = ["BenchHyper", "bench_serve", "to_markdown"]
@@ -89,10 +89,6 @@ class BenchHyper(Method):
         self.weight, self.bias = torch.zeros(self.v, self.h), torch.zeros(self.v)
 
 
-if "bench-hyper" not in _REGISTRY:
-    register("bench-hyper")(BenchHyper)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -133,7 +129,7 @@ class _Server:
                  threads: int, log: Path, engine: str = "uvicorn"):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "paramcast.cli.serve", "--method", method, "--plugin", "paramcast.bench.serve",
+        cmd = [sys.executable, "-m", "paramcast.cli.serve", "--method", method, "--plugin", "paramcast.bench.serve_plugin",
                "--method-arg", f"num_answers={num_answers}", "--token-file", str(token_file),
                "--port", str(self.port), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
                "--upload-shape", "1,192", "--threads", str(threads), "--log-level", "warning"]

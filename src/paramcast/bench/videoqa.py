@@ -39,7 +39,8 @@ from typing import Any
 
 import torch
 
-from paramcast import registry, wire
+from paramcast import catalog, wire
+from paramcast.bench.adapt import adapt, count
 from paramcast.bench.flops import count_flops
 from paramcast.bench.metrics import accuracy_report
 from paramcast.bench.netsim import PROFILES, paper_table, transfer_ms
@@ -102,7 +103,7 @@ class VideoQABenchConfig:
             errors.append(f"source={self.source!r}: use emoji or shapes (or leave unset for the preset's)")
         if not self.methods:
             errors.append("methods is empty: name at least one, e.g. ['source-only', 'cdc-mmpg']")
-        known = registry.available()
+        known = catalog.available()
         bad = [m for m in self.methods if m not in known]
         if bad:
             errors.append(f"unknown methods {bad}; available: {known}")
@@ -189,24 +190,20 @@ def evaluate_method(method: Any, splits: dict[str, FeatureSet], k: int, device_n
         preds, answers, devices = [], [], []
         for d, rows in _device_rows(split).items():
             shots = min(k, rows.numel() - 1) if leave_one else k
-            adapt, rest = rows[:shots], rows[shots:]
+            shot_rows, rest = rows[:shots], rows[shots:]
             if rest.numel() == 0:
                 continue
             method.reset()
-            shots = split.subset(adapt)
+            shots = split.subset(shot_rows)
             shots.meta["device_id"] = device_names[d] if d < len(device_names) else str(d)
-            t0 = time.perf_counter()
-            upload = method.device_step(shots)
-            update = method.cloud_step(upload) if upload is not None else None
-            if update is not None:
-                method.apply(update)
-                example = example or (upload, update)
-            elapsed = (time.perf_counter() - t0) * 1e3
-            if not method.collaborative and hasattr(method, "last_adapt_seconds"):
-                adapt_ms.append(method.last_adapt_seconds * 1e3)
-                res["adapt_ms_per_device"][shots.meta["device_id"]] = method.last_adapt_seconds * 1e3
+            got = adapt(method, shots)
+            if got.update is not None:
+                example = example or (got.upload, got.update)
+            if got.device_ms is not None:
+                adapt_ms.append(got.device_ms)
+                res["adapt_ms_per_device"][shots.meta["device_id"]] = got.device_ms
             elif method.collaborative:
-                res["adapt_ms_per_device"][shots.meta["device_id"]] = elapsed
+                res["adapt_ms_per_device"][shots.meta["device_id"]] = got.elapsed_ms
             preds.append(method.predict(split.subset(rest)).argmax(-1))
             answers.append(split.answer[rest])
             devices.append(split.device[rest])
@@ -216,8 +213,7 @@ def evaluate_method(method: Any, splits: dict[str, FeatureSet], k: int, device_n
         res["accuracy"][split_name] = accuracy_report(torch.cat(preds), torch.cat(answers), torch.cat(devices))
     method.reset()
 
-    res["d_params"] = int(method.device_params()) if hasattr(method, "device_params") else None
-    res["c_params"] = int(method.cloud_params()) if hasattr(method, "cloud_params") else None
+    res["d_params"], res["c_params"] = count(method.device_params()), count(method.cloud_params())
     res["collaborative"] = bool(method.collaborative)
     if example is not None:
         upload, update = example
@@ -244,7 +240,7 @@ def evaluate_method(method: Any, splits: dict[str, FeatureSet], k: int, device_n
 
 def _method_kwargs(cfg: VideoQABenchConfig, name: str, extra: dict | None = None) -> dict[str, Any]:
     """Shared training budget for every method, plus its overrides (and a variant's fields, ``extra``)."""
-    cls = registry.get(name)
+    cls = catalog.get(name)
     fields = {f.name for f in dataclasses.fields(getattr(cls, "config_class", object))} \
         if dataclasses.is_dataclass(getattr(cls, "config_class", None)) else set()
     shared = {"epochs": cfg.epochs, "adr_epochs": cfg.adr_epochs, "adapt_steps": cfg.adapt_steps, "k": cfg.k}
@@ -328,7 +324,7 @@ def prepare(config: VideoQABenchConfig) -> Prepared:
 
 def create_method(config: VideoQABenchConfig, name: str, prepared: Prepared, extra: dict | None = None) -> Any:
     """A registered method built for the prepared data, with the run's shared training budget."""
-    return registry.create(name, num_answers=len(prepared.dataset.vocab.answers), feature_dim=prepared.encoder.hidden,
+    return catalog.create(name, num_answers=len(prepared.dataset.vocab.answers), feature_dim=prepared.encoder.hidden,
                            encoder=prepared.encoder, device=prepared.device, seed=config.seed,
                            progress=config.progress, **_method_kwargs(config, name, extra))
 
@@ -383,7 +379,7 @@ def fit_method(config: VideoQABenchConfig, name: str, prepared: Prepared,
     info = path.with_suffix(".json")
     if config.cache_methods and path.exists() and info.exists():
         # rebuilt from the checkpoint's own arguments (e.g. StableSynthNet's template count, set in fit)
-        method = registry.from_checkpoint(path, encoder=prepared.encoder, device=prepared.device, seed=config.seed,
+        method = catalog.from_checkpoint(path, encoder=prepared.encoder, device=prepared.device, seed=config.seed,
                                           progress=config.progress)
         meta = json.loads(info.read_text())
         method.log = meta.get("log", {})

@@ -12,7 +12,7 @@ from paramcast.bench.export import bench_export
 from paramcast.bench.link import bench_link
 from paramcast.bench.link_grid import bench_link_grid
 from paramcast.bench.serve import bench_serve
-from paramcast.methods.stablesynthnet.ablation import bench_ablation
+from paramcast.bench.stablesynthnet_ablation import bench_ablation
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()

@@ -1,4 +1,4 @@
-"""``paramcast demo-web``: the browser demo (see :mod:`paramcast.device.demo_web`)."""
+"""``paramcast demo-web``: the browser demo (see :mod:`paramcast.demo_web`)."""
 
 from __future__ import annotations
 
@@ -24,17 +24,17 @@ def demo_web(
 
     import uvicorn
 
-    from paramcast import registry
+    from paramcast import catalog
     from paramcast.bench.config import load_bench_config
     from paramcast.bench.videoqa import VideoQABenchConfig, prepare
     from paramcast.config import from_dict
-    from paramcast.device.demo_web import create_demo_app
+    from paramcast.demo_web import create_demo_app
     from paramcast.device.export import export_onnx
 
     base = dataclasses.asdict(load_bench_config(config)) if config else {}
     base.update({k: v for k, v in {"preset": preset, "device": "cpu", "seed": seed}.items() if v is not None})
     prep = prepare(from_dict(VideoQABenchConfig, base, str(config or "flags")))
-    method = registry.from_checkpoint(checkpoint, encoder=prep.encoder, device="cpu")
+    method = catalog.from_checkpoint(checkpoint, encoder=prep.encoder, device="cpu")
     ds = prep.dataset
     split = ds.new
     dev = int(split.device[0]) if device_index is None else device_index

@@ -6,7 +6,10 @@
         --checkpoint runs/train/checkpoint.safetensors --features runs/train/stream-new.safetensors --device-index 3
 
 The stream is a saved feature set (safetensors with ``features`` (N, T, C), ``answer`` (N,),
-``device`` (N,)) cut to one device's rows, in order, ``--batch-size`` rows per step. Each step the
+``device`` (N,); for the MLLM methods, CD-CCA and its baselines, raw ``frames`` (N, H, W, 3) and
+``question`` (N, L) instead of features: ``Method.batch_from_tensors`` reads it) cut to one device's
+rows, in order, ``--batch-size`` rows per step. The device runs the method's device half
+(``Method.device_half(device_id)``). Each step the
 device adapts through the cloud (``DeviceClient.adapt``), then predicts; the command prints the
 accuracy (plain, and filtered to in-vocabulary answers) and the adaptation latencies.
 """
@@ -47,25 +50,28 @@ def device(
     from paramcast.cli.serve import _method_kwargs
     from paramcast.cloud import load_method
     from paramcast.device import DeviceClient
-    from paramcast.models.features import FeatureSet
 
     data = load_file(str(features))
-    missing = {"features", "answer", "device"} - set(data)
+    missing = {"answer", "device"} - set(data)
     if missing:
         raise typer.BadParameter(f"{features} lacks tensors {sorted(missing)}")
     rows = (data["device"] == device_index).nonzero().flatten()
     if len(rows) == 0:
         raise typer.BadParameter(f"{features} has no rows of device {device_index}")
     device_id = device_id or f"dev-{device_index}"
-    stream = FeatureSet(data["features"][rows], data["answer"][rows], data["device"][rows], meta={"device_id": device_id})
 
     try:
         m = load_method(method or (None if checkpoint else "cdc-mmpg"), checkpoint, **_method_kwargs(method_arg))
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from None
+    try:  # the method reads its own stream format (frame features, or raw frames for the MLLM methods)
+        stream = m.batch_from_tensors({k: v[rows] for k, v in data.items()}, device_id)
+    except KeyError as exc:
+        raise typer.BadParameter(f"{features} lacks tensor {exc} that {m.name} streams") from None
+    half = m.device_half(device_id)  # what runs on this device
     correct = counted = in_vocab = correct_in_vocab = 0
     try:
-        client = DeviceClient(m, url, token, quant=quant, deadline_s=deadline_s, budget_ms=budget_ms,
+        client = DeviceClient(half, url, token, quant=quant, deadline_s=deadline_s, budget_ms=budget_ms,
                               max_cost_points=max_cost_points)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -75,9 +81,10 @@ def device(
                 break
             batch = stream.subset(torch.arange(start, min(start + batch_size, len(stream))))
             result = client.adapt(batch)
-            pred = m.predict(batch).argmax(-1)
-            hit = pred == batch.answer
-            known = batch.answer >= 0
+            pred = half.predict(batch).argmax(-1).cpu()
+            answer = batch.answer.cpu()
+            hit = pred == answer
+            known = answer >= 0
             correct += int(hit.sum())
             counted += len(batch)
             correct_in_vocab += int((hit & known).sum())

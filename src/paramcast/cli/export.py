@@ -30,7 +30,7 @@ def export(
     import dataclasses
     import importlib.util
 
-    from paramcast import registry
+    from paramcast import catalog
     from paramcast.bench.config import load_bench_config
     from paramcast.bench.videoqa import VideoQABenchConfig, prepare
     from paramcast.config import from_dict
@@ -40,7 +40,7 @@ def export(
     base.update({k: v for k, v in {"preset": preset, "device": "cpu", "seed": seed}.items() if v is not None})
     prep = prepare(from_dict(VideoQABenchConfig, base, str(config or "flags")))
     try:
-        method = registry.from_checkpoint(checkpoint, encoder=prep.encoder, device="cpu")
+        method = catalog.from_checkpoint(checkpoint, encoder=prep.encoder, device="cpu")
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from None
     if not hasattr(getattr(method, "model", None), "static"):

@@ -4,6 +4,8 @@
     paramcast train --method cdc-mmpg --preset quick --out runs/train/cdc-mmpg
     # on a real open-ended video-QA dataset on disk (one device per video, see docs/datasets.md):
     paramcast train --method cdc-mmpg --dataset msrvtt-qa --data-root /data/msrvtt --out runs/train/msrvtt
+    # CD-CCA and the baselines of its tables (MLLMs on raw frames; bench cdcca's source domain):
+    paramcast train --method cd-cca --preset tiny --out runs/train/cd-cca
     # on what devices uploaded to a running service (its history store, SQLite or PostgreSQL):
     paramcast train --method cdc-mmpg --from-store runs/history.sqlite --answers 1000 --out runs/train/store
 
@@ -28,7 +30,7 @@ __all__ = ["train"]
 
 def _from_store(path: str, method: str, answers: int | None, task: str | None, device: str | None, seed: int,
                 overrides: dict):
-    from paramcast import registry
+    from paramcast import catalog
     from paramcast.cloud.store import StoreUnavailable, load_history
     from paramcast.models.features import FeatureSet
 
@@ -44,11 +46,37 @@ def _from_store(path: str, method: str, answers: int | None, task: str | None, d
     labels = rows["labels"]
     history = FeatureSet(rows["features"][:, None, :], labels, rows["device_index"],
                          meta={"device_names": rows["device_names"]})
-    m = registry.create(method, num_answers=answers, feature_dim=int(rows["features"].shape[1]), device=device,
+    m = catalog.create(method, num_answers=answers, feature_dim=int(rows["features"].shape[1]), device=device,
                         seed=seed, progress=True, **overrides)
     typer.echo(f"training {method} on {len(history)} stored samples of {len(rows['device_names'])} devices")
     m.fit(history)
     return m, {}
+
+
+def _mllm(method: str, preset: str | None, device: str | None, seed: int, overrides: dict):
+    """An MLLM method (CD-CCA and the baselines of its tables) on EmojiClips, with ``bench cdcca``'s
+    domains: pretrained on the source rows; each round's unseen device is a stream (raw middle frames)."""
+    import dataclasses
+
+    import torch
+
+    from paramcast import catalog
+    from paramcast.bench.cdcca import CDCCABenchConfig, domains
+    from paramcast.methods.cd_cca import mllm_shapes
+
+    cfg = CDCCABenchConfig(preset=preset or "quick", seed=seed, device=device)
+    teacher_source, source, rounds, ds = domains(cfg)
+    pretrain = dataclasses.replace(cfg.pretrain, seed=seed)
+    pretrain_args = dataclasses.asdict(pretrain) | overrides.pop("pretrain", {})
+    m = catalog.create(method, **mllm_shapes(source, ds.vocab, pretrain, teacher_source), pretrain=pretrain_args,
+                        device=device, seed=seed, progress=True, **overrides)
+    typer.echo(f"pretraining {method} on {len(source)} source rows (teacher: {len(teacher_source)})")
+    m.fit(source, teacher_source)
+    rows = [r for r in rounds if len(r)]
+    stream = {"frames": torch.cat([r.frames[:, r.frames.shape[1] // 2] for r in rows]).contiguous(),
+              **{k: torch.cat([getattr(r, k) for r in rows]).contiguous()
+                 for k in ("question", "caption", "answer", "candidates", "mc_label", "category", "device")}}
+    return m, {"unseen": stream}
 
 
 def train(
@@ -77,8 +105,17 @@ def train(
 
     overrides = _method_kwargs(method_arg)
     out.mkdir(parents=True, exist_ok=True)
+    from paramcast import catalog
+    from paramcast.methods.cd_cca import MLLMSourceOnly
+
+    try:
+        cls = catalog.get(method)
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc)) from None
     if from_store is not None:
         m, streams = _from_store(from_store, method, answers, task, device, seed, overrides)
+    elif issubclass(cls, MLLMSourceOnly):
+        m, streams = _mllm(method, preset, device, seed, overrides)
     else:
         from paramcast.bench.config import load_bench_config
         from paramcast.bench.videoqa import SPLITS, VideoQABenchConfig, create_method, prepare
@@ -99,12 +136,16 @@ def train(
     typer.echo(f"wrote {ckpt} ({ckpt.stat().st_size / 1e6:.1f} MB, model version {getattr(m, 'model_version', '')})")
     for split, fs in streams.items():
         path = out / f"stream-{split}.safetensors"
-        save_file({"features": fs.features.contiguous(), "answer": fs.answer, "device": fs.device}, str(path))
-        typer.echo(f"wrote {path} ({len(fs)} rows of {int(fs.device.unique().numel())} devices)")
+        tensors = fs if isinstance(fs, dict) else {"features": fs.features.contiguous(), "answer": fs.answer,
+                                                   "device": fs.device}
+        save_file(tensors, str(path))
+        typer.echo(f"wrote {path} ({len(tensors['answer'])} rows of {int(tensors['device'].unique().numel())} devices)")
     typer.echo("\nserve it:\n"
                f"  paramcast serve --checkpoint {ckpt} --issue-token dev-0 --token-file {out}/tokens.json\n"
                f"  paramcast serve --checkpoint {ckpt} --token-file {out}/tokens.json --store {out}/history.sqlite")
     if streams:
-        first = int(streams["new"].device.min())      # a real dataset's videos are numbered after the training ones
+        split = next(iter(streams))
+        devices = streams[split]["device"] if isinstance(streams[split], dict) else streams[split].device
+        first = int(devices.min())      # a real dataset's videos are numbered after the training ones
         typer.echo(f"  paramcast device --checkpoint {ckpt} --token $TOKEN --device-id dev-0 "
-                   f"--features {out}/stream-new.safetensors --device-index {first}")
+                   f"--features {out}/stream-{split}.safetensors --device-index {first}")

@@ -4,7 +4,9 @@ Routes (OpenAPI docs at ``/docs``):
 
 * ``POST /v1/adapt``    body: a wire-encoded :class:`~paramcast.types.Upload`
   (``application/octet-stream``); ``?quant=`` or header ``X-Paramcast-Quant`` picks the downlink
-  quantisation (one of ``QUANTS``, default fp32). Answers the wire-encoded update.
+  quantisation (one of ``QUANTS``, default fp32). Answers the wire-encoded update. A
+  :class:`~paramcast.types.WeightDelta` whose method chose its quantisation (CD-CCA's DWC: NF4; the
+  cloud's copy of what the device holds assumes exactly that) travels in that one.
 * ``POST /v1/history``  body: labelled samples (:mod:`paramcast.history_wire`); stored in SQLite or PostgreSQL.
 * ``GET /v1/info``      method, task, model version, upload and head shapes, quant options, limits.
 * ``GET /healthz``      liveness.
@@ -41,7 +43,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from paramcast import registry, wire
+from paramcast import catalog, wire
 from paramcast.cloud.auth import TokenStore
 from paramcast.cloud.batching import DynamicBatcher
 from paramcast.cloud.errors import ApiError
@@ -50,7 +52,7 @@ from paramcast.cloud.openapi import ADAPT, BEARER, HISTORY, PLAIN
 from paramcast.cloud.quota import DeviceQuota
 from paramcast.cloud.store import StoreUnavailable, open_store
 from paramcast.history_wire import HistoryError, LabelError, decode_history
-from paramcast.methods.base import Method
+from paramcast.methods.base import Method, UploadRejected
 from paramcast.types import QUANTS, HeadParams, Upload, WeightDelta
 
 __all__ = ["Batching", "Limits", "create_app", "load_method"]
@@ -100,12 +102,12 @@ class Limits:
 
 def load_method(name: str | None = None, checkpoint: str | Path | None = None, **kwargs: Any) -> Method:
     """The served method: rebuilt from ``checkpoint`` (``paramcast train``'s file names its method,
-    shapes and config) or, without one, a fresh ``registry.create(name, **kwargs)``."""
+    shapes and config) or, without one, a fresh ``catalog.create(name, **kwargs)``."""
     if checkpoint is None:
         if name is None:
             raise ValueError("name a method or give a checkpoint")
-        return registry.create(name, **kwargs)
-    method = registry.from_checkpoint(checkpoint, **kwargs)
+        return catalog.create(name, **kwargs)
+    method = catalog.from_checkpoint(checkpoint, **kwargs)
     if name is not None and method.name != name:
         raise ValueError(f"{checkpoint} holds a {method.name!r} checkpoint, but method {name!r} was asked for")
     return method
@@ -173,11 +175,13 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
     metrics = Metrics(ROUTES)
     quota = DeviceQuota(limits.history_posts_per_minute, limits.history_bytes_per_hour)
 
+    cloud = method.cloud_half()  # the service's half: answers every device, keeps per-device state by device_id
+
     def generate(uploads):
         with torch.inference_mode():
             if len(uploads) == 1:
-                return [method.cloud_step(uploads[0])]
-            return method.cloud_step_batch(uploads)
+                return [cloud.cloud_step(uploads[0])]
+            return cloud.cloud_step_batch(uploads)
 
     batcher = DynamicBatcher(generate, max_batch=batching.max_batch, max_wait_ms=batching.max_wait_ms,
                              key=_upload_key, on_batch=metrics.observe_batch)
@@ -300,9 +304,14 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
             raise ApiError(400, "bad_payload", f"expected an Upload, got a {type(upload).__name__}")
         _check_meta(upload.device_id, device, "the upload")
         _check_upload(upload)
-        update = await batcher.run(upload)
+        try:
+            update = await batcher.run(upload)
+        except UploadRejected as exc:  # the method's own checks (token indices, a stale version)
+            raise ApiError(exc.status, exc.error, str(exc)) from None
         if not isinstance(update, HeadParams | WeightDelta):
             raise RuntimeError(f"{method.name}.cloud_step returned {type(update).__name__}, not an Update")
+        if isinstance(update, WeightDelta) and update.quant != "fp32":
+            q = update.quant  # a compressed delta travels as its method quantised it (DWC's error feedback)
         try:
             data = await asyncio.get_running_loop().run_in_executor(encoder, partial(wire.encode, update, quant=q))
         except wire.WireError as exc:  # an update that cannot travel (NaN/Inf, fp16 overflow) is not the payload's fault

@@ -93,7 +93,7 @@ class _Answers(nn.Module):
         self.student = student
 
     def forward(self, image: torch.Tensor, question: torch.Tensor) -> torch.Tensor:
-        from paramcast.methods.cd_cca.tasks import answer_logits
+        from paramcast.models.mllm_tasks import answer_logits
 
         return answer_logits(self.student, image, None, question)[0]
 

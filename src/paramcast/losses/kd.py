@@ -1,4 +1,5 @@
-"""Feature distillation losses: CD-CCA's query alignment (eq. 5) and the PKD / CWD baselines.
+"""Feature distillation losses of the PKD / CWD baselines (CD-CCA's own eq. 5 is an MSE after AKD's
+projection ``phi_q``: :meth:`paramcast.methods.cd_cca.akd.AdapterKD.loss`).
 
 All take token features ``(B, L, C)`` (batch, tokens, channels) with the teacher's and the
 (projected) student's channels equal.
@@ -10,22 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ChannelWiseDivergence", "PKDLoss", "QueryAlignmentLoss"]
-
-
-class QueryAlignmentLoss(nn.Module):
-    """Eq. 5: ``1/(BLC) || Q_t - phi(Q_s) ||_2^2`` with ``phi`` a linear map C_s -> C_t.
-
-    The same form serves L_repr (representation alignment) with its own ``phi``.
-    """
-
-    def __init__(self, student_dim: int, teacher_dim: int):
-        super().__init__()
-        self.phi = nn.Linear(student_dim, teacher_dim)
-
-    def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        """student (B, L, C_s), teacher (B, L, C_t) -> scalar."""
-        return F.mse_loss(self.phi(student), teacher)
+__all__ = ["ChannelWiseDivergence", "PKDLoss"]
 
 
 class PKDLoss(nn.Module):

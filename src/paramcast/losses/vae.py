@@ -1,7 +1,7 @@
-"""VAE and feature re-normalisation pieces used by CDC-MMPG's AnchorFrame Distribution Reasoner.
+"""The VAE losses of CDC-MMPG's AnchorFrame Distribution Reasoner (Φ's re-normalisation, eq. 16, is
+:func:`paramcast.models.heads.adain`).
 
 * :func:`kl_standard_normal`  — eq. 14, ``D_KL(N(mu, sigma) || N(0, I))``.
-* :func:`adain`               — eq. 16, the adaptive generator Φ's channel-wise re-normalisation.
 * :func:`adr_loss`            — eq. 15, 17, 18: ``L = L_ag + L_rec + L_KL``.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-__all__ = ["LAM_ON", "adain", "adr_loss", "kl_standard_normal"]
+__all__ = ["LAM_ON", "adr_loss", "kl_standard_normal"]
 
 #: Where eq. 17's λ goes: on MSE(F_a, F_g) ("global", as printed) or on MSE(F_a, F_m^i) ("anchor").
 LAM_ON = ("global", "anchor")
@@ -23,23 +23,6 @@ def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     scale as the two MSE terms it is added to in eq. 18, which the seed adds with weight 1.
     """
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()
-
-
-def adain(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Eq. 16: re-normalise ``content`` to the channel statistics of ``style``.
-
-    ``Φ(F̂, F) = σ(F) · (F̂ − μ(F̂)) / σ(F̂) + μ(F)`` with μ, σ the mean and (biased) standard
-    deviation over the last (channel) axis of each feature vector. content, style (..., C) -> (..., C).
-
-    Reading of the garbled eq. 16: the statistics are taken over the C channels of each vector,
-    because at inference the cloud holds exactly one uploaded frame feature (C,) — there is no
-    spatial axis or batch to pool over, and taking statistics over a batch of uploads would make
-    one device's head depend on which other devices were batched with it.
-    """
-    mu_c, mu_s = content.mean(-1, keepdim=True), style.mean(-1, keepdim=True)
-    sd_c = (content.var(-1, unbiased=False, keepdim=True) + eps).sqrt()
-    sd_s = (style.var(-1, unbiased=False, keepdim=True) + eps).sqrt()
-    return sd_s * (content - mu_c) / sd_c + mu_s
 
 
 def adr_loss(generated: torch.Tensor, reconstructed: torch.Tensor, global_feature: torch.Tensor,

@@ -13,9 +13,20 @@ through these six calls and nothing else (DESIGN.md, "one interface, one directi
 Device-only baselines (F-linear, Fine-tuning, TENT, CoTTA) adapt inside ``device_step`` and return
 ``None``; a static model (source-only) does nothing there.
 
+**Device half, cloud half** (Flower's Client / Strategy split). ``method.device_half(device_id)`` is
+what runs on one phone (:class:`DeviceHalf`: ``device_step``, ``apply``, ``predict``, ``reset``);
+``method.cloud_half()`` is what the service holds (:class:`CloudHalf`: ``cloud_step``,
+``cloud_step_batch``, ``forget``), answering any number of devices and keeping whatever it keeps per
+device keyed by ``Upload.device_id``. The two halves exchange :mod:`paramcast.types` payloads and
+nothing else. A method whose cloud keeps no per-device state (the generated-head family: the
+generator is a pure function of the upload) is its own two halves; CD-CCA and its KD baselines keep a
+cloud student copy and a delta base per device, so their halves are separate objects
+(:mod:`paramcast.methods.cd_cca.method`). ``Method`` itself stays the one-process view the
+benchmarks drive: its ``device_step`` / ``cloud_step`` / ``apply`` / ``predict`` act on one device.
+
 Checkpoints: ``method.save_checkpoint(path)`` writes every ``nn.Module`` attribute's state as one
 safetensors file whose metadata names the method and its constructor arguments (``num_answers``,
-``feature_dim``, ``config``); :func:`paramcast.registry.from_checkpoint` rebuilds the method from it,
+``feature_dim``, ``config``); :func:`paramcast.catalog.from_checkpoint` rebuilds the method from it,
 so ``paramcast serve --checkpoint`` and ``paramcast device --checkpoint`` need nothing else. No pickle.
 """
 
@@ -26,16 +37,48 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from paramcast.types import Update, Upload
 
-__all__ = ["CHECKPOINT_FORMAT", "Method", "read_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "CloudHalf", "DeviceHalf", "Method", "UploadRejected", "read_checkpoint"]
 
 CHECKPOINT_FORMAT = "paramcast.checkpoint/1"
+
+
+class UploadRejected(ValueError):
+    """A cloud half refuses an upload it cannot answer (bad token indices, a stale model version);
+    the service answers it with a 4xx, never a 500. ``status``: 409 for a version conflict, else 422."""
+
+    def __init__(self, detail: str, status: int = 422, error: str = "bad_upload"):
+        super().__init__(detail)
+        self.status, self.error = status, error
+
+
+@runtime_checkable
+class DeviceHalf(Protocol):
+    """What one device runs: its upload, the update it installs, its answers."""
+
+    name: str
+
+    def device_step(self, batch: Any) -> Upload | None: ...
+    def apply(self, update: Update) -> None: ...
+    def predict(self, batch: Any) -> torch.Tensor: ...
+    def reset(self) -> None: ...
+
+
+@runtime_checkable
+class CloudHalf(Protocol):
+    """What the service holds: answers uploads of any number of devices."""
+
+    name: str
+
+    def cloud_step(self, upload: Upload) -> Update | None: ...
+    def cloud_step_batch(self, uploads: Sequence[Upload]) -> list[Update | None]: ...
+    def forget(self, device_id: str) -> None: ...
 
 
 class Method(abc.ABC):
@@ -73,6 +116,39 @@ class Method(abc.ABC):
 
     def reset(self) -> None:  # noqa: B027 - a static method has nothing to reset
         """Drop every device-side adaptation (back to the state right after ``fit``)."""
+
+    # --- what the benchmarks report -------------------------------------------------------------
+    #: Seconds the last ``device_step`` spent adapting on the device (device-only methods that train
+    #: there); None where nothing is measured.
+    last_adapt_seconds: float | None = None
+
+    def device_params(self) -> int | None:
+        """Numbers the device holds besides the shared encoder (None: not counted for this method)."""
+        return None
+
+    def cloud_params(self) -> int | None:
+        """Numbers the cloud holds to serve updates (None: not counted for this method)."""
+        return None
+
+    # --- the two halves ----------------------------------------------------------------------
+    def device_half(self, device_id: str | None = None) -> DeviceHalf:
+        """What one device runs. Default: the method itself (its device state is its own; the device
+        id travels in the batch). Methods with per-device cloud state return a fresh object."""
+        return self
+
+    def cloud_half(self) -> CloudHalf:
+        """What the service holds. Default: the method itself (no per-device cloud state)."""
+        return self
+
+    def batch_from_tensors(self, tensors: dict[str, torch.Tensor], device_id: str) -> Any:
+        """One device's rows of a saved stream (``paramcast train``'s ``stream-*.safetensors``) as the
+        batch ``device_step`` / ``predict`` take. Default: frame features ``features`` (N, T, C)."""
+        from paramcast.models.features import FeatureSet
+
+        return FeatureSet(tensors["features"], tensors["answer"], tensors["device"], meta={"device_id": device_id})
+
+    def forget(self, device_id: str) -> None:  # noqa: B027 - nothing kept per device
+        """Drop what the cloud keeps for ``device_id`` (nothing, unless a method keeps per-device state)."""
 
     # --- checkpoints ---------------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:

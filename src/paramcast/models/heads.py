@@ -5,7 +5,9 @@ All-in-One's open-ended QA head is ``Linear(C, C/2) -> LayerNorm -> GELU -> Line
 linear layer (``weight (V, C/2)``, ``bias (V,)``) in the cloud (seed eq. 6–7).
 
 :func:`per_sample_linear` applies one generated layer per sample with ``torch.baddbmm``, so a single
-forward pass serves a batch drawn from many devices, each with its own head.
+forward pass serves a batch drawn from many devices, each with its own head. :func:`adain` is the
+channel-wise feature re-normalisation both generators apply to an uploaded feature (CDC-MMPG's Φ,
+StableSynthNet's template fusion). :func:`default_device` is paramcast's one "cuda if available".
 """
 
 from __future__ import annotations
@@ -15,12 +17,29 @@ from torch import nn
 
 from paramcast.types import HeadParams
 
-__all__ = ["DeviceModel", "QAHead", "StaticHead", "default_device", "per_sample_linear", "pool_frames"]
+__all__ = ["DeviceModel", "QAHead", "StaticHead", "adain", "default_device", "per_sample_linear", "pool_frames"]
 
 
 def default_device() -> str:
     """cuda when available, else cpu."""
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def adain(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Eq. 16: re-normalise ``content`` to the channel statistics of ``style``.
+
+    ``Φ(F̂, F) = σ(F) · (F̂ − μ(F̂)) / σ(F̂) + μ(F)`` with μ, σ the mean and (biased) standard
+    deviation over the last (channel) axis of each feature vector. content, style (..., C) -> (..., C).
+
+    Reading of the garbled eq. 16: the statistics are taken over the C channels of each vector,
+    because at inference the cloud holds exactly one uploaded frame feature (C,) — there is no
+    spatial axis or batch to pool over, and taking statistics over a batch of uploads would make
+    one device's head depend on which other devices were batched with it.
+    """
+    mu_c, mu_s = content.mean(-1, keepdim=True), style.mean(-1, keepdim=True)
+    sd_c = (content.var(-1, unbiased=False, keepdim=True) + eps).sqrt()
+    sd_s = (style.var(-1, unbiased=False, keepdim=True) + eps).sqrt()
+    return sd_s * (content - mu_c) / sd_c + mu_s
 
 
 def pool_frames(features: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import torch
 
 from paramcast.data.base import IGNORE
+from paramcast.models.heads import per_sample_linear, pool_frames
 
 __all__ = ["build_config", "device_groups", "fit_device_groups", "labelled", "minibatches", "warmup_cosine"]
 
@@ -103,6 +104,30 @@ def fit_device_groups(step_loss, modules: list, params: list, history: Any, *, e
     for m in modules:
         m.eval()
     return log
+
+
+def group_targets(groups: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
+    """``(anchor, target rows)`` groups -> target row indices (G, M), padded with -1."""
+    G, M = len(groups), max(t.numel() for _, t in groups)
+    target = torch.full((G, M), -1, dtype=torch.long)
+    for j, (_, t) in enumerate(groups):
+        target[j, : t.numel()] = t
+    return target
+
+
+def group_cross_entropy(static: torch.nn.Module, history: Any, target: torch.Tensor, weight: torch.Tensor,
+                        bias: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """Cross-entropy of each group's target rows (G, M) under its generated layer ``weight (G, V, H)``,
+    ``bias (G, V)`` after the device's static head: the training signal every generated-head method
+    shares (CDC-MMPG, StableSynthNet, DUET). Returns ``(loss, logits (G, M, V), correct, targets)``."""
+    G, M = target.shape
+    valid = (target >= 0).to(device)
+    feats = history.features[target.clamp(min=0)].to(device)                 # (G, M, T, C)
+    h = static(pool_frames(feats.flatten(0, 1))).view(G, M, -1)              # (G, M, H)
+    logits = per_sample_linear(h, weight, bias)                              # (G, M, V)
+    y = history.answer[target.clamp(min=0)].to(device).masked_fill(~valid, -100)
+    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+    return loss, logits, int(((logits.argmax(-1) == y) & valid).sum()), int(valid.sum())
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup: float = 0.1):

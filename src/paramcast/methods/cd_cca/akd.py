@@ -28,8 +28,8 @@ from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
 
 from paramcast.losses.kd import ChannelWiseDivergence, PKDLoss
-from paramcast.methods.cd_cca.model import MLLM
-from paramcast.methods.cd_cca.tasks import caption_io, caption_loss, greedy_caption, vqa_io, vqa_loss
+from paramcast.models.mllm import MLLM
+from paramcast.models.mllm_tasks import caption_io, caption_loss, greedy_caption, vqa_io, vqa_loss
 
 __all__ = ["AKDConfig", "AdapterKD", "adapter_parameters", "add_adapters", "pseudo_label"]
 

@@ -4,23 +4,48 @@
     cloud:  Upload -> teacher pseudo-labels + AKD on every upload so far (eq. 5-6) -> DWC (eq. 7) -> WeightDelta
     device: WeightDelta -> base + delta (eq. 8) -> predict
 
-:func:`pretrain` builds the shared frozen encoder, the teacher and the student on the source domain
-once; every method (ours and the baselines) starts from a copy of that student.
+**Halves.** :class:`CDCCADevice` is what a phone runs (its student copy, UTS, the delta version it
+holds); :class:`CDCCACloud` is what the service holds: the teacher, and per ``device_id`` a cloud
+student copy, the copy of what that device holds (the delta base), AKD's optimiser and the device's
+uploads so far (:class:`CloudDeviceState`). They exchange :class:`~paramcast.types.Upload` and
+:class:`~paramcast.types.WeightDelta` only. :class:`CDCCA` is the one-process view the benchmark
+drives: one device half and one cloud half, the cloud's state for the device created when the method
+is (re)set, so a run's random draws come in the same order as before the split.
+
+**Versions.** A device holding ``v{k}`` (``k`` deltas installed) uploads with ``model_version="v{k}"``;
+the cloud answers ``WeightDelta(base_version="v{k}", model_version="v{k+1}")``. A device that
+reset (``v0``) while the cloud's record says otherwise is re-based: the cloud's copy of what it
+holds goes back to the pretrained adapters, so the next delta carries the whole update (the cloud
+student keeps what it learnt). Any other mismatch is refused (409): the cloud cannot know what the
+device holds. Installing the delta a device already holds again is a no-op, so a client's
+"last good update" fallback is harmless.
+
+**Registry.** Every MLLM method (this module's :class:`MLLMSourceOnly`, :class:`CDCCA`; the KD and
+TTA baselines) is built either from shapes (``num_words``, ``num_answers``, ``teacher`` /
+``student`` :class:`MLLMConfig`, ``max_caption``, ``lora_rank``: what :func:`mllm_shapes` reads off
+the data; ``fit`` then pretrains, :func:`pretrain`'s recipe) or around an already pretrained
+:class:`Pretrained` (the benchmark pretrains once and starts every method from it). A checkpoint
+holds the encoder, teacher and student and those shapes; nothing is pickled.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 
 from paramcast.data.base import ClipSet, Vocab
 from paramcast.losses.entropy import entropy
-from paramcast.methods.base import Method
+from paramcast.methods.base import Method, UploadRejected
 from paramcast.methods.cd_cca.akd import AdapterKD, AKDConfig, adapter_parameters, add_adapters, pseudo_label
 from paramcast.methods.cd_cca.dwc import DWCConfig, DynamicWeightCompression
-from paramcast.methods.cd_cca.model import (
+from paramcast.methods.cd_cca.uts import UncertaintyTokenSampler, UTSConfig, unpack_tokens
+from paramcast.models.heads import default_device
+from paramcast.models.mllm import (
     MLLM,
     MLLMConfig,
     TokenLayout,
@@ -28,19 +53,23 @@ from paramcast.methods.cd_cca.model import (
     student_config,
     teacher_config,
 )
-from paramcast.methods.cd_cca.tasks import (
+from paramcast.models.mllm_tasks import (
     MLLMBatch,
     answer_logits,
+    batch_from_frames,
     caption_loss,
     greedy_caption,
     make_batch,
     vqa_loss,
 )
-from paramcast.methods.cd_cca.uts import UncertaintyTokenSampler, UTSConfig, UTSUpload, unpack_tokens
-from paramcast.models.heads import default_device
-from paramcast.types import WeightDelta
+from paramcast.models.training import build_config
+from paramcast.registry import register
+from paramcast.types import Update, Upload, WeightDelta
 
-__all__ = ["CDCCA", "CDCCAConfig", "PretrainConfig", "Pretrained", "SourceOnly", "pretrain", "uncertainty"]
+__all__ = ["CDCCA", "CDCCACloud", "CDCCAConfig", "CDCCADevice", "CloudDeviceState", "MLLMSourceOnly",
+           "PretrainConfig", "Pretrained", "mllm_shapes", "pretrain", "uncertainty"]
+
+TASK = "mllm"
 
 
 @dataclass(frozen=True)
@@ -62,9 +91,25 @@ class PretrainConfig:
 class Pretrained:
     encoder: VisionEncoder  # frozen, shared by teacher, student and device
     teacher: MLLM
-    student: MLLM           # with (zero-initialised) LoRA adapters injected
-    vocab: Vocab
+    student: MLLM           # with (zero-initialised) LoRA adapters injected once trained
+    vocab: Vocab | None     # the data's vocabulary (None when rebuilt from shapes or a checkpoint)
     max_caption: int        # greedy decoding length
+    lora_rank: int = 4
+    adapted: bool = True    # LoRA adapters injected into the student
+
+    @classmethod
+    def build(cls, num_words: int, num_answers: int, teacher: MLLMConfig, student: MLLMConfig, max_caption: int,
+              lora_rank: int = 4, device: str | torch.device = "cpu", vocab: Vocab | None = None) -> Pretrained:
+        """Untrained modules of these shapes (random init from the global RNG: encoder, teacher, student)."""
+        layout = TokenLayout(num_words, num_answers)
+        dev = torch.device(device)
+        return cls(VisionEncoder(teacher).to(dev), MLLM(teacher, layout).to(dev), MLLM(student, layout).to(dev),
+                   vocab, max_caption, lora_rank, adapted=False)
+
+    def add_adapters(self) -> None:
+        if not self.adapted:
+            add_adapters(self.student, self.lora_rank)
+            self.adapted = True
 
 
 def _augment(frames: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -103,28 +148,30 @@ def _train_mllm(model: MLLM, encoder: VisionEncoder | None, data: MLLMBatch, epo
     model.eval()
 
 
-def pretrain(source: ClipSet, vocab: Vocab, cfg: PretrainConfig = PretrainConfig(),
-             device: str | torch.device | None = None, teacher_source: ClipSet | None = None) -> Pretrained:
-    """Source-domain training: encoder + teacher jointly, then each model on the frozen encoder's tokens.
-
-    ``teacher_source`` (default ``source``): the cloud's source corpus for encoder and teacher, which may
-    be larger than the student's ``source`` (the seed's cloud model is the one with large-scale
-    pretraining). Models live on ``device`` (default: cuda when available); random draws come from
-    CPU generators, so a seed gives the same draws on either."""
+def mllm_shapes(source: ClipSet, vocab: Vocab, cfg: PretrainConfig = PretrainConfig(),
+                teacher_source: ClipSet | None = None) -> dict[str, Any]:
+    """The MLLM methods' shape arguments for this data: vocabulary sizes, teacher / student configs with
+    the data's frame size and longest text, the greedy caption length."""
     teacher_source = source if teacher_source is None else teacher_source
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
     # Multiple-choice candidates may lie outside the answer classes (Vocab.mc_answers extends
     # Vocab.answers); every candidate gets an answer token so MC can score it.
-    layout = TokenLayout(len(vocab.words), len(getattr(vocab, "mc_answers", None) or vocab.answers))
+    n_answers = len(getattr(vocab, "mc_answers", None) or vocab.answers)
     n_cap = int((teacher_source.caption != 0).sum(1).max()) if len(teacher_source) else 8
-    size = int(source.frames.shape[2])                       # the data's frame size (tiny: 32, else 64)
+    size = int(source.frames.shape[-3])                      # the data's frame size (tiny: 32, else 64)
     n_q = max(source.question.shape[1], teacher_source.question.shape[1])
-    t_cfg = MLLMConfig(**{**cfg.teacher.__dict__, "max_text": max(n_q, n_cap) + 4,
-                          "image_size": size})
-    s_cfg = MLLMConfig(**{**cfg.student.__dict__, "max_text": t_cfg.max_text, "image_size": size})
-    dev = torch.device(device or default_device())
-    encoder, teacher, student = VisionEncoder(t_cfg).to(dev), MLLM(t_cfg, layout).to(dev), MLLM(s_cfg, layout).to(dev)
+    t_cfg = dataclasses.replace(cfg.teacher, max_text=max(n_q, n_cap) + 4, image_size=size)
+    s_cfg = dataclasses.replace(cfg.student, max_text=t_cfg.max_text, image_size=size)
+    return {"num_words": len(vocab.words), "num_answers": n_answers, "teacher": t_cfg, "student": s_cfg,
+            "max_caption": n_cap, "lora_rank": cfg.lora_rank}
+
+
+def train_pretrained(pre: Pretrained, source: ClipSet, cfg: PretrainConfig, teacher_source: ClipSet | None = None,
+                     gen: torch.Generator | None = None) -> Pretrained:
+    """Source-domain training of ``pre``'s modules: encoder + teacher jointly on raw frames, the teacher
+    then on the frozen encoder's tokens, the student on them; LoRA adapters injected last."""
+    teacher_source = source if teacher_source is None else teacher_source
+    gen = torch.Generator().manual_seed(cfg.seed) if gen is None else gen
+    encoder, teacher, student = pre.encoder, pre.teacher, pre.student
     raw = make_batch(encoder, teacher_source)  # image tokens unused: the encoder is still training
     _train_mllm(teacher, encoder, raw, cfg.teacher_epochs, cfg, cfg.teacher_augment, gen)
     encoder.eval().requires_grad_(False)
@@ -135,7 +182,23 @@ def pretrain(source: ClipSet, vocab: Vocab, cfg: PretrainConfig = PretrainConfig
     _train_mllm(teacher, None, make_batch(encoder, teacher_source), t_epochs, cfg, False, gen)
     teacher.requires_grad_(False)
     _train_mllm(student, None, make_batch(encoder, source), cfg.student_epochs, cfg, False, gen)
-    return Pretrained(encoder, teacher, add_adapters(student, cfg.lora_rank), vocab, max_caption=n_cap)
+    pre.add_adapters()
+    return pre
+
+
+def pretrain(source: ClipSet, vocab: Vocab, cfg: PretrainConfig = PretrainConfig(),
+             device: str | torch.device | None = None, teacher_source: ClipSet | None = None) -> Pretrained:
+    """Source-domain training: encoder + teacher jointly, then each model on the frozen encoder's tokens.
+
+    ``teacher_source`` (default ``source``): the cloud's source corpus for encoder and teacher, which may
+    be larger than the student's ``source`` (the seed's cloud model is the one with large-scale
+    pretraining). Models live on ``device`` (default: cuda when available); random draws come from
+    CPU generators, so a seed gives the same draws on either."""
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    pre = Pretrained.build(**mllm_shapes(source, vocab, cfg, teacher_source), device=device or default_device(),
+                           vocab=vocab)
+    return train_pretrained(pre, source, cfg, teacher_source, gen)
 
 
 @torch.no_grad()
@@ -148,24 +211,113 @@ def uncertainty(model: MLLM, batch: MLLMBatch, max_caption: int) -> torch.Tensor
     return entropy(logits) + cap_ent
 
 
-class SourceOnly(Method):
-    """The pretrained student, never adapted (seed Tables 1-2, first row)."""
+def _config(cls: type | None, config: Any, overrides: dict[str, Any]) -> Any:
+    """A (possibly nested) method config from a dataclass, a dict (a checkpoint's) and keyword overrides."""
+    if cls is None:
+        if config or overrides:
+            raise TypeError(f"this method takes no config; got {sorted({**(config or {}), **overrides})}")
+        return None
+    from paramcast.config import from_dict
 
-    name = "source-only"
+    if isinstance(config, dict):  # a checkpoint's (nested dicts for nested configs)
+        config = from_dict(cls, config, cls.__name__)
+    return build_config(cls, config, overrides)
 
-    def __init__(self, pre: Pretrained):
-        self.pre = pre
+
+def _mllm_config(value: MLLMConfig | dict | None, default) -> MLLMConfig:
+    return default() if value is None else value if isinstance(value, MLLMConfig) else MLLMConfig(**value)
+
+
+def _as_batch(pre: Pretrained, batch: Any) -> MLLMBatch:
+    """A ClipSet (raw frames) goes through the shared encoder; an MLLMBatch is used as it is."""
+    return batch if isinstance(batch, MLLMBatch) else make_batch(pre.encoder, batch)
+
+
+@register("mllm-source-only")
+class MLLMSourceOnly(Method):
+    """The pretrained MLLM student, never adapted (CD-CCA's Tables 1-2, first row).
+
+    ``MLLMSourceOnly(pretrained)`` starts from an already pretrained :class:`Pretrained`;
+    ``MLLMSourceOnly(num_words=, num_answers=, teacher=, student=, max_caption=)`` (what
+    :func:`mllm_shapes` gives, and what a checkpoint stores) builds fresh modules that :meth:`fit`
+    pretrains on a ClipSet (``pretrain``: a :class:`PretrainConfig` or its dict). Keyword
+    ``overrides`` set fields of ``config_class`` (CD-CCA's, TENT's, CoTTA's config)."""
+
+    task: ClassVar[str] = TASK
+    config_class: ClassVar[type | None] = None
+
+    def __init__(self, pretrained: Pretrained | None = None, config: Any = None, *, num_words: int | None = None,
+                 num_answers: int | None = None, teacher: MLLMConfig | dict | None = None,
+                 student: MLLMConfig | dict | None = None, max_caption: int = 8, lora_rank: int = 4,
+                 pretrain: PretrainConfig | dict | None = None, device: str | None = None, seed: int = 0,
+                 progress: bool = False, **overrides: Any):
+        self.config = self.settle_config(_config(self.config_class, config, overrides))
+        self.seed, self.progress = seed, progress
+        pcfg = pretrain if isinstance(pretrain, PretrainConfig) else \
+            _config(PretrainConfig, pretrain, {}) if pretrain is not None else PretrainConfig()
+        self.pretrain_config = dataclasses.replace(pcfg, seed=seed, lora_rank=lora_rank)
+        if pretrained is None:
+            if num_words is None or num_answers is None:
+                raise TypeError(f"{type(self).__name__} needs a Pretrained, or num_words and num_answers "
+                                "(paramcast.methods.cd_cca.mllm_shapes gives them for a dataset)")
+            torch.manual_seed(seed)
+            pretrained = Pretrained.build(num_words, num_answers, _mllm_config(teacher, teacher_config),
+                                          _mllm_config(student, student_config), max_caption, lora_rank,
+                                          device or default_device())
+        self.pre = pretrained
+        self.device = next(pretrained.student.parameters()).device
         self.reset()  # subclasses build their state in reset()
 
-    def fit(self, history) -> None:
-        """Nothing to do: :func:`pretrain` already trained on the source history."""
+    @classmethod
+    def settle_config(cls, config: Any) -> Any:
+        """The config this method runs (the KD baselines fix CD-CCA's feature loss here)."""
+        return config
 
-    def predict(self, batch: MLLMBatch) -> torch.Tensor:
+    # --- cloud: training ---------------------------------------------------------------------
+    def fit(self, history: ClipSet, teacher_history: ClipSet | None = None) -> None:
+        """Pretrain encoder, teacher and student on the source history (:func:`pretrain`'s recipe);
+        nothing to do for a method built around an already pretrained :class:`Pretrained`."""
+        if self.pre.adapted:
+            return
+        train_pretrained(self.pre, history, self.pretrain_config, teacher_history)
+        self.reset()
+
+    # --- device ------------------------------------------------------------------------------
+    def predict(self, batch: MLLMBatch | ClipSet) -> torch.Tensor:
         with torch.no_grad():
-            return answer_logits(self.model.eval(), batch.image, None, batch.question)[0]
+            b = _as_batch(self.pre, batch)
+            return answer_logits(self.model.eval(), b.image, None, b.question)[0]
 
     def reset(self) -> None:
         self.model = copy.deepcopy(self.pre.student).eval()
+
+    def batch_from_tensors(self, tensors: dict[str, torch.Tensor], device_id: str) -> MLLMBatch:
+        """A saved MLLM stream: ``frames`` (N, H, W, 3) uint8, ``question`` (N, L), optional ``caption``,
+        ``answer``, ``candidates``, ``mc_label``, ``category`` (what ``paramcast train`` writes)."""
+        return batch_from_frames(self.pre.encoder, tensors["frames"], **{k: v for k, v in tensors.items()
+                                                                         if k not in ("frames", "device")})
+
+    # --- checkpoints -------------------------------------------------------------------------
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """Encoder, teacher and student: the whole pretrained system (the device's model is a copy)."""
+        return {"encoder": self.pre.encoder, "teacher": self.pre.teacher, "student": self.pre.student}
+
+    def checkpoint_args(self) -> dict[str, Any]:
+        pre = self.pre
+        args = {"num_words": pre.teacher.layout.n_words, "num_answers": pre.teacher.layout.n_answers,
+                "teacher": dataclasses.asdict(pre.teacher.cfg), "student": dataclasses.asdict(pre.student.cfg),
+                "max_caption": pre.max_caption, "lora_rank": pre.lora_rank, "seed": self.seed,
+                "pretrain": dataclasses.asdict(self.pretrain_config)}
+        if self.config is not None:
+            args["config"] = dataclasses.asdict(self.config)
+        return args
+
+    def load_state(self, meta: dict[str, Any], tensors: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+        if any("lora_" in k for k in tensors):  # a fitted system: the student carries its adapters
+            self.pre.add_adapters()
+        super().load_state(meta, tensors, source)
+        self.pre.encoder.requires_grad_(False)
+        self.pre.teacher.requires_grad_(False)
 
 
 @dataclass(frozen=True)
@@ -175,68 +327,185 @@ class CDCCAConfig:
     dwc: DWCConfig = field(default_factory=DWCConfig)
     upload_quant: str = "int8"   # how uploaded token features travel: blockwise int8 (64 = one token's
                                  # channels per block) halves fp16's bytes; "fp16" is an ablation row
-    device_id: str = "device-0"
+    device_id: str = "device-0"  # the one-process view's device (the bench's); a served device names its own
     seed: int = 0
 
 
-class CDCCA(SourceOnly):
-    """Cloud-device collaborative continual adaptation: UTS uplink, AKD on the cloud, DWC downlink."""
+def _meta(device_id: str, method: str, version: int) -> dict:
+    return {"device_id": device_id, "method": method, "task": TASK, "model_version": f"v{version}"}
 
-    name = "cd-cca"
-    collaborative = True
 
-    def __init__(self, pre: Pretrained, cfg: CDCCAConfig = CDCCAConfig()):
-        self.cfg = cfg
-        super().__init__(pre)
+class CDCCADevice:
+    """CD-CCA on one phone: the student copy it runs, UTS (eq. 2-4) for its uploads, eq. 8 for deltas."""
+
+    def __init__(self, pre: Pretrained, cfg: CDCCAConfig, device_id: str, name: str = "cd-cca"):
+        self.pre, self.cfg, self.device_id, self.name = pre, cfg, device_id, name
+        self.reset()
 
     def reset(self) -> None:
-        pre, cfg = self.pre, self.cfg
-        self.model = copy.deepcopy(pre.student).eval()             # on the device
-        self.cloud_student = copy.deepcopy(pre.student)            # on the cloud, trained by AKD
-        self.device_copy = {k: v.detach().clone() for k, v in adapter_parameters(self.model).items()}
-        self.akd = AdapterKD(pre.teacher, self.cloud_student, cfg.akd, cfg.seed)
-        self.uts = UncertaintyTokenSampler(cfg.uts, cfg.seed)
-        self.dwc = DynamicWeightCompression(cfg.dwc)
-        self.version = 0        # device: deltas applied so far
-        self.cloud_version = 0  # cloud: deltas sent so far
-        self.store: dict[str, list[torch.Tensor]] = {}
-        self.log: list[dict] = []
+        self.model = copy.deepcopy(self.pre.student).eval()
+        self.uts = UncertaintyTokenSampler(self.cfg.uts, self.cfg.seed)
+        self.version = 0        # deltas installed so far
 
-    def _meta(self) -> dict:
-        return {"device_id": self.cfg.device_id, "method": self.name, "task": "mllm",
-                "model_version": f"v{self.version}"}
+    def device_step(self, batch: MLLMBatch | ClipSet) -> Upload:
+        b = _as_batch(self.pre, batch)
+        u = uncertainty(self.model, b, self.pre.max_caption)
+        return self.uts(self.pre.encoder, b.frames, b.image, u, b.question,
+                        _meta(self.device_id, self.name, self.version), self.cfg.upload_quant)
 
-    # -- device -------------------------------------------------------------------------------
-    def device_step(self, batch: MLLMBatch) -> UTSUpload:
-        u = uncertainty(self.model, batch, self.pre.max_caption)
-        return self.uts(self.pre.encoder, batch.frames, batch.image, u, batch.question, self._meta(),
-                        self.cfg.upload_quant)
-
-    def apply(self, update: WeightDelta) -> None:
+    def apply(self, update: Update) -> None:
+        if not isinstance(update, WeightDelta):
+            raise TypeError(f"{self.name} installs WeightDelta, got {type(update).__name__}")
+        if update.model_version == f"v{self.version}" and self.version > 0:
+            return  # the delta this device already holds (a client's last-good fallback)
         if update.base_version != f"v{self.version}":
             raise ValueError(f"delta computed against {update.base_version!r}, device holds v{self.version}")
         DynamicWeightCompression.apply(dict(self.model.named_parameters()), update.deltas)
         self.version += 1
 
-    # -- cloud --------------------------------------------------------------------------------
-    def cloud_step(self, upload: UTSUpload) -> WeightDelta:
-        dev = next(self.cloud_student.parameters()).device
-        image, mask = (t.to(dev) for t in unpack_tokens(upload))
-        questions = upload.questions.to(dev)
+    def predict(self, batch: MLLMBatch | ClipSet) -> torch.Tensor:
+        with torch.no_grad():
+            b = _as_batch(self.pre, batch)
+            return answer_logits(self.model.eval(), b.image, None, b.question)[0]
+
+
+@dataclass
+class CloudDeviceState:
+    """What the cloud keeps for one device."""
+
+    student: MLLM                          # the cloud's copy of this device's student, trained by AKD
+    held: dict[str, torch.Tensor]          # what the device holds now (the next delta's base)
+    akd: AdapterKD
+    store: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # every upload so far, pseudo-labelled
+    version: int = 0                       # deltas sent
+    log: list[dict] = field(default_factory=list)
+
+
+class CDCCACloud:
+    """CD-CCA's cloud: the teacher, and per ``device_id`` a :class:`CloudDeviceState` (AKD eq. 5-6, DWC eq. 7)."""
+
+    def __init__(self, pre: Pretrained, cfg: CDCCAConfig, name: str = "cd-cca"):
+        self.pre, self.cfg, self.name = pre, cfg, name
+        self.dwc = DynamicWeightCompression(cfg.dwc)
+        self.devices: dict[str, CloudDeviceState] = {}
+        mcfg = pre.student.cfg
+        self.n_tokens, self.token_dim = mcfg.n_image_tokens, mcfg.vit_hidden
+        self.num_words, self.max_question = pre.student.layout.n_words, mcfg.max_text - 1
+
+    def _base(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in adapter_parameters(self.pre.student).items()}
+
+    def state(self, device_id: str) -> CloudDeviceState:
+        """This device's state, created on its first upload (a student copy, fresh AKD projections)."""
+        if device_id not in self.devices:
+            student = copy.deepcopy(self.pre.student)
+            self.devices[device_id] = CloudDeviceState(student, self._base(),
+                                                       AdapterKD(self.pre.teacher, student, self.cfg.akd, self.cfg.seed))
+        return self.devices[device_id]
+
+    def forget(self, device_id: str) -> None:
+        self.devices.pop(device_id, None)
+
+    def _check(self, up: Upload) -> None:
+        f, t = up.features, up.text
+        if up.positions is None or up.samples is None or t is None:
+            raise UploadRejected(f"{self.name} uploads carry positions, samples and text (the UTS tokens and questions)")
+        if t.dtype != torch.int64 or t.ndim != 2 or not 1 <= t.shape[0] <= f.shape[0] or t.shape[1] > self.max_question:
+            raise UploadRejected(f"text must be int64 (S, L) with 1 <= S <= {f.shape[0]} and L <= {self.max_question}")
+        if f.shape[1] != self.token_dim:
+            raise UploadRejected(f"token features must have {self.token_dim} channels, got {f.shape[1]}")
+        if int(t.min()) < 0 or int(t.max()) >= self.num_words:
+            raise UploadRejected(f"text word ids must lie in [0, {self.num_words})")
+        for name, tensor, n in (("samples", up.samples, t.shape[0]), ("positions", up.positions, self.n_tokens)):
+            if int(tensor.min()) < 0 or int(tensor.max()) >= n:
+                raise UploadRejected(f"{name} must lie in [0, {n})")
+
+    def cloud_step(self, upload: Upload) -> WeightDelta:
+        self._check(upload)
+        # AKD trains: leave the service's inference mode (the upload's tensors are ordinary ones, and a
+        # new device's student copy and projections must be ordinary parameters too).
+        with torch.inference_mode(False), torch.enable_grad():
+            s = self.state(upload.device_id)
+            if upload.model_version != f"v{s.version}":
+                if upload.model_version != "v0":
+                    raise UploadRejected(f"device {upload.device_id} holds {upload.model_version[:16]!r}, but the "
+                                         f"cloud sent it v{s.version}: reset the device (v0) to re-base", 409,
+                                         "version_conflict")
+                s.held, s.version = self._base(), 0  # the device reset: re-base on the pretrained adapters
+            return self._step(upload, s)
+
+    def _step(self, upload: Upload, s: CloudDeviceState) -> WeightDelta:
+        dev = next(s.student.parameters()).device
+        image, mask = (t.to(dev) for t in unpack_tokens(upload, self.n_tokens))
+        questions = upload.text.to(dev)
         pl = pseudo_label(self.pre.teacher, image, mask, questions, self.pre.max_caption)
         for k, v in {"image": image, "mask": mask, "question": questions, **pl}.items():
-            self.store.setdefault(k, []).append(v)
-        s = {k: torch.cat(v) for k, v in self.store.items()}
-        losses = self.akd.fit(s["image"], s["mask"], s["question"],
-                              {k: s[k] for k in ("answer", "caption", "queries", "hidden_q", "hidden_c")})
-        updated = {k: v.detach() for k, v in adapter_parameters(self.cloud_student).items()}
-        sent, received = self.dwc.compress(updated, self.device_copy)
+            s.store.setdefault(k, []).append(v)
+        st = {k: torch.cat(v) for k, v in s.store.items()}
+        losses = s.akd.fit(st["image"], st["mask"], st["question"],
+                           {k: st[k] for k in ("answer", "caption", "queries", "hidden_q", "hidden_c")})
+        updated = {k: v.detach() for k, v in adapter_parameters(s.student).items()}
+        sent, received = self.dwc.compress(updated, s.held)
         for k, d in received.items():  # error feedback: next delta is against what the device holds
-            self.device_copy[k] = self.device_copy[k] + d.to(self.device_copy[k].device)
-        self.log.append({"losses": losses, "uploaded_samples": len(upload.questions),
-                         "uploaded_tokens": int(upload.features.shape[0]), "delta_tensors": len(sent),
-                         "delta_params": sum(d.numel() for d in sent.values()),
-                         "trainable_params": sum(v.numel() for v in updated.values())})
-        self.cloud_version += 1
-        return WeightDelta(**{**self._meta(), "model_version": f"v{self.cloud_version}"}, deltas=sent,
-                           base_version=f"v{self.cloud_version - 1}", quant=self.cfg.dwc.scheme)
+            s.held[k] = s.held[k] + d.to(s.held[k].device)
+        s.log.append({"losses": losses, "uploaded_samples": len(upload.text),
+                      "uploaded_tokens": int(upload.features.shape[0]), "delta_tensors": len(sent),
+                      "delta_params": sum(d.numel() for d in sent.values()),
+                      "trainable_params": sum(v.numel() for v in updated.values())})
+        s.version += 1
+        return WeightDelta(**_meta(upload.device_id, self.name, s.version), deltas=sent,
+                           base_version=f"v{s.version - 1}", quant=self.cfg.dwc.scheme)
+
+    def cloud_step_batch(self, uploads: Sequence[Upload]) -> list[Update | None]:
+        """One AKD run per upload (each device trains its own student copy): the loop itself."""
+        return [self.cloud_step(u) for u in uploads]
+
+
+@register("cd-cca")
+class CDCCA(MLLMSourceOnly):
+    """Cloud-device collaborative continual adaptation: UTS uplink, AKD on the cloud, DWC downlink."""
+
+    collaborative = True
+    config_class = CDCCAConfig
+
+    def reset(self) -> None:
+        self.device_side = CDCCADevice(self.pre, self.config, self.config.device_id, self.name)
+        self.cloud_side = CDCCACloud(self.pre, self.config, self.name)
+        self.cloud_side.state(self.config.device_id)  # now, not on the first upload: the RNG order of one run
+
+    @property
+    def model(self) -> MLLM:
+        """The (one-process view's) device model."""
+        return self.device_side.model
+
+    @property
+    def cloud_student(self) -> MLLM:
+        return self.cloud_side.state(self.config.device_id).student
+
+    @property
+    def log(self) -> list[dict]:
+        return self.cloud_side.state(self.config.device_id).log
+
+    def device_half(self, device_id: str | None = None) -> CDCCADevice:
+        return CDCCADevice(self.pre, self.config, device_id or self.config.device_id, self.name)
+
+    def cloud_half(self) -> CDCCACloud:
+        return self.cloud_side
+
+    def forget(self, device_id: str) -> None:
+        self.cloud_side.forget(device_id)
+
+    def device_step(self, batch: MLLMBatch | ClipSet) -> Upload:
+        return self.device_side.device_step(batch)
+
+    def apply(self, update: Update) -> None:
+        self.device_side.apply(update)
+
+    def predict(self, batch: MLLMBatch | ClipSet) -> torch.Tensor:
+        return self.device_side.predict(batch)
+
+    def cloud_step(self, upload: Upload) -> WeightDelta:
+        return self.cloud_side.cloud_step(upload)
+
+    def cloud_step_batch(self, uploads: Sequence[Upload]) -> list[Update | None]:
+        return self.cloud_side.cloud_step_batch(uploads)

@@ -4,7 +4,11 @@ Stage 1 (eq. 2) keeps the samples whose predictive entropy is high; stage 2 (VIS
 shared image encoder ``M`` times with its dropout switched on and keeps the tokens whose variance
 across passes exceeds ``beta`` (or, with ``token_ratio``, the most variable fraction of each sample).
 Only the kept tokens travel: unlike the public code, which zeroes the other tokens and sends the full
-tensor (DESIGN.md), the payload really shrinks.
+tensor (DESIGN.md), the payload really shrinks. The upload is a plain :class:`~paramcast.types.Upload`,
+exactly what ``wire.encode`` sends: kept tokens in ``features``, where they sat in ``positions`` /
+``samples``, and the uploaded samples' question ids in ``text`` (the seed uploads instances
+``(v_i, t_i)``; the teacher needs ``t_i`` to pseudo-label). The token grid's size is not sent: the
+cloud knows it from the shared encoder's configuration (``MLLMConfig.n_image_tokens``).
 """
 
 from __future__ import annotations
@@ -18,20 +22,7 @@ from torch import nn
 from paramcast.losses.entropy import mc_dropout_variance
 from paramcast.types import Upload
 
-__all__ = ["UTSConfig", "UTSUpload", "UncertaintyTokenSampler", "unpack_tokens"]
-
-
-@dataclass(frozen=True)
-class UTSUpload(Upload):
-    """An :class:`Upload` of UTS tokens plus the prompts of the uploaded samples.
-
-    ``questions`` (S, Lq) int64: the question word ids of each uploaded sample (the seed uploads
-    instances ``(v_i, t_i)``; the teacher needs ``t_i`` to pseudo-label).
-    ``n_tokens`` tokens per sample before sampling (to rebuild the padded token grid).
-    """
-
-    questions: torch.Tensor | None = None
-    n_tokens: int = 0
+__all__ = ["UTSConfig", "UncertaintyTokenSampler", "unpack_tokens"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +84,7 @@ class UncertaintyTokenSampler:
         return keep
 
     def __call__(self, encoder: nn.Module, frames: torch.Tensor, image: torch.Tensor, uncertainty: torch.Tensor,
-                 questions: torch.Tensor, meta: dict, quant: str = "fp32") -> UTSUpload:
+                 questions: torch.Tensor, meta: dict, quant: str = "fp32") -> Upload:
         """Build the upload: ``image`` (N, T, C) eval-mode tokens, ``uncertainty`` (N,) from eq. 2.
         Selection runs on the CPU and the upload's tensors are CPU tensors (they go on the wire)."""
         image, questions = image.cpu(), questions.cpu()
@@ -103,16 +94,16 @@ class UncertaintyTokenSampler:
         else:
             keep = self.select_tokens(torch.zeros(len(idx), image.shape[1]))
         samples, positions = keep.nonzero(as_tuple=True)
-        return UTSUpload(**meta, features=image[idx][samples, positions].contiguous(), positions=positions,
-                         samples=samples, quant=quant, questions=questions[idx].contiguous(),
-                         n_tokens=int(image.shape[1]))
+        return Upload(**meta, features=image[idx][samples, positions].contiguous(), positions=positions,
+                      samples=samples, quant=quant, text=questions[idx].contiguous())
 
 
-def unpack_tokens(up: UTSUpload) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cloud side: kept tokens -> padded grid (S, T, C) and its key mask (S, T) (True = token present)."""
-    S = int(up.questions.shape[0])
-    image = up.features.new_zeros(S, up.n_tokens, up.features.shape[1])
-    mask = torch.zeros(S, up.n_tokens, dtype=torch.bool)
+def unpack_tokens(up: Upload, n_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cloud side: kept tokens -> padded grid (S, T = ``n_tokens``, C) and its key mask (S, T) (True =
+    token present); S = rows of ``up.text``."""
+    S = int(up.text.shape[0])
+    image = up.features.new_zeros(S, n_tokens, up.features.shape[1])
+    mask = torch.zeros(S, n_tokens, dtype=torch.bool)
     image[up.samples, up.positions] = up.features.float()
     mask[up.samples, up.positions] = True
     return image, mask

@@ -42,7 +42,7 @@ Readings of the seed and choices it leaves open (each named so a reader can find
 * **Eq. 11, garbled.** The text says the template is re-normalised "to have the same channel-wise
   mean and standard deviation as F_m^i"; the printed formula swaps the roles (and δ/γ). We follow
   the text: ``Υ = σ(F)·(P − μ(P))/σ(P) + μ(F)``, statistics over the C channels of the one
-  uploaded vector (the same reading as CDC-MMPG's AdaIN, :func:`paramcast.losses.vae.adain`).
+  uploaded vector (the same reading as CDC-MMPG's AdaIN, :func:`paramcast.models.heads.adain`).
 * **Template choice at inference.** The device does not know the category of what it uploads, so
   the cloud picks the template with the highest cosine similarity to F_m^i among the categories it
   has seen. Training uses the same rule (not the true label), so the hypernetwork is trained on
@@ -64,14 +64,13 @@ import torch
 from torch import nn
 
 from paramcast.losses.contrastive import margin_info_nce, per_label_variance
-from paramcast.losses.vae import adain
-from paramcast.methods.fda_adr.cdc_mmpg import FastDomainAdaptor
+from paramcast.methods.cdc_mmpg.model import FastDomainAdaptor
 from paramcast.methods.generated_head import GeneratedHeadMethod
 from paramcast.methods.stablesynthnet.config import StableSynthNetConfig
 from paramcast.models.encoder import default_device
 from paramcast.models.features import FeatureSet
-from paramcast.models.heads import DeviceModel, StaticHead, per_sample_linear, pool_frames
-from paramcast.models.training import build_config, fit_device_groups
+from paramcast.models.heads import DeviceModel, StaticHead, adain
+from paramcast.models.training import build_config, fit_device_groups, group_cross_entropy, group_targets
 from paramcast.registry import register
 
 __all__ = ["ParametricDriver", "StableSynthNet", "TemplateBank", "renormalise_template"]
@@ -217,11 +216,8 @@ class StableSynthNet(GeneratedHeadMethod):
         Updates the template bank as a side effect when TDE is on (after the losses are computed).
         """
         cfg = self.config
-        G, M = len(groups), max(t.numel() for _, t in groups)
-        target = torch.full((G, M), -1, dtype=torch.long)
-        for j, (_, t) in enumerate(groups):
-            target[j, : t.numel()] = t
-        valid_t = (target >= 0).to(self.device)                                   # (G, M)
+        G = len(groups)
+        target = group_targets(groups)                                            # (G, M)
         anchors = torch.tensor([a for a, _ in groups])
         rows = torch.cat([anchors, target[target >= 0]])                          # (R,) anchors first
         feats = history.features[rows]                                            # (R, T, C)
@@ -231,11 +227,7 @@ class StableSynthNet(GeneratedHeadMethod):
         driver = self.driver.projector(fused)                                     # E (R, E)
         weight, bias = self.driver.generate(driver[:G])                           # (G, V, H), (G, V)
 
-        tfeats = history.features[target.clamp(min=0)].to(self.device)            # (G, M, T, C)
-        h = self.model.static(pool_frames(tfeats.flatten(0, 1))).view(G, M, -1)   # (G, M, H)
-        logits = per_sample_linear(h, weight, bias)                               # (G, M, V)
-        y = history.answer[target.clamp(min=0)].to(self.device).masked_fill(~valid_t, -100)
-        ce = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+        ce, _, correct, n_targets = group_cross_entropy(self.model.static, history, target, weight, bias, self.device)
 
         cat = labels[rows].to(self.device)
         need_grad = cfg.use_dct or cfg.use_ods
@@ -253,8 +245,7 @@ class StableSynthNet(GeneratedHeadMethod):
             loss = loss + cfg.ods_weight * ods
         if self.templates is not None and torch.is_grad_enabled():
             self.templates.update(frame, cat, var.detach())
-        correct = int(((logits.argmax(-1) == y) & valid_t).sum())
-        return {"loss": loss, "ce": ce, "cl": cl, "ods": ods}, correct, int(valid_t.sum())
+        return {"loss": loss, "ce": ce, "cl": cl, "ods": ods}, correct, n_targets
 
     # --- cloud at adaptation time (the device half is GeneratedHeadMethod's) -------------------------
     @torch.no_grad()

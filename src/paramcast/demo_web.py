@@ -11,6 +11,9 @@ TypeScript client (``clients/node/src/web.ts``, the same wire decoder as the Nod
 by ``make node-client`` into ``clients/node/dist/web.js``; onnxruntime-web's files come from
 ``clients/node/node_modules``. Nothing is fetched from outside the machine.
 
+It serves both halves, so it lives beside ``device/`` and ``cloud/`` (which never import each other),
+not in either.
+
 Decision: the page gets a bearer token minted for the demo device at start-up (in memory, in
 ``/demo/meta.json``): a local demonstration, not a deployment. Listen on loopback only.
 """
@@ -22,7 +25,7 @@ from typing import Any
 
 __all__ = ["NODE_DIR", "PAGE", "create_demo_app"]
 
-NODE_DIR = Path(__file__).resolve().parents[3] / "clients" / "node"
+NODE_DIR = Path(__file__).resolve().parents[2] / "clients" / "node"
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>paramcast device demo</title>

@@ -1,6 +1,6 @@
 """CDC-MMPG (seed ``cdc-mmpg.txt``): Fast Domain Adaptor + AnchorFrame Distribution Reasoner."""
 
-from paramcast.methods.fda_adr.cdc_mmpg import CDCMMPG
-from paramcast.methods.fda_adr.config import CDCMMPGConfig
+from paramcast.methods.cdc_mmpg.config import CDCMMPGConfig
+from paramcast.methods.cdc_mmpg.model import CDCMMPG
 
 __all__ = ["CDCMMPG", "CDCMMPGConfig"]

@@ -39,11 +39,22 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from paramcast.losses.vae import adain, adr_loss
-from paramcast.methods.fda_adr.config import CDCMMPGConfig
+from paramcast.losses.vae import adr_loss
+from paramcast.methods.cdc_mmpg.config import CDCMMPGConfig
 from paramcast.methods.generated_head import GeneratedHeadMethod, add_static_layer
-from paramcast.models.heads import DeviceModel, StaticHead, default_device, per_sample_linear, pool_frames
-from paramcast.models.training import build_config, fit_device_groups, minibatches
+from paramcast.models.heads import (
+    DeviceModel,
+    StaticHead,
+    adain,
+    default_device,
+)
+from paramcast.models.training import (
+    build_config,
+    fit_device_groups,
+    group_cross_entropy,
+    group_targets,
+    minibatches,
+)
 from paramcast.registry import register
 
 if TYPE_CHECKING:
@@ -170,14 +181,14 @@ class CDCMMPG(GeneratedHeadMethod):
         t0 = time.perf_counter()
         g = torch.Generator().manual_seed(self.seed)
         if self.generator is not None:
-            self.log["adr"] = self._fit_adr(history, g)
+            self.log["adr"] = self.fit_adr(history, g)
             self.generator.requires_grad_(False).eval()          # frozen for the rest (seed §4.3)
         self.log["fda"] = self._fit_fda(history, g)
         self.log["fit_seconds"] = time.perf_counter() - t0
         self.model_version = f"{self.name}-{self.seed}-{len(history)}"
         self.reset()
 
-    def _fit_adr(self, history: FeatureSet, g: torch.Generator) -> list[dict[str, float]]:
+    def fit_adr(self, history: FeatureSet, g: torch.Generator) -> list[dict[str, float]]:
         """ADR first, on its own objective L = L_ag + L_rec + L_KL (eq. 18)."""
         cfg, gen = self.config, self.generator
         opt = torch.optim.AdamW(gen.parameters(), lr=cfg.adr_lr, weight_decay=cfg.weight_decay)
@@ -223,23 +234,14 @@ class CDCMMPG(GeneratedHeadMethod):
     def _group_loss(self, history: FeatureSet, groups: list[tuple[int, torch.Tensor]],
                     g: torch.Generator) -> tuple[torch.Tensor, int, int]:
         """Cross-entropy of each group's targets under the head generated from its anchor's one frame."""
-        G, M = len(groups), max(t.numel() for _, t in groups)
-        target = torch.full((G, M), -1, dtype=torch.long)
-        for j, (_, t) in enumerate(groups):
-            target[j, : t.numel()] = t
-        valid = target >= 0                                                       # (G, M)
+        target = group_targets(groups)                                            # (G, M)
         anchors = history.features[torch.tensor([a for a, _ in groups])].to(self.device)  # (G, T, C)
-        source = self._training_source(anchors, g)                                # (G, C)
+        source = self.training_source(anchors, g)                                # (G, C)
         weight, bias = self.adaptor(source)                                       # (G, V, H), (G, V)
-        feats = history.features[target.clamp(min=0)].to(self.device)             # (G, M, T, C)
-        h = self.model.static(pool_frames(feats.flatten(0, 1))).view(G, M, -1)    # (G, M, H)
-        logits = per_sample_linear(h, weight, bias)                               # (G, M, V)
-        y = history.answer[target.clamp(min=0)].to(self.device).masked_fill(~valid.to(self.device), -100)
-        loss = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
-        correct = int(((logits.argmax(-1) == y) & valid.to(self.device)).sum())
-        return loss, correct, int(valid.sum())
+        loss, _, correct, n = group_cross_entropy(self.model.static, history, target, weight, bias, self.device)
+        return loss, correct, n
 
-    def _training_source(self, anchors: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def training_source(self, anchors: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """What the hypernetwork sees in training: F_a from a random anchor frame (ADR) or F_g (F-hyper)."""
         if self.generator is None:
             return sample_global_feature(anchors, self.config.sampled_frames, g)  # eq. 5: F_g

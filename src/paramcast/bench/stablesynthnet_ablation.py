@@ -23,8 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import paramcast.baselines.duet  # noqa: F401 - registers "duet" until baselines/__init__ imports it
-from paramcast import registry
+from paramcast import catalog
 from paramcast.bench.report import mean_std
 from paramcast.bench.videoqa import SPLITS, evaluate_method
 from paramcast.models.encoder import EncoderConfig, default_device
@@ -103,7 +102,7 @@ def run_ablation(preset: str = "quick", seeds: Sequence[int] = (0, 1, 2), varian
         per_seed = []
         for seed in seeds:
             t0 = time.perf_counter()
-            method = registry.create(method_name, num_answers=data["num_answers"], feature_dim=data["feature_dim"],
+            method = catalog.create(method_name, num_answers=data["num_answers"], feature_dim=data["feature_dim"],
                                      device=dev, seed=seed, epochs=epochs, **overrides)
             method.fit(data["features"]["history"])
             fit_s = time.perf_counter() - t0

@@ -1,4 +1,4 @@
-"""Image VQA (direct answer, multiple choice) and captioning on top of :class:`~.model.MLLM`.
+"""Image VQA (direct answer, multiple choice) and captioning on top of :class:`~paramcast.models.mllm.MLLM`.
 
 A clip of EmojiClips becomes an image by taking its middle frame. The LM reads
 ``[queries ; [CLS] question [SEP]]`` and answers with the next token, one of the answer tokens
@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from paramcast.data.base import ClipSet
-from paramcast.methods.cd_cca.model import CLS, MLLM, PAD, SEP, UNK, MLLMOutput, TokenLayout, VisionEncoder
+from paramcast.models.mllm import CLS, MLLM, PAD, SEP, UNK, MLLMOutput, TokenLayout, VisionEncoder
 
-__all__ = ["MLLMBatch", "answer_logits", "caption_io", "caption_loss", "encode_batches", "evaluate",
+__all__ = ["MLLMBatch", "answer_logits", "batch_from_frames", "caption_io", "caption_loss", "encode_batches", "evaluate",
            "greedy_caption", "make_batch", "mc_logits", "vqa_io", "vqa_loss"]
 
 
@@ -44,19 +44,36 @@ class MLLMBatch:
             yield self.index(torch.arange(i, min(i + size, len(self))))
 
 
+    def subset(self, idx: torch.Tensor) -> MLLMBatch:  # the name FeatureSet uses
+        return self.index(idx)
+
+
 @torch.no_grad()
-def make_batch(encoder: VisionEncoder, clips: ClipSet, chunk: int = 256) -> MLLMBatch:
-    """Middle frame of each clip through the frozen encoder (eval mode: no dropout); every field on
-    the encoder's device."""
+def batch_from_frames(encoder: VisionEncoder, frames: torch.Tensor, chunk: int = 256, **fields: torch.Tensor
+                      ) -> MLLMBatch:
+    """One frame per row (N, H, W, 3) uint8 through the frozen encoder (eval mode: no dropout), with the
+    rows' other fields (``question`` ...; absent ones are empty or -1); every field on the encoder's device."""
     was = encoder.training
     encoder.eval()
     dev = next(encoder.parameters()).device
-    frames = clips.frames[:, clips.frames.shape[1] // 2].contiguous().to(dev)  # (N, H, W, 3)
+    frames = frames.contiguous().to(dev)
     image = torch.cat([encoder(frames[i:i + chunk]) for i in range(0, len(frames), chunk)]) if len(frames) else \
         torch.zeros(0, 0, 0, device=dev)
     encoder.train(was)
-    return MLLMBatch(frames, image, *(t.to(dev) for t in (clips.question, clips.caption, clips.answer,
-                                                           clips.candidates, clips.mc_label, clips.category)))
+    n = len(frames)
+    default = {"caption": torch.zeros(n, 1, dtype=torch.long), "answer": torch.full((n,), -1),
+               "candidates": torch.full((n, 5), -1), "mc_label": torch.zeros(n, dtype=torch.long),
+               "category": torch.zeros(n, dtype=torch.long)}
+    rest = {k: fields.get(k, default.get(k)) for k in ("question", "caption", "answer", "candidates", "mc_label",
+                                                         "category")}
+    return MLLMBatch(frames, image, **{k: v.to(dev) for k, v in rest.items()})
+
+
+def make_batch(encoder: VisionEncoder, clips: ClipSet, chunk: int = 256) -> MLLMBatch:
+    """Middle frame of each clip through the frozen encoder (:func:`batch_from_frames`)."""
+    return batch_from_frames(encoder, clips.frames[:, clips.frames.shape[1] // 2], chunk, question=clips.question,
+                             caption=clips.caption, answer=clips.answer, candidates=clips.candidates,
+                             mc_label=clips.mc_label, category=clips.category)
 
 
 def encode_batches(encoder: VisionEncoder, sets: dict[str, ClipSet]) -> dict[str, MLLMBatch]:

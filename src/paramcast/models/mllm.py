@@ -1,4 +1,5 @@
-"""The tiny teacher / student MLLMs of CD-CCA: vision encoder -> query transformer -> causal LM.
+"""The tiny teacher / student MLLMs of CD-CCA (and of the TENT / CoTTA / PKD / CWD baselines of its
+tables): vision encoder -> query transformer -> causal LM.
 
 Seed (cd-cca.txt, sec. 4.1): LLaMA-Adapter on LLaMA2-13B (cloud teacher) and -7B (student = device
 model), with the student's Q-Former cut from 12 to 6 layers. Here, at toy scale and built from
