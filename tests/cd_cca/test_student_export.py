@@ -14,12 +14,11 @@ from paramcast.methods.cd_cca.akd import AKDConfig
 from paramcast.models.mllm_tasks import make_batch
 
 from .synth import synth_clips
-from .test_cd_cca import pre  # noqa: F401  (the tiny pretrained teacher / student pair)
 
 ort = pytest.importorskip("onnxruntime")
 
 
-def test_student_onnx_installs_a_delta_as_inputs(pre, tmp_path):  # noqa: F811
+def test_student_onnx_installs_a_delta_as_inputs(pre, tmp_path):  # pre: conftest.py, the tiny pretrained pair
     from safetensors.numpy import load_file
 
     from paramcast.device.export import export_student
