@@ -30,6 +30,7 @@ read once per generator call). It is untrained — serving speed depends on shap
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
@@ -405,6 +406,12 @@ def compute_ceiling(method: str = "bench-hyper", num_answers: int = 1500, method
         if dtype != "fp32" and isinstance(heads["served"][0], HeadParams):
             result["head_error"] = _head_error(heads["served"], heads["fp32"], g)
         result["largest_batch"] = last["batch"]
+        one = heads["served"][0]
+        if isinstance(one, HeadParams):  # encoding one answer vs its floor: hashing its bytes once (the checksum)
+            data = torch.cat([one.weight.reshape(-1), one.bias]).numpy()
+            result["encode"] = {"quant": "fp32", "bytes": len(wire.encode(one, quant="fp32")),
+                                "encode_ms": _median_ms(partial(wire.encode, one, quant="fp32")),
+                                "sha256_ms": _median_ms(lambda: hashlib.sha256(data).digest())}
     return result
 
 
@@ -589,6 +596,10 @@ def to_markdown(result: dict) -> str:
             lines += ["", "Per-head generator time vs the fp32 method at batch 1 "
                           f"({comp['fp32_batch1_ms']} ms): "
                           + ", ".join(f"batch {b}: **{v}x** less" for b, v in comp["per_head_speedup"].items()) + "."]
+        enc = comp.get("encode")
+        if enc:
+            lines += ["", f"Encoding one {enc['quant']} answer ({enc['bytes']} B): {enc['encode_ms']} ms; its floor, "
+                          f"SHA-256 over the same bytes once: {enc['sha256_ms']} ms."]
         err = comp.get("head_error")
         if err:
             lines += ["", f"Heads served in {comp['serve_dtype']} vs fp32 (batch {comp['largest_batch']}): weight max abs "
