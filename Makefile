@@ -72,7 +72,7 @@ bench-all: demo services
 	$(PY) -m paramcast bench cdcca --preset quick --seeds 3 --teacher-devices 8 --no-token-study --out $(RESULTS)/cdcca_quick_wide_teacher
 	$(PY) -m paramcast bench cdcca --preset standard --out $(RESULTS)/cdcca_standard
 	$(PY) -m paramcast bench netsim --paper --out $(RESULTS)/netsim_paper
-	$(PY) -m paramcast bench serve --devices 32 --seconds 10 --num-answers 1500 --out $(RESULTS)/serve_v1500
+	$(PY) -m paramcast bench serve --devices 32 --seconds 8 --num-answers 1500 --method cdc-mmpg --method-arg serve_dtype=bf16 --load wrk,python --out $(RESULTS)/serve_v1500
 	$(PY) -m paramcast bench link --out $(RESULTS)/link_rtt20 --rtt-ms 20 || echo "bench link needs root (network namespaces)"
 	$(PY) -m paramcast bench link-grid --out $(RESULTS)/link_grid || echo "bench link-grid needs root (network namespaces)"
 
