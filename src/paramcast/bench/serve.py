@@ -474,7 +474,9 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
                                "method_args": method_args, "quant": quant, "max_batch": max_batch,
                                "max_wait_ms": max_wait_ms, "warmup_s": warmup_s,
                                "threads": threads or torch.get_num_threads(), "cpus": os.cpu_count(),
-                               "engines": engines, "load": loads, "load_tools": {x: tools[x] for x in loads},
+                               "engines": engines, "load": loads,
+                               "env": {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")
+                                       if k in os.environ}, "load_tools": {x: tools[x] for x in loads},
                                "command": "paramcast bench serve " + " ".join(sys.argv[3:] if sys.argv[1:3] == ["bench", "serve"]
                                                                               else sys.argv[1:])},
                     "modes": {}}
