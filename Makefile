@@ -42,6 +42,12 @@ services:
 	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q postgresql >/dev/null 2>&1) || \
 	  echo "services: apt-get could not install postgresql; the PostgreSQL tests will skip and say so"; \
 	else echo "services: no apt-get as root here; install PostgreSQL or the PostgreSQL tests skip"; fi
+	@if command -v wrk >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -q wrk >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1) || \
+	  echo "services: apt-get could not install wrk; \`bench serve\` needs --load python and its wrk test skips"; \
+	else echo "services: no apt-get as root here; install wrk (bench serve's load generator) or use --load python"; fi
 
 data: $(STAMP) assets
 	$(PY) -m paramcast data prepare --preset $(PRESET)
@@ -55,7 +61,7 @@ demo: data
 # Every committed result, with the command that produced it (about 90 min on 2 cores after `make demo`;
 # `bench link` needs root for its network namespaces). Default output: runs/results/.
 RESULTS ?= runs/results
-bench-all: demo
+bench-all: demo services
 	$(PY) -m paramcast bench videoqa --config benchmarks/videoqa/standard.yaml --out $(RESULTS)/videoqa_standard
 	$(PY) benchmarks/diagnostics/videoqa_headroom.py benchmarks/videoqa/standard.yaml --out $(RESULTS)/videoqa_headroom_standard
 	$(PY) -m paramcast bench mcqa --preset quick --threads 1 --out $(RESULTS)/mcqa_quick
@@ -66,7 +72,7 @@ bench-all: demo
 	$(PY) -m paramcast bench cdcca --preset quick --seeds 3 --teacher-devices 8 --no-token-study --out $(RESULTS)/cdcca_quick_wide_teacher
 	$(PY) -m paramcast bench cdcca --preset standard --out $(RESULTS)/cdcca_standard
 	$(PY) -m paramcast bench netsim --paper --out $(RESULTS)/netsim_paper
-	$(PY) -m paramcast bench serve --devices 32 --seconds 10 --num-answers 1500 --out $(RESULTS)/serve_v1500
+	$(PY) -m paramcast bench serve --devices 32 --seconds 8 --num-answers 1500 --method cdc-mmpg --method-arg serve_dtype=bf16 --load wrk,python --out $(RESULTS)/serve_v1500
 	$(PY) -m paramcast bench link --out $(RESULTS)/link_rtt20 --rtt-ms 20 || echo "bench link needs root (network namespaces)"
 	$(PY) -m paramcast bench link-grid --out $(RESULTS)/link_grid || echo "bench link-grid needs root (network namespaces)"
 

@@ -139,3 +139,14 @@ def test_async_asgi_transport_works(app, auth):
             return await c.post("/v1/adapt", content=wire.encode(toy.make_upload()), headers=auth())
 
     assert asyncio.run(go()).status_code == 200
+
+
+def test_static_answer_keeps_the_route_stack(make_app, auth):
+    """The benchmark's HTTP ceiling: auth, decoding and checks as always, then the fixed bytes."""
+    static = b"precomputed answer bytes"
+    with TestClient(make_app(static_answer=static), raise_server_exceptions=False) as c:
+        r = _post(c, toy.make_upload("dev-a"), auth("dev-a"))
+        assert r.status_code == 200 and r.content == static
+        _is_json_error(_post(c, toy.make_upload("dev-a"), auth("dev-b")), 403)
+        _is_json_error(_post(c, toy.make_upload("dev-a"), {}), 401)
+        _is_json_error(c.post("/v1/adapt", content=b"garbage", headers=auth("dev-a")), 400)

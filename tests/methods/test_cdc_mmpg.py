@@ -151,3 +151,26 @@ def test_config_rejects_bad_values():
         CDCMMPGConfig(dropout=1.5)
     with pytest.raises(TypeError, match="no field"):
         CDCMMPG(num_answers=3, feature_dim=4, device="cpu", not_a_field=1)
+
+
+def test_serve_dtype_bf16_is_one_lowp_gemm_close_to_fp32():
+    from paramcast import registry
+    from paramcast.types import Upload
+
+    a = registry.create("cdc-mmpg", num_answers=30)
+    b = registry.create("cdc-mmpg", num_answers=30, serve_dtype="bf16")
+    ups = [Upload(device_id=f"d{i}", method=a.name, task=a.task, model_version=a.model_version,
+                  features=torch.randn(1, 192, generator=torch.Generator().manual_seed(i))) for i in range(4)]
+    with torch.inference_mode():
+        ha, hb = a.cloud_step_batch(ups), b.cloud_step_batch(ups)
+    for x, y in zip(ha, hb, strict=True):
+        assert y.weight.dtype == torch.float32 and y.weight.shape == x.weight.shape
+        err = (x.weight - y.weight).abs().max()
+        assert 0 < err <= 2 ** -7 * x.weight.abs().max()
+    with torch.no_grad():  # the bf16 copy follows the weights
+        b.adaptor.hyper.out.weight.mul_(2)
+    with torch.inference_mode():
+        h2 = b.cloud_step_batch(ups[:1])[0]
+    assert torch.allclose(h2.weight, 2 * hb[0].weight, rtol=0.02, atol=1e-6)
+    with pytest.raises(ValueError, match="serve_dtype"):
+        registry.create("cdc-mmpg", num_answers=30, serve_dtype="int3")

@@ -1,16 +1,29 @@
-"""``paramcast bench serve``: throughput and latency of the real service under N concurrent devices.
+"""``paramcast bench serve``: throughput and latency of the real service under N concurrent devices,
+against its two ceilings measured in the same run.
 
 Runs the service as a real process (``python -m paramcast.cli.serve``, uvicorn on a free loopback
-port) twice — with dynamic batching and with naive per-request generation (``--max-batch 1``) — and
-drives each with N simulated devices (asyncio + one ``httpx.AsyncClient``, one keep-alive connection
-per device) for T seconds. Reports throughput, p50/p99 latency, errors and bytes for both, side by
-side, as a JSON-able dict and a Markdown table.
+port) once per mode and drives it with N devices for T seconds after a warm-up:
 
+* modes: ``batched`` (dynamic batching, ``--max-batch``), ``naive`` (``--max-batch 1``: one generator
+  call per request) and ``static`` — the HTTP ceiling: the same server and route stack (auth, body
+  read, ``wire.decode``, checks) answering a precomputed answer of the same size
+  (``paramcast serve --static-answer``) instead of generating and encoding one;
+* load (``--load``): ``wrk`` — a compiled load generator (Debian's ``wrk``, one thread, one keep-alive
+  connection per device, a Lua script posting each device's wire-encoded upload with its own token),
+  so that the load costs the server little CPU; and/or ``python`` — N asyncio devices on one
+  ``httpx.AsyncClient`` (the end-to-end figure of a Python client). The CPU seconds of the server and
+  of the load process over the measured interval are recorded (as cores busy);
+* the compute ceiling (``--compute``): the served method's ``cloud_step_batch`` alone in a tight
+  loop at batch 1, 8, 32, 64, as GFLOP/s of its largest layer, against a bare ``nn.functional.linear``
+  of that layer's shape (fp32 and bf16), plus the served heads' max abs error against fp32.
+
+After each wrk run one answer per device is fetched and decoded (checksum, shapes, device id).
 The served method defaults to ``bench-hyper`` (registered by the server's plugin
 :mod:`paramcast.bench.serve_plugin`; importing this module registers nothing): a hypernetwork of the shape DESIGN.md
 measures serving with, 192 -> 256 -> 97 * V (V = 1500: 37 M parameters, ~150 MB of fp32 weights
 read once per generator call). It is untrained — serving speed depends on shapes, not on weights.
-``--method`` serves any registered method instead (it must accept ``num_answers``).
+``--method`` serves any registered method instead (it must accept ``num_answers``), e.g.
+``--method cdc-mmpg --method-arg serve_dtype=bf16``.
 
     python -m paramcast.bench.serve --devices 32 --seconds 10 --num-answers 1500
 """
@@ -18,6 +31,7 @@ read once per generator call). It is untrained — serving speed depends on shap
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
@@ -29,17 +43,23 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import httpx
 import torch
 from torch import nn
 
-from paramcast import wire
+from paramcast import catalog, wire
 from paramcast.methods.base import Method
 from paramcast.types import HeadParams, Update, Upload
 
-__all__ = ["BenchHyper", "bench_serve", "to_markdown"]
+__all__ = ["BenchHyper", "bench_serve", "compute_ceiling", "to_markdown", "update_docs"]
+
+
+def _create(name: str, **kwargs) -> Method:
+    """The served method, built in this process too (``bench-hyper`` without registering it here)."""
+    return BenchHyper(**kwargs) if name == "bench-hyper" else catalog.create(name, **kwargs)
 
 
 class BenchHyper(Method):
@@ -126,13 +146,18 @@ class _Server:
     """The service in its own process on a free loopback port."""
 
     def __init__(self, *, method: str, num_answers: int, token_file: Path, max_batch: int, max_wait_ms: float,
-                 threads: int, log: Path, engine: str = "uvicorn"):
+                 threads: int, log: Path, engine: str = "uvicorn", method_args: Sequence[str] = (),
+                 static_answer: Path | None = None):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "paramcast.cli.serve", "--method", method, "--plugin", "paramcast.bench.serve_plugin",
                "--method-arg", f"num_answers={num_answers}", "--token-file", str(token_file),
                "--port", str(self.port), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
                "--upload-shape", "1,192", "--threads", str(threads), "--log-level", "warning"]
+        for arg in method_args:
+            cmd += ["--method-arg", arg]
+        if static_answer is not None:
+            cmd += ["--static-answer", str(static_answer)]
         # Ray's run directory: short, under /tmp (its unix socket paths must fit 107 bytes)
         self._run_dir = tempfile.mkdtemp(prefix="pc-ray-", dir="/tmp")
         cmd += _engine_args(engine, Path(self._run_dir))
@@ -154,6 +179,10 @@ class _Server:
             time.sleep(0.2)
         self.info = httpx.get(self.url + "/v1/info", timeout=5).json()
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far."""
+        return _cpu_seconds(self.proc.pid)
+
     def metrics(self) -> str:
         return httpx.get(self.url + "/metrics", timeout=5).text
 
@@ -169,8 +198,9 @@ class _Server:
 
 
 async def _drive(url: str, uploads: list[bytes], tokens: list[str], seconds: float, warmup_s: float,
-                 quant: str, verify_every: int) -> dict:
+                 quant: str, verify_every: int, check_device: bool = True) -> dict:
     n = len(uploads)
+    cpu0, wall0 = time.process_time(), time.perf_counter()  # the client's own CPU (warm-up included)
     lat: list[float] = []
     errors: dict[str, int] = {}
     stats = {"ok": 0, "bytes_up": 0, "bytes_down": 0, "verified": 0}
@@ -195,7 +225,7 @@ async def _drive(url: str, uploads: list[bytes], tokens: list[str], seconds: flo
                 if status == 200 and k % verify_every == 1 % verify_every:
                     try:
                         update = wire.decode(body)
-                        assert update.device_id == f"bench-{i:03d}"
+                        assert not check_device or update.device_id == f"bench-{i:03d}"
                         stats["verified"] += 1
                     except (ValueError, AssertionError):
                         status = "bad_answer"
@@ -215,64 +245,303 @@ async def _drive(url: str, uploads: list[bytes], tokens: list[str], seconds: flo
             "mean_ms": round(statistics.fmean(lat), 1) if lat else float("nan"),
             "bytes_up": stats["bytes_up"], "bytes_down": stats["bytes_down"],
             "down_bytes_per_answer": round(stats["bytes_down"] / max(stats["ok"], 1)),
-            "verified_answers": stats["verified"]}
+            "verified_answers": stats["verified"],
+            "client_cpu_cores": round((time.process_time() - cpu0) / (time.perf_counter() - wall0), 2)}
 
 
-def _mean_batch(metrics_text: str) -> float:
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# wrk's Lua side: each device's upload and token from files, round robin over one request per device;
+# done() prints one JSON line (latencies in microseconds). Answers are not handed to Lua (that would cost
+# the load generator a copy of every 582 KB answer); the bench decodes one per device afterwards.
+WRK_SCRIPT = r"""
+local reqs, i = {}, 0
+function init(args)
+  local dir, n, quant = args[1], tonumber(args[2]), args[3]
+  for k = 0, n - 1 do
+    local f = assert(io.open(string.format("%s/upload-%03d.bin", dir, k), "rb"))
+    local body = f:read("*a"); f:close()
+    local t = assert(io.open(string.format("%s/token-%03d.txt", dir, k), "rb"))
+    local token = t:read("*a"); t:close()
+    reqs[k + 1] = wrk.format("POST", "/v1/adapt?quant=" .. quant,
+      {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/octet-stream"}, body)
+  end
+end
+function request()
+  i = i % #reqs + 1
+  return reqs[i]
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRK_JSON {"requests": %d, "duration_us": %d, "bytes": %d, "connect": %d, "read": %d, ' ..
+    '"write": %d, "status": %d, "timeout": %d, "p50_us": %d, "p99_us": %d, "mean_us": %.1f, "max_us": %d}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.mean, latency.max))
+end
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (stat fields 14, 15)
+
+
+def wrk_version() -> str:
+    """``wrk -v``'s first line; a clear error when wrk is not installed."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        raise RuntimeError("wrk is not installed (it is --load wrk's compiled load generator): run `make services` "
+                           "as root or `apt-get install wrk`, or pass --load python to use the Python client")
+    out = subprocess.run([exe, "-v"], capture_output=True, text=True, timeout=10)
+    return (out.stdout + out.stderr).strip().splitlines()[0]
+
+
+def _run_wrk(url: str, data_dir: Path, devices: int, seconds: float, quant: str) -> tuple[dict, float]:
+    """One wrk run (1 thread, one connection per device); its JSON summary and the CPU seconds it used."""
+    cmd = ["wrk", "-t", "1", "-c", str(devices), "-d", f"{max(1, round(seconds))}s", "--timeout", "60s",
+           "-s", str(data_dir / "adapt.lua"), url, "--", str(data_dir), str(devices), quant]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read().decode(errors="replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    line = next((ln for ln in out.splitlines() if ln.startswith("WRK_JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed (exit {proc.returncode}): {out[-2000:]}")
+    return json.loads(line.removeprefix("WRK_JSON ")), usage.ru_utime + usage.ru_stime
+
+
+def _drive_wrk(server: _Server, data_dir: Path, uploads: list[bytes], tokens: list[str], seconds: float,
+               warmup_s: float, quant: str, check_device: bool) -> dict:
+    n = len(uploads)
+    if warmup_s > 0:
+        _run_wrk(server.url, data_dir, n, warmup_s, quant)
+    cpu0 = server.cpu_seconds()
+    w, load_cpu = _run_wrk(server.url, data_dir, n, seconds, quant)
+    server_cpu = server.cpu_seconds() - cpu0
+    elapsed = w["duration_us"] / 1e6
+    kinds = {k: w[k] for k in ("connect", "read", "write", "status", "timeout") if w[k]}
+    ok = w["requests"] - w["status"] - w["timeout"] - w["read"] - w["write"]
+    verified = 0
+    with httpx.Client(base_url=server.url, timeout=60) as client:  # after the run: one decoded answer per device
+        for i in range(n):
+            r = client.post("/v1/adapt", content=uploads[i], params={"quant": quant},
+                            headers={"Authorization": f"Bearer {tokens[i]}", "Content-Type": "application/octet-stream"})
+            try:
+                update = wire.decode(r.content)
+                assert r.status_code == 200 and (not check_device or update.device_id == f"bench-{i:03d}")
+                verified += 1
+            except (ValueError, AssertionError):
+                kinds["bad_answer"] = kinds.get("bad_answer", 0) + 1
+    return {"requests_ok": ok, "errors": sum(kinds.values()), "error_kinds": kinds, "seconds": round(elapsed, 3),
+            "req_per_s": round(ok / elapsed, 1), "p50_ms": round(w["p50_us"] / 1e3, 1),
+            "p99_ms": round(w["p99_us"] / 1e3, 1), "mean_ms": round(w["mean_us"] / 1e3, 1),
+            "bytes_up": sum(len(u) for u in uploads) * w["requests"] // n, "bytes_down": w["bytes"],
+            "down_bytes_per_answer": round(w["bytes"] / max(w["requests"], 1)), "verified_answers": verified,
+            "cpu_cores": {"server": round(server_cpu / elapsed, 2), "load": round(load_cpu / elapsed, 2)}}
+
+
+def _median_ms(fn, min_s: float = 0.4, min_reps: int = 5, max_reps: int = 200) -> float:
+    fn()
+    fn()  # warm-up: first calls allocate (and make the low-precision weight copy)
+    times, t_end = [], time.perf_counter() + min_s
+    while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() < t_end):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return round(statistics.median(times) * 1e3, 3)
+
+
+def compute_ceiling(method: str = "bench-hyper", num_answers: int = 1500, method_args: Sequence[str] = (),
+                    batches: Sequence[int] = (1, 8, 32, 64), threads: int = 0) -> dict:
+    """``cloud_step_batch`` alone at each batch size vs a bare ``linear`` of the method's largest layer.
+
+    GFLOP/s count that layer's 2·N·K·O multiply-adds only (the rest of the generator is < 3 % of them
+    for the shapes served here), so ``fraction_of_bare`` is the bare layer's time over the method's.
+    The method runs as configured (``method_args``, e.g. ``serve_dtype=bf16``) and, when that is not
+    fp32, also with ``serve_dtype=fp32`` (the baseline); its heads at the largest batch are compared
+    with the fp32 ones (max abs error of weight / bias, of logits on N(0, 1) hidden vectors, and how
+    often the top answer changes)."""
+    from paramcast.cli.serve import _method_kwargs
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    kwargs = _method_kwargs(list(method_args))
+    served = _create(method, num_answers=num_answers, **kwargs)
+    dtype = kwargs.get("serve_dtype", "fp32")
+    base = served if dtype == "fp32" else _create(method, num_answers=num_answers,
+                                                  **{**kwargs, "serve_dtype": "fp32"})
+    layer = max((m for mod in served.modules().values() for m in mod.modules() if isinstance(m, nn.Linear)),
+                key=lambda m: m.weight.numel())
+    k, o = layer.in_features, layer.out_features
+    w32, b32 = layer.weight.detach(), layer.bias.detach()
+    w16, b16 = w32.bfloat16(), b32.bfloat16()
+    shape = tuple(getattr(served, "upload_shape", (1, 192)))
+    g = torch.Generator().manual_seed(0)
+    rows, heads = [], {}
+    with torch.inference_mode():
+        for n in batches:
+            uploads = [Upload(device_id=f"bench-{i:03d}", method=served.name, task=served.task or "",
+                              model_version=served.model_version or "", features=torch.randn(*shape, generator=g))
+                       for i in range(n)]
+            x = torch.randn(n, k, generator=g)
+            xb = x.bfloat16()
+            flop = 2 * n * k * o
+            row = {"batch": n, "method_ms": _median_ms(partial(served.cloud_step_batch, uploads)),
+                   "bare_fp32_ms": _median_ms(partial(nn.functional.linear, x, w32, b32)),
+                   "bare_bf16_ms": _median_ms(partial(nn.functional.linear, xb, w16, b16))}
+            row["method_fp32_ms"] = row["method_ms"] if base is served else \
+                _median_ms(partial(base.cloud_step_batch, uploads))
+            bare = row["bare_bf16_ms"] if dtype == "bf16" else row["bare_fp32_ms"]
+            row.update({"method_gflops": round(flop / row["method_ms"] / 1e6, 1),
+                        "bare_gflops": round(flop / bare / 1e6, 1), "fraction_of_bare": round(bare / row["method_ms"], 3),
+                        "method_ms_per_head": round(row["method_ms"] / n, 4)})
+            rows.append(row)
+            heads = {"served": served.cloud_step_batch(uploads), "fp32": base.cloud_step_batch(uploads)}
+        result = {"method": method, "serve_dtype": dtype, "layer": [k, o], "threads": torch.get_num_threads(),
+                  "rows": rows}
+        first, last = rows[0], rows[-1]
+        result["fp32_batch1_ms"] = first["method_fp32_ms"] if first["batch"] == 1 else None
+        if result["fp32_batch1_ms"]:
+            result["per_head_speedup"] = {r["batch"]: round(result["fp32_batch1_ms"] / r["method_ms_per_head"], 1)
+                                          for r in rows}
+        if dtype != "fp32" and isinstance(heads["served"][0], HeadParams):
+            result["head_error"] = _head_error(heads["served"], heads["fp32"], g)
+        result["largest_batch"] = last["batch"]
+        one = heads["served"][0]
+        if isinstance(one, HeadParams):  # encoding one answer vs its floor: hashing its bytes once (the checksum)
+            data = torch.cat([one.weight.reshape(-1), one.bias]).numpy()
+            result["encode"] = {"quant": "fp32", "bytes": len(wire.encode(one, quant="fp32")),
+                                "encode_ms": _median_ms(partial(wire.encode, one, quant="fp32")),
+                                "sha256_ms": _median_ms(lambda: hashlib.sha256(data).digest())}
+    return result
+
+
+def _head_error(served: list, ref: list, g: torch.Generator) -> dict:
+    err_w = max(float((a.weight - b.weight).abs().max()) for a, b in zip(served, ref, strict=True))
+    err_b = max(float((a.bias - b.bias).abs().max()) for a, b in zip(served, ref, strict=True))
+    h = torch.randn(256, ref[0].weight.shape[1], generator=g)
+    logits = [(h @ a.weight.T + a.bias, h @ b.weight.T + b.bias) for a, b in zip(served, ref, strict=True)]
+    return {"weight_max_abs": err_w, "bias_max_abs": err_b,
+            "weight_max_abs_ref": max(float(b.weight.abs().max()) for b in ref),
+            "logit_max_abs": max(float((la - lb).abs().max()) for la, lb in logits),
+            "logit_max_abs_ref": max(float(lb.abs().max()) for _, lb in logits),
+            "top1_changed": round(sum(float((la.argmax(1) != lb.argmax(1)).float().mean()) for la, lb in logits)
+                                  / len(logits), 5)}
+
+
+def _batch_counts(metrics_text: str) -> tuple[float, float]:
     s = re.search(r"^paramcast_batch_size_sum (\S+)$", metrics_text, re.M)
     c = re.search(r"^paramcast_batch_size_count (\S+)$", metrics_text, re.M)
-    return round(float(s.group(1)) / max(float(c.group(1)), 1), 2) if s and c else float("nan")
+    return (float(s.group(1)), float(c.group(1))) if s and c else (0.0, 0.0)
+
+
+def _mean_batch(metrics_text: str, before: tuple[float, float] = (0.0, 0.0)) -> float:
+    """Mean batch size of the generator calls since ``before`` (an earlier :func:`_batch_counts`)."""
+    total, count = _batch_counts(metrics_text)
+    total, count = total - before[0], count - before[1]
+    return round(total / count, 2) if count > 0 else float("nan")
 
 
 def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 1500, method: str = "bench-hyper",
                 quant: str = "fp32", max_batch: int = 32, max_wait_ms: float = 2.0, warmup_s: float = 2.0,
-                threads: int = 0, verify_every: int = 16, modes: str = "batched,naive", engines: str = "uvicorn",
-                out: Path | None = None, quiet: bool = False) -> dict:
+                threads: int = 0, verify_every: int = 16, modes: str = "batched,naive,static", engines: str = "uvicorn",
+                load: str = "wrk", compute: bool = True, method_arg: list[str] | None = None,
+                out: Path | None = None, docs: Path | None = None, quiet: bool = False) -> dict:
     """Run the serving benchmark; return the result dict, print its Markdown table (unless ``quiet``),
-    and write ``serve.json`` + ``serve.md`` to ``out``. ``modes``: comma-separated, batched and/or naive.
-    ``engines``: comma-separated, ``uvicorn`` and/or ``ray[-r<replicas>][-mo<max ongoing>]`` (Ray Serve);
-    rows of engines other than uvicorn are named ``<engine>/<mode>``, and each engine's batched
-    throughput is divided by uvicorn's (``engine_ratio``) when both ran.
+    and write ``serve.json`` + ``serve.md`` to ``out`` (and the table into ``docs`` between the
+    ``<!-- bench-serve:begin -->`` / ``end`` markers). ``modes``: comma-separated, batched, naive and/or
+    static (the HTTP ceiling). ``load``: comma-separated, wrk and/or python; rows of a load other than
+    the first are named ``<mode>@<load>``. ``engines``: comma-separated, ``uvicorn`` and/or
+    ``ray[-r<replicas>][-mo<max ongoing>]`` (Ray Serve); rows of engines other than uvicorn are named
+    ``<engine>/<mode>``, and each engine's batched throughput is divided by uvicorn's (``engine_ratio``)
+    when both ran. ``compute``: also measure :func:`compute_ceiling` (in this process, before any server).
+    ``method_arg``: ``key=value`` constructor arguments of the served method (repeatable).
     Parameters are typer-style (plain defaults), so the function doubles as a CLI command."""
+    from paramcast.cli.serve import _method_kwargs
     from paramcast.cloud.auth import issue_token  # the bench plays both sides: it mints the tokens
 
+    method_args = list(method_arg or [])
     modes = [m.strip() for m in modes.split(",") if m.strip()]
-    bad = set(modes) - {"batched", "naive"}
+    bad = set(modes) - {"batched", "naive", "static"}
     if bad or not modes:
-        raise ValueError(f"modes must be a subset of ['batched', 'naive'], got {list(modes)}")
+        raise ValueError(f"modes must be a subset of ['batched', 'naive', 'static'], got {list(modes)}")
+    loads = [x.strip() for x in load.split(",") if x.strip()]
+    if set(loads) - {"wrk", "python"} or not loads:
+        raise ValueError(f"load must be a subset of ['wrk', 'python'], got {loads}")
+    tools = {"python": f"httpx {httpx.__version__} (asyncio, {sys.implementation.name} {sys.version.split()[0]})"}
+    if "wrk" in loads:
+        tools["wrk"] = wrk_version()  # fails here, clearly, when wrk is missing
     result: dict = {"config": {"devices": devices, "seconds": seconds, "num_answers": num_answers, "method": method,
-                               "quant": quant, "max_batch": max_batch, "max_wait_ms": max_wait_ms,
-                               "warmup_s": warmup_s, "threads": threads or torch.get_num_threads(),
-                               "cpus": os.cpu_count(), "engines": engines},
+                               "method_args": method_args, "quant": quant, "max_batch": max_batch,
+                               "max_wait_ms": max_wait_ms, "warmup_s": warmup_s,
+                               "threads": threads or torch.get_num_threads(), "cpus": os.cpu_count(),
+                               "engines": engines, "load": loads,
+                               "env": {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")
+                                       if k in os.environ}, "load_tools": {x: tools[x] for x in loads},
+                               "command": "paramcast bench serve " + " ".join(sys.argv[3:] if sys.argv[1:3] == ["bench", "serve"]
+                                                                              else sys.argv[1:])},
                     "modes": {}}
+    if compute:
+        result["compute"] = compute_ceiling(method, num_answers, method_args, threads=threads)
     with tempfile.TemporaryDirectory(prefix="paramcast-bench-serve-") as tmp:
-        token_file = Path(tmp) / "tokens.json"
+        tmp = Path(tmp)
+        token_file = tmp / "tokens.json"
         tokens = [issue_token(token_file, f"bench-{i:03d}") for i in range(devices)]
         g = torch.Generator().manual_seed(0)
         runs = [(e.strip(), m) for e in engines.split(",") if e.strip() for m in modes]
         for engine, _ in runs:
-            _engine_args(engine, Path(tmp))  # a bad engine name fails before any server starts
+            _engine_args(engine, tmp)  # a bad engine name fails before any server starts
+        static_answer = None
+        if "static" in modes:  # the answer of the same size, made by the same method in this process
+            served = _create(method, num_answers=num_answers, **_method_kwargs(method_args))
+            shape = tuple(getattr(served, "upload_shape", (1, 192)))
+            with torch.inference_mode():
+                update = served.cloud_step(Upload(device_id="bench-000", method=served.name, task=served.task or "",
+                                                  model_version=served.model_version or "",
+                                                  features=torch.randn(*shape, generator=g)))
+            static_answer = tmp / "static-answer.bin"
+            static_answer.write_bytes(wire.encode(update, quant=quant))
+            del served, update
+        (tmp / "adapt.lua").write_text(WRK_SCRIPT)
+        for i, t in enumerate(tokens):
+            (tmp / f"token-{i:03d}.txt").write_text(t)
         for engine, mode in runs:
             name = mode if engine == "uvicorn" else f"{engine}/{mode}"
             server = _Server(method=method, num_answers=num_answers, token_file=token_file,
-                             max_batch=max_batch if mode == "batched" else 1, max_wait_ms=max_wait_ms,
-                             threads=threads, log=Path(tmp) / f"server-{name.replace('/', '-')}.log", engine=engine)
+                             max_batch=1 if mode == "naive" else max_batch, max_wait_ms=max_wait_ms,
+                             threads=threads, log=tmp / f"server-{name.replace('/', '-')}.log", engine=engine,
+                             method_args=method_args, static_answer=static_answer if mode == "static" else None)
             try:
                 info = server.info
                 uploads = [wire.encode(Upload(device_id=f"bench-{i:03d}", method=info["method"],
                                               task=info["task"] or "", model_version=info["model_version"] or "",
                                               features=torch.randn(1, 192, generator=g)))
                            for i in range(devices)]
-                row = asyncio.run(_drive(server.url, uploads, tokens, seconds, warmup_s, quant, verify_every))
-                row["mean_batch"] = _mean_batch(server.metrics())
-                row["update"] = info["update"]
+                for i, body in enumerate(uploads):
+                    (tmp / f"upload-{i:03d}.bin").write_bytes(body)
+                for j, tool in enumerate(loads):
+                    before = _batch_counts(server.metrics())
+                    if tool == "wrk":
+                        row = _drive_wrk(server, tmp, uploads, tokens, seconds, warmup_s, quant,
+                                         check_device=mode != "static")
+                    else:
+                        cpu0 = server.cpu_seconds()
+                        row = asyncio.run(_drive(server.url, uploads, tokens, seconds, warmup_s, quant, verify_every,
+                                                 check_device=mode != "static"))
+                        row["cpu_cores"] = {"server": round((server.cpu_seconds() - cpu0) / row["seconds"], 2),
+                                            "load": row.pop("client_cpu_cores")}
+                    row["mean_batch"] = _mean_batch(server.metrics(), before) if mode != "static" else None
+                    row["update"] = info["update"]
+                    row["load"] = tool
+                    result["modes"][name if j == 0 else f"{name}@{tool}"] = row
             finally:
                 server.stop()
-            result["modes"][name] = row
     rows = result["modes"]
     if {"batched", "naive"} <= set(rows):
         naive = rows["naive"]["req_per_s"]
         result["speedup"] = round(rows["batched"]["req_per_s"] / naive, 2) if naive else None
+    if {"batched", "static"} <= set(rows) and rows["static"]["req_per_s"]:
+        result["fraction_of_static"] = round(rows["batched"]["req_per_s"] / rows["static"]["req_per_s"], 3)
     if "batched" in rows and rows["batched"]["req_per_s"]:
         ratios = {name.split("/")[0]: round(r["req_per_s"] / rows["batched"]["req_per_s"], 3)
                   for name, r in rows.items() if name.endswith("/batched")}
@@ -283,6 +552,8 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
         out.mkdir(parents=True, exist_ok=True)
         (out / "serve.json").write_text(json.dumps(result, indent=1) + "\n")
         (out / "serve.md").write_text(to_markdown(result))
+    if docs is not None:
+        update_docs(result, Path(docs))
     if not quiet:
         print(to_markdown(result))
     return result
@@ -290,19 +561,70 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
 
 def to_markdown(result: dict) -> str:
     c = result["config"]
+    args = f", {', '.join(c['method_args'])}" if c.get("method_args") else ""
+    tools = "; ".join(f"{k}: {v}" for k, v in c.get("load_tools", {}).items())
     lines = [f"Serving benchmark: {c['devices']} concurrent devices, {c['seconds']} s per mode, method "
-             f"`{c['method']}` (V = {c['num_answers']}), downlink {c['quant']}, {c['cpus']} CPUs.", "",
-             "| mode | req/s | p50 ms | p99 ms | mean batch | errors | bytes up | bytes down |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             f"`{c['method']}` (V = {c['num_answers']}{args}), downlink {c['quant']}, max batch {c['max_batch']}, "
+             f"max wait {c['max_wait_ms']} ms, {c['threads']} torch threads, {c['cpus']} CPUs.",
+             *([f"Load: {tools}. Command: `{c['command']}`."] if tools else []), "",
+             "| mode | load | req/s | p50 ms | p99 ms | mean batch | errors | MB down | server cores | load cores |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for mode, r in result["modes"].items():
-        lines.append(f"| {mode} | {r['req_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['mean_batch']} | "
-                     f"{r['errors']} | {r['bytes_up']} | {r['bytes_down']} |")
+        cpu = r.get("cpu_cores", {})
+        mb = r["mean_batch"] if r.get("mean_batch") is not None else "–"
+        lines.append(f"| {mode} | {r.get('load', 'python')} | {r['req_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {mb} | "
+                     f"{r['errors']} | {r['bytes_down'] / 1e6:.0f} | {cpu.get('server', '–')} | {cpu.get('load', '–')} |")
+    if result.get("fraction_of_static"):
+        lines += ["", f"Batched / static-body ceiling (same server, same route stack, answer precomputed): "
+                      f"**{result['fraction_of_static']:.0%}**."]
     if result.get("speedup"):
         lines += ["", f"Batched / naive throughput: **{result['speedup']}x**."]
     for engine, ratio in result.get("engine_ratio", {}).items():
         lines += ["", f"{engine} / uvicorn batched throughput: **{ratio}x** (overhead {1 / ratio:.2f}x)."
                   if ratio else f"{engine}: no request answered."]
+    comp = result.get("compute")
+    if comp:
+        k, o = comp["layer"]
+        lines += ["", f"Compute ceiling: `cloud_step_batch` alone (serve_dtype {comp['serve_dtype']}) vs a bare "
+                      f"`linear` of its largest layer ({k} -> {o}), {comp['threads']} threads, median ms; GFLOP/s of "
+                      "that layer.", "",
+                  "| batch | method ms | method fp32 ms | bare fp32 ms | bare bf16 ms | ms / head | method GFLOP/s | "
+                  "bare GFLOP/s | fraction of bare |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in comp["rows"]:
+            lines.append(f"| {r['batch']} | {r['method_ms']} | {r['method_fp32_ms']} | {r['bare_fp32_ms']} | "
+                         f"{r['bare_bf16_ms']} | {r['method_ms_per_head']} | {r['method_gflops']} | {r['bare_gflops']} | "
+                         f"{r['fraction_of_bare']:.0%} |")
+        if comp.get("per_head_speedup"):
+            lines += ["", "Per-head generator time vs the fp32 method at batch 1 "
+                          f"({comp['fp32_batch1_ms']} ms): "
+                          + ", ".join(f"batch {b}: **{v}x** less" for b, v in comp["per_head_speedup"].items()) + "."]
+        enc = comp.get("encode")
+        if enc:
+            lines += ["", f"Encoding one {enc['quant']} answer ({enc['bytes']} B): {enc['encode_ms']} ms; its floor, "
+                          f"SHA-256 over the same bytes once: {enc['sha256_ms']} ms."]
+        err = comp.get("head_error")
+        if err:
+            lines += ["", f"Heads served in {comp['serve_dtype']} vs fp32 (batch {comp['largest_batch']}): weight max abs "
+                          f"error {err['weight_max_abs']:.3g} (max |W| {err['weight_max_abs_ref']:.3g}), bias "
+                          f"{err['bias_max_abs']:.3g}; logits on N(0, 1) hidden vectors {err['logit_max_abs']:.3g} "
+                          f"(max |logit| {err['logit_max_abs_ref']:.3g}); top answer changed for "
+                          f"{err['top1_changed']:.3%} of them."]
     return "\n".join(lines) + "\n"
+
+
+DOCS_BEGIN, DOCS_END = "<!-- bench-serve:begin -->", "<!-- bench-serve:end -->"
+
+
+def update_docs(result: dict, path: Path) -> None:
+    """Replace what lies between the bench-serve markers in ``path`` with :func:`to_markdown`'s table."""
+    text = path.read_text()
+    if DOCS_BEGIN not in text or DOCS_END not in text:
+        raise ValueError(f"{path} has no {DOCS_BEGIN} ... {DOCS_END} section to regenerate")
+    head, rest = text.split(DOCS_BEGIN, 1)
+    _, tail = rest.split(DOCS_END, 1)
+    path.write_text(f"{head}{DOCS_BEGIN}\n<!-- generated by `paramcast bench serve --docs`; do not edit -->\n"
+                    f"{to_markdown(result)}{DOCS_END}{tail}")
 
 
 if __name__ == "__main__":

@@ -87,6 +87,8 @@ def serve(
     protect_meta: bool = typer.Option(False, "--protect-meta", envvar="PARAMCAST_PROTECT_META",
                                       help="/docs, /openapi.json, /metrics and /v1/info need a device token"),
     threads: int = typer.Option(0, envvar="PARAMCAST_THREADS", help="torch threads (0 = torch's default)"),
+    static_answer: Path = typer.Option(None, "--static-answer", hidden=True,
+                                       help="benchmark ceiling: answer every valid upload with this file's bytes"),
     log_level: str = typer.Option("info", envvar="PARAMCAST_LOG_LEVEL", help=" | ".join(LOG_LEVELS)),
     congestion_control: str = typer.Option(
         "auto", envvar="PARAMCAST_CONGESTION_CONTROL",
@@ -134,7 +136,8 @@ def serve(
                        app_kwargs={"store_path": store, "tokens": str(token_file) if token_file else None,
                                    "batching": asdict(Batching(max_batch, max_wait_ms)), "limits": asdict(limits),
                                    "upload_shape": _shape(upload_shape), "task": task, "model_version": model_version,
-                                   "num_labels": num_labels, "docs": docs, "protect_meta": protect_meta})
+                                   "num_labels": num_labels, "docs": docs, "protect_meta": protect_meta,
+                                   **({"static_answer": static_answer.read_bytes()} if static_answer else {})})
         if engine == "ray":  # Ray's HTTP proxy owns its socket: --congestion-control applies to uvicorn only
             _serve_ray(spec, replicas, host, port, run_dir, ray_address, limit_concurrency, timeout_keep_alive)
             return

@@ -147,7 +147,7 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
                limits: Limits = Limits(), upload_shape: tuple[int, int] | None = None,
                task: str | None = None, model_version: str | None = None, num_labels: int | None = None,
                docs: bool = True, protect_meta: bool = False,
-               congestion_control: dict | None = None) -> FastAPI:
+               congestion_control: dict | None = None, static_answer: bytes | None = None) -> FastAPI:
     """The service for ``method``.
 
     ``store_path``: the history, an SQLite file or a ``postgresql://`` URL (:func:`~paramcast.cloud.store.open_store`).
@@ -161,6 +161,9 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
     ``/openapi.json``, ``/metrics`` and ``/v1/info`` behind a device token.
     ``congestion_control``: what the listening socket uses (:meth:`paramcast.cloud.tcp.CongestionControl.as_dict`),
     reported by ``/v1/info`` as ``tcp``; None where the engine made the socket.
+    ``static_answer``: the benchmark's HTTP ceiling (``paramcast bench serve``, mode ``static``) —
+    ``/v1/adapt`` authenticates, reads, decodes and checks each upload as always, then answers these
+    bytes instead of generating and encoding an update.
     """
     if not getattr(method, "collaborative", False):
         raise ValueError(f"method {method.name!r} is device-only (collaborative = False): nothing to serve")
@@ -304,6 +307,8 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
             raise ApiError(400, "bad_payload", f"expected an Upload, got a {type(upload).__name__}")
         _check_meta(upload.device_id, device, "the upload")
         _check_upload(upload)
+        if static_answer is not None:
+            return Response(static_answer, media_type=OCTET, headers={"X-Paramcast-Quant": q})
         try:
             update = await batcher.run(upload)
         except UploadRejected as exc:  # the method's own checks (token indices, a stale version)

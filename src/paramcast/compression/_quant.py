@@ -162,10 +162,11 @@ def quantise(t: torch.Tensor, scheme: str, blocksize: int = 64) -> dict[str, tor
     if t.numel() == 0:
         raise ValueError("quantise expects a non-empty tensor")
     x = t.detach().to("cpu", torch.float32).contiguous()
-    if not bool(torch.isfinite(x).all()):
+    lo, hi = x.numpy().min(), x.numpy().max()  # NaN propagates; numpy: no OpenMP team per encoding thread
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError("quantise expects finite values (found NaN or Inf)")
     if scheme == "fp32":
-        return {"values": x.clone()}
+        return {"values": x}  # no copy: may share memory with ``t`` (the wire serialises it at once)
     if scheme == "fp16":
         if float(x.abs().max()) > _FP16_MAX:
             raise ValueError(f"|value| > {_FP16_MAX} overflows fp16; send this tensor as fp32")

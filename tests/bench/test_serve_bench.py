@@ -1,0 +1,44 @@
+"""``paramcast bench serve``: the wrk load, the static-body and compute ceilings, the docs section."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from paramcast.bench import serve as bench
+
+
+def test_missing_wrk_is_said_plainly(monkeypatch):
+    monkeypatch.setattr(bench.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="make services"):
+        bench.bench_serve(devices=2, seconds=1, load="wrk", compute=False, quiet=True)
+
+
+def test_compute_ceiling_bf16_rows_and_head_error():
+    res = bench.compute_ceiling("cdc-mmpg", num_answers=40, method_args=["serve_dtype=bf16"], batches=(1, 4))
+    assert res["layer"] == [96, 97 * 40] and [r["batch"] for r in res["rows"]] == [1, 4]
+    for r in res["rows"]:
+        assert r["method_ms"] > 0 and r["bare_bf16_ms"] > 0 and r["fraction_of_bare"] > 0
+    err = res["head_error"]
+    assert 0 < err["weight_max_abs"] <= 2 ** -7 * err["weight_max_abs_ref"]  # bf16 rounding, not another head
+    assert 0 <= err["top1_changed"] < 0.05
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make services installs it as root)")
+def test_bench_serve_with_wrk_batched_and_static(tmp_path):
+    docs = tmp_path / "service.md"
+    docs.write_text(f"# doc\n{bench.DOCS_BEGIN}\nold table\n{bench.DOCS_END}\ntail\n")
+    res = bench.bench_serve(devices=3, seconds=1, warmup_s=0, num_answers=8, modes="batched,static", threads=1,
+                            compute=False, method_arg=["hidden=8", "head_in=4"], out=tmp_path / "out", docs=docs,
+                            quiet=True)
+    for mode in ("batched", "static"):
+        row = res["modes"][mode]
+        assert row["load"] == "wrk" and row["errors"] == 0 and row["requests_ok"] > 0
+        assert row["verified_answers"] == 3 and row["cpu_cores"]["load"] >= 0
+    # the static body is the same size as a generated answer
+    assert abs(res["modes"]["static"]["down_bytes_per_answer"] - res["modes"]["batched"]["down_bytes_per_answer"]) < 64
+    assert res["fraction_of_static"] > 0 and res["config"]["load_tools"]["wrk"].startswith("wrk")
+    text = docs.read_text()
+    assert "old table" not in text and "| batched | wrk |" in text and text.endswith("tail\n")
+    assert (tmp_path / "out" / "serve.json").exists()
