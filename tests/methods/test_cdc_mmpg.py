@@ -154,7 +154,7 @@ def test_config_rejects_bad_values():
 
 
 def test_serve_dtype_bf16_is_one_lowp_gemm_close_to_fp32():
-    from paramcast import registry
+    from paramcast import catalog as registry
     from paramcast.types import Upload
 
     a = registry.create("cdc-mmpg", num_answers=30)
