@@ -58,7 +58,7 @@ def dataset_card(ds: EmojiClips) -> str:
     for i, d in enumerate(ds.devices):
         cs = ds.history if d["split"] == "train" else ds.unseen
         m = cs.device == i
-        sub = cs.frames[m][:, :, ::4, ::4].double()
+        sub = cs.frames[m, :, ::4, ::4].double()
         rgb = "/".join(f"{x:.0f}" for x in sub.mean((0, 1, 2, 3)).tolist())
         lines.append(f"| {d['name']} | {'history' if d['split'] == 'train' else 'unseen'} | {d['style']} | "
                      f"{d['camera']['name']} | {d['background']} | {int(m.sum())} | {rgb} | "
