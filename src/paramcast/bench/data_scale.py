@@ -152,9 +152,9 @@ def run_scale(cfg: DataScaleConfig) -> dict:
         with torch.no_grad():
             pred = torch.cat([head(f.to(dev)).argmax(-1).cpu() for f in feats["test"].split(1024)])
         acc = float((pred == y["test"]).double().mean())
-    disk = {"videos_mb": _du(data / "videos") / MB, "annotations_mb": _du(*data.glob("*_qa.json")) / MB,
-            "clip_store_mb": _du(*(cache / "clips").glob("*.clips.npy")) / MB,
-            "backbone_cache_mb": _du(cache / "stem") / MB, "features_mb": _du(cache / "features") / MB}
+    disk = {"videos": _du(data / "videos"), "annotations": _du(*data.glob("*_qa.json")),
+            "clip_store": _du(*(cache / "clips").glob("*.clips.npy")),
+            "backbone_cache": _du(cache / "stem"), "features": _du(cache / "features")}
     return {"scale": cfg.scale, "device": str(dev),
             "videos": {s: len(clips[s].frames.store) for s in splits},
             "questions": {s: len(clips[s]) for s in splits},
@@ -164,7 +164,7 @@ def run_scale(cfg: DataScaleConfig) -> dict:
             "pretrain_rows": log["rows"], "fused_rows": {s: len(picked[s]) for s in splits},
             "test_accuracy_fused_rows": acc,
             "stages": stages, **_peak(),
-            "disk_mb": {k: round(v, 1) for k, v in disk.items()}}
+            "disk_bytes": disk}
 
 
 def _child(mode: str, cfg: DataScaleConfig) -> dict:
@@ -213,7 +213,7 @@ def markdown(result: dict) -> str:
              "skipped": r["skipped_videos"], "peak RSS MB": r["peak_rss_mb"],
              "peak RSS decoders MB": r["peak_rss_children_mb"], "generate s": r["generate_seconds"],
              **{f"{k} s": v["seconds"] for k, v in r["stages"].items()},
-             **{k.removesuffix("_mb") + " MB": v for k, v in r["disk_mb"].items()}} for r in runs]
+             **{f"{k} MB": round(v / MB, 1) for k, v in r["disk_bytes"].items()}} for r in runs]
     lines.append(markdown_table(rows))
     for r in runs:
         lines += [f"Peak RSS after each stage, scale {r['scale']:g}: "

@@ -179,7 +179,7 @@ class Annotations:
         temporary file when ``cache_dir`` is None), with a progress bar when ``progress``. A
         ``.state.npy`` beside it marks every clip done (1), failed (2) or pending (0) as it goes:
         an interrupted decode resumes with the pending clips and ends with the same bytes; a
-        ``.json`` written last marks the store complete and lists the skipped clips.
+        ``.done.json`` written last marks the store complete and lists the skipped clips.
 
         A media file that is missing raises :class:`DatasetLayoutError` (the root is laid out
         wrongly); one that exists but cannot be decoded (corrupt, truncated, no video stream) is
@@ -246,7 +246,7 @@ def _decode_store(store_path: Path, jobs: list[tuple], shape: tuple[int, ...], w
     """Fill ``store_path`` with every job's clip (resuming a partial store); the completion report.
 
     ``check(pos)`` raises when a pending clip's file is missing (before anything is decoded)."""
-    done_path = store_path.with_name(store_path.name.removesuffix(".clips.npy") + ".json")
+    done_path = store_path.with_name(store_path.name.removesuffix(".clips.npy") + ".done.json")
     if done_path.is_file() and store_path.is_file():
         return json.loads(done_path.read_text())
     state_path = store_path.with_name(store_path.name.removesuffix(".clips.npy") + ".state.npy")

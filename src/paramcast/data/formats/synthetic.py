@@ -98,7 +98,11 @@ def write_msrvtt_qa_like(root: str | Path, scale: float = 1.0, *, seed: int = 0,
     sizes = {s: (max(2, round(v * scale)), max(2, round(q * scale))) for s, (v, q) in MSRVTT_QA_SIZE.items()}
     total = sum(v for v, _ in sizes.values())
     categories = rng.integers(0, 20, size=total)
-    categories[: min(20, sizes["train"][0])] = np.arange(min(20, sizes["train"][0]))  # train has every category
+    nt = sizes["train"][0]
+    categories[: min(20, nt)] = np.arange(min(20, nt))       # train has every category (when it has 20 videos)
+    rest = categories[nt:]                                   # val/test categories must be known from train
+    missing = ~np.isin(rest, categories[:nt])
+    rest[missing] = categories[:nt][np.arange(int(missing.sum())) % nt]
     summary, first_video, first_id = {}, 0, 0
     for split, (v, q) in sizes.items():
         videos = np.arange(first_video, first_video + v)
