@@ -47,7 +47,10 @@ def test_mmap_reads_equal_the_in_memory_rows(tmp_path):
     mask = cs.device == 1
     assert torch.equal(back.frames[mask], cs.frames[mask])
     assert torch.equal(back.frames[7], cs.frames[7]) and torch.equal(back.frames[3:40], cs.frames[3:40])
-    assert torch.equal(back.frames[:, 1], cs.frames[:, 1])                        # trailing index on the store
+    middle = back.frames[:, 1]                                                    # every row, one frame:
+    assert isinstance(middle, ClipView) and middle.store.shape[0] == 5            # still one entry per clip
+    assert torch.equal(middle[:], cs.frames[:, 1]) and torch.equal(back.frames[:, [0, 2]][4], cs.frames[4, [0, 2]])
+    assert torch.equal(back.frames[:, 1].contiguous(), cs.frames[:, 1])          # tensor methods materialise
     assert torch.equal(back.frames[mask, :, ::2], cs.frames[mask][:, :, ::2])
     idx = torch.tensor([100, 3, 3, 57])
     sub = back.subset(idx)

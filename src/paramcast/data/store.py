@@ -113,8 +113,9 @@ class ClipView:
 
     ``store``: (U, ...) tensor, usually memory-mapped (:func:`open_npy`); ``index``: (N,) int64.
     Indexing (``view[i]``, ``view[a:b]``, ``view[mask]``, ``view[idx]``, ``view[rows, t]`` ...) returns
-    a tensor holding only the selected rows (trailing indices are applied to the store first, so
-    ``view[:, 0]`` reads one frame per clip). :meth:`rows` returns a smaller view without reading.
+    a tensor holding only the selected rows (trailing indices are applied to the store first);
+    ``view[:, t]`` (every row, part of each clip) returns a view of the store indexed by ``t``, so
+    it stays one entry per clip. :meth:`rows` returns a smaller view without reading.
     Any other tensor use (``torch.equal(view, x)``, ``view.float()``) materialises the whole view:
     meant for a batch or a device's shots, never done on a split by paramcast's own loops.
     """
@@ -148,12 +149,14 @@ class ClipView:
     def __repr__(self) -> str:
         return f"ClipView(rows={len(self)}, clips={self.store.shape[0]}, shape={tuple(self.shape)}, dtype={self.dtype})"
 
-    def __getitem__(self, key) -> torch.Tensor:
+    def __getitem__(self, key) -> torch.Tensor | ClipView:
         first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
         if first is Ellipsis:
             first, rest = slice(None), (Ellipsis, *rest)
-        clips = self.index[first]
         store = self.store[(slice(None), *rest)] if rest else self.store
+        if rest and isinstance(first, slice) and first == slice(None):  # every row, part of each clip: still one entry per clip
+            return ClipView(store, self.index, self.mapping)
+        clips = self.index[first]
         out = store[clips] if clips.ndim else store[int(clips)]
         self._note(out.numel() * out.element_size())
         return out

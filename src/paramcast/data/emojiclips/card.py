@@ -43,7 +43,7 @@ def dataset_card(ds: EmojiClips) -> str:
              "- Devices: Dirichlet preferences over categories and question types; unseen devices use "
              "(style, background) pairs and camera profiles no training device uses", "",
              "## Statistics", "",
-             f"- Frames: {c.frames} × {c.size}×{c.size} RGB uint8 per row; {ds.info.get('n_sprites', '?')} sprites "
+             f"- Frames: {c.frames} × {c.size}×{c.size} RGB uint8 per clip (stored once, rows point at their clip); {ds.info.get('n_sprites', '?')} sprites "
              f"in {len(v.styles)} art styles ({', '.join(v.styles)}); {len(v.categories)} categories",
              f"- Devices: {c.n_train_devices} training, {c.n_unseen_devices} unseen",
              *[f"- Rows `{s}`: {len(ds.split(s))} ({int(torch.unique(ds.split(s).clip_id).numel())} clips), "
