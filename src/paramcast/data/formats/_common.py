@@ -280,6 +280,8 @@ def _decode_store(store_path: Path, jobs: list[tuple], shape: tuple[int, ...], w
                 if pool is not None:
                     pool.terminate()
                     pool.join()
+                if "writer" in _WRITER:   # decoded in this process
+                    _WRITER["writer"].close()
                 _WRITER.clear()
     path_of = {j[0]: j[1] for j in jobs}
     report = {"clips": len(jobs), "skipped": [{"pos": p, "path": path_of[p], "error": errors[p]} for p in sorted(errors)]}
