@@ -16,25 +16,31 @@ safetensors files are written whole from in-memory tensors (``save_file``) and c
 incrementally. Reading both is an ``mmap``; numpy's gives a zero-copy ``torch.from_numpy`` tensor.
 
 Resident memory: pages of a file mapping that were read count in a process's RSS (and in
-``getrusage``'s peak) until the kernel drops them. :class:`ClipView` therefore tells the kernel to
-drop its mapping's pages (``madvise(MADV_DONTNEED)``; they are clean, re-read from the page cache on
-the next access) after every :data:`RELEASE_BYTES` it has gathered, so a pass over a 4.5 GB store
-keeps a bounded RSS. Writers use ``pwrite``/``write`` (no mapping), which never grows RSS.
+``getrusage``'s peak) until the kernel drops them. After every :data:`RELEASE_BYTES` gathered by
+all views together, the pages of every open mapping are dropped (``madvise(MADV_DONTNEED)``; they are
+clean, re-read from the page cache on the next access), so passes over several multi-GB stores
+keep a bounded RSS. (A budget per view let each of the frame and backbone stores of train, val and
+test keep its own 256 MB resident: the first full-size benchmark run measured that.) Writers use ``pwrite``/``write`` (no mapping), which never grows RSS.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import weakref
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["RELEASE_BYTES", "ClipView", "NpyWriter", "open_npy", "take_rows"]
+__all__ = ["RELEASE_BYTES", "ClipView", "NpyWriter", "open_npy", "release_all", "take_rows"]
 
-#: Bytes a :class:`ClipView` gathers from its mapping before it drops the mapped pages again.
-RELEASE_BYTES = 256 << 20
+#: Bytes all :class:`ClipView` s together gather from their mappings before every open mapping's
+#: pages are dropped again (one budget for the process, not one per view or per file).
+RELEASE_BYTES = 128 << 20
+
+_MAPPINGS: dict[int, weakref.ref] = {}           # every mapping opened by open_npy and still alive
+_READ = [0]                                       # bytes gathered since the last release
 
 
 def open_npy(path: str | Path) -> tuple[torch.Tensor, np.memmap]:
@@ -43,7 +49,24 @@ def open_npy(path: str | Path) -> tuple[torch.Tensor, np.memmap]:
     Copy-on-write mode: the tensor is writable (no torch warning) but writes never reach the file.
     """
     arr = np.load(str(path), mmap_mode="c", allow_pickle=False)
+    key = id(arr)
+    _MAPPINGS[key] = weakref.ref(arr, lambda _, k=key: _MAPPINGS.pop(k, None))
     return torch.from_numpy(arr), arr
+
+
+def release_all() -> None:
+    """Drop the resident pages of every mapping :func:`open_npy` opened (clean, re-read on access)."""
+    _READ[0] = 0
+    for ref in list(_MAPPINGS.values()):
+        arr = ref()
+        if arr is not None:
+            _drop(arr)
+
+
+def _drop(arr) -> None:
+    m = getattr(arr, "_mmap", None)
+    if m is not None and hasattr(m, "madvise"):
+        m.madvise(mmap.MADV_DONTNEED)
 
 
 class NpyWriter:
@@ -122,7 +145,6 @@ class ClipView:
 
     def __init__(self, store: torch.Tensor, index: torch.Tensor, mapping: np.memmap | None = None):
         self.store, self.index, self.mapping = store, index.to(torch.int64), mapping
-        self._read = 0
 
     # -- tensor look-alike ---------------------------------------------------------------------
     @property
@@ -178,17 +200,14 @@ class ClipView:
 
     def release(self) -> None:
         """Drop the mapping's resident pages (clean: they are re-read from the page cache when needed)."""
-        self._read = 0
-        m = getattr(self.mapping, "_mmap", None)
-        if m is not None and hasattr(m, "madvise"):
-            m.madvise(mmap.MADV_DONTNEED)
+        _drop(self.mapping)
 
     def _note(self, nbytes: int) -> None:
         if self.mapping is None:
             return
-        self._read += nbytes
-        if self._read >= RELEASE_BYTES:
-            self.release()
+        _READ[0] += nbytes
+        if _READ[0] >= RELEASE_BYTES:
+            release_all()
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
