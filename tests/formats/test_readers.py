@@ -123,7 +123,7 @@ def test_lazy_annotations_decode_on_demand_and_cache(msrvtt_root, tmp_path):
     only0 = ann.subset(ann.rows.clip_id == 0)                                   # rows of video0 only
     cache = tmp_path / "cache"
     clips = only0.decode(frames=4, size=16, cache_dir=cache)
-    assert len(clips) == 2 and len(list(cache.glob("*.safetensors"))) == 1
+    assert len(clips) == 2 and len(list(cache.glob("*.clips.npy"))) == 1
     assert torch.equal(torch.from_numpy(ann.clip_frames(0, 4, 16)), clips.frames[0])
     (msrvtt_root / "videos" / "all" / "video0.mp4").unlink()                    # the cache is enough now
     again = only0.decode(frames=4, size=16, cache_dir=cache)

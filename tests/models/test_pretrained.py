@@ -5,11 +5,13 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from paramcast.data.base import ClipSet
+from paramcast.data.store import ClipView
 from paramcast.models.encoder import AllInOneEncoder, EncoderConfig
 from paramcast.models.features import feature_set, stem_tokens
 from paramcast.models.pretrained import lite0, minilm_tokenizer
@@ -76,8 +78,9 @@ def test_backbone_and_feature_caches_hit_with_identical_bytes(tmp_path):
     first = stem_tokens(enc, clips, key="t", root=tmp_path)
     files = list((tmp_path / "stem").iterdir())
     assert len(files) == 1
-    # one entry per clip on disk (3 clips), one row per question in memory (6 rows)
-    assert load_file(str(files[0]))["tokens"].shape[0] == 3 and first.shape[0] == 6
+    # one entry per clip on disk (3 clips, memory-mapped), one row per question in the view (6 rows)
+    assert files[0].suffix == ".npy" and np.load(files[0], mmap_mode="r").shape[0] == 3 and first.shape[0] == 6
+    assert isinstance(first, ClipView) and first.mapping is not None
     torch.testing.assert_close(first[0], first[1], rtol=0, atol=0)
     mtime = files[0].stat().st_mtime_ns
     again = stem_tokens(enc, clips, key="t", root=tmp_path)
@@ -89,6 +92,12 @@ def test_backbone_and_feature_caches_hit_with_identical_bytes(tmp_path):
     b = feature_set(enc, clips, key="t", root=tmp_path)
     assert a.features.numpy().tobytes() == b.features.numpy().tobytes()
     torch.testing.assert_close(a.features, direct, atol=2e-3, rtol=0)   # float16 stem cache vs float32
+    # a split saved and memory-mapped (frames stored once per clip) gives the same bytes, uncached too
+    clips.save(tmp_path / "split.safetensors")
+    mapped = ClipSet.load(tmp_path / "split.safetensors")
+    assert isinstance(mapped.frames, ClipView)
+    assert torch.equal(stem_tokens(enc, mapped)[:], first[:])
+    assert feature_set(enc, mapped).features.numpy().tobytes() == a.features.numpy().tobytes()
 
 
 def test_pretrained_encoder_builds_without_any_network(monkeypatch, tmp_path):

@@ -451,7 +451,8 @@ def _dataset_section(config: VideoQABenchConfig, ds: Any) -> dict[str, Any]:
     # "preset" / "source" keep the keys every report reads; one device per video, so no device list.
     return {"name": ds.name, "root": str(ds.root), "preset": ds.name, "source": str(ds.root),
             "fingerprint": ds.fingerprint, "splits": ds.splits, "device": "video", "limit": ds.limit, **common,
-            "new_devices": int(ds.new.device.unique().numel())}
+            "new_devices": int(ds.new.device.unique().numel()),
+            "skipped_videos": {r: ds.split(r).meta.get("skipped", []) for r in ("history", "new", "unseen")}}
 
 
 def _summary(results: dict[str, Any]) -> dict[str, Any]:

@@ -63,6 +63,26 @@ def videoqa(
     console.print(f"wrote {paths['json']}, {paths['markdown']}, {png}")
 
 
+@app.command("data-scale")
+def data_scale(
+    scale: list[float] = typer.Option([0.1], help="Fractions of MSRVTT-QA (1.0 = 10,000 videos, 243,680 questions); "
+                                                  "repeat for several, e.g. --scale 0.1 --scale 1."),
+    root: Path = typer.Option(Path("runs/data-scale"), help="Where the generated datasets and caches go."),
+    workers: int = typer.Option(0, help="Decoding processes (0 = one per core, at most 8)."),
+    fuse_rows: int = typer.Option(2048, help="Rows per split fused in the fuse stage."),
+    device: str = typer.Option(None, help="torch device, e.g. cpu or cuda (default: cuda if available)."),
+    out: Path = typer.Option(Path("runs/data-scale/data_scale"), help="Result path stem (.json/.md)."),
+) -> None:
+    """Generate MSRVTT-QA-shaped data (mp4 + JSON) and time the data pipeline; peak RSS and disk per scale."""
+    from paramcast.bench.data_scale import DataScaleConfig, markdown, run_data_scale
+    from paramcast.bench.report import write_result
+
+    cfg = DataScaleConfig(root=str(root), workers=workers, fuse_rows=fuse_rows, device=device)
+    result = run_data_scale(cfg, list(scale), partial=lambda r: write_result(r, out, markdown(r)))
+    console.print(markdown(result))
+    console.print(f"wrote {out.with_suffix('.json')}")
+
+
 @app.command()
 def netsim(
     paper: bool = typer.Option(False, "--paper", help="Reproduce CDC-MMPG's Table 6 (seed shapes, no RTT)."),

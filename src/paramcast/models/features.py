@@ -16,15 +16,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from paramcast.data.base import IGNORE, ClipSet
+from paramcast.data.store import ClipView, NpyWriter, open_npy, take_rows
 from paramcast.models.encoder import ENCODER_VERSION, AllInOneEncoder, EncoderConfig, default_device
 from paramcast.models.heads import QAHead
 from paramcast.models.training import warmup_cosine
 
-__all__ = ["FeatureSet", "PretrainConfig", "cache_key", "cache_root", "encoder_digest", "encode_clipset", "feature_set",
+__all__ = ["FeatureSet", "PretrainConfig", "cache_key", "cache_root", "encoder_digest", "encode_clipset", "feature_set", "fuse_to_npy",
            "load_or_pretrain", "pretrain_encoder", "stem_tokens"]
 
 
@@ -58,9 +60,8 @@ class FeatureSet:
     def subset(self, index: torch.Tensor) -> FeatureSet:
         if index.dtype == torch.bool:
             index = index.nonzero().flatten()
-        pick = lambda t: None if t is None else t[index]  # noqa: E731
-        return FeatureSet(self.features[index], self.answer[index], self.device[index], pick(self.frames),
-                          pick(self.question), dict(self.meta), pick(self.tokens))
+        return FeatureSet(self.features[index], self.answer[index], self.device[index], take_rows(self.frames, index),
+                          take_rows(self.question, index), dict(self.meta), take_rows(self.tokens, index))
 
 
 @dataclass(frozen=True)
@@ -187,41 +188,62 @@ def _say(enabled: bool, text: str) -> None:
         Console(stderr=True).print(text)
 
 
-@torch.no_grad()
-def stem_tokens(encoder: AllInOneEncoder, clips: ClipSet, key: str | None = None, root: str | Path | None = None,
-                progress: bool = False, batch_size: int = 64) -> torch.Tensor | None:
-    """The frozen backbone's output for every row of ``clips``: (N, T, c, h, w) float16.
-
-    Computed once per clip (rows that share ``clip_id`` share frames) and cached on disk under
-    ``key`` + the backbone's identity; None for an encoder with nothing frozen to cache.
-    """
-    from safetensors.torch import load_file, save_file
-
-    if not encoder.cacheable:
-        return None
+def _clip_frames(clips: ClipSet) -> tuple[ClipView, torch.Tensor]:
+    """(one row per distinct clip, as a view; (N,) each row's position in it)."""
+    frames = clips.frames
+    if isinstance(frames, ClipView):
+        used, inv = frames.clips()
+        return ClipView(frames.store, used, frames.mapping), inv
     N = len(clips)
     uniq, inv = torch.unique(clips.clip_id, return_inverse=True)
     first = torch.full((len(uniq),), N, dtype=torch.int64).scatter_reduce_(0, inv, torch.arange(N), reduce="amin")
+    return ClipView(frames, first), inv
+
+
+@torch.no_grad()
+def stem_tokens(encoder: AllInOneEncoder, clips: ClipSet, key: str | None = None, root: str | Path | None = None,
+                progress: bool = False, batch_size: int = 64) -> ClipView | None:
+    """The frozen backbone's output for every row of ``clips``: a (N, T, c, h, w) float16 :class:`ClipView`.
+
+    Computed once per clip (rows that share a clip share frames), ``batch_size`` clips at a time,
+    and with ``key`` stored per clip in ``<cache>/stem/<hash>.npy`` (memory-mapped on use, like the
+    frames; the hash covers ``key``, the rows, the backbone, its input size and the frame shape).
+    The file is written under a temporary name and renamed when complete, so an interrupted run
+    recomputes it. None for an encoder with nothing frozen to cache.
+    """
+    if not encoder.cacheable:
+        return None
+    per_clip, inv = _clip_frames(clips)
     c = encoder.config
     path = None
     if key is not None:
-        name = cache_key(key, N, c.vision, c.image_size, c.tuned_blocks, ENCODER_VERSION, tuple(clips.frames.shape[1:]))
-        path = cache_root(root) / "stem" / f"{name}.safetensors"
+        name = cache_key(key, len(clips), c.vision, c.image_size, c.tuned_blocks, ENCODER_VERSION,
+                         tuple(clips.frames.shape[1:]))
+        path = cache_root(root) / "stem" / f"{name}.npy"
     if path is not None and path.exists():
-        per_clip = load_file(str(path))["tokens"]
-        _say(progress, f"backbone cache hit: {path.name} ({len(uniq)} clips)")
-    else:
-        out = []
-        with _progress(progress) as bar:
-            task = bar.add_task(f"backbone {key or ''}".strip(), total=-(-len(uniq) // batch_size), info="")
-            for s in range(0, len(uniq), batch_size):
-                out.append(encoder.stem(clips.frames[first[s: s + batch_size]]).half().cpu())
-                bar.update(task, advance=1)
-        per_clip = torch.cat(out)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_file({"tokens": per_clip.contiguous()}, str(path))
-    return per_clip[inv]
+        tokens, mapping = open_npy(path)
+        _say(progress, f"backbone cache hit: {path.name} ({len(per_clip)} clips)")
+        return ClipView(tokens, inv, mapping)
+    U, writer, out = len(per_clip), None, []
+    with _progress(progress) as bar:
+        task = bar.add_task(f"backbone {key or ''}".strip(), total=-(-U // batch_size), info="")
+        for s in range(0, U, batch_size):
+            x = encoder.stem(per_clip[s: s + batch_size]).half().cpu()
+            if path is None:
+                out.append(x)
+            else:
+                if writer is None:
+                    writer = NpyWriter(path.with_suffix(".partial"), (U, *x.shape[1:]), np.float16)
+                writer.write(s, x.numpy())
+            bar.update(task, advance=1)
+    if path is None:
+        return ClipView(torch.cat(out), inv)
+    if writer is None:  # no clips: an empty store of the right rank
+        return ClipView(torch.zeros(0, *clips.frames.shape[1:2], dtype=torch.float16), inv)
+    writer.close()
+    os.replace(writer.path, path)
+    tokens, mapping = open_npy(path)
+    return ClipView(tokens, inv, mapping)
 
 
 @torch.no_grad()
@@ -233,30 +255,59 @@ def encode_clipset(encoder: AllInOneEncoder, clips: ClipSet, batch_size: int = 1
     with _progress(progress) as bar:
         task = bar.add_task(label, total=-(-len(clips) // batch_size), info="")
         for s in range(0, len(clips), batch_size):
-            q = clips.question[s: s + batch_size]
-            f = encoder.fuse(stem[s: s + batch_size], q) if stem is not None else encoder(clips.frames[s: s + batch_size], q)
-            out.append(f.float().cpu())
+            out.append(_fuse_rows(encoder, clips, stem, s, s + batch_size))
             bar.update(task, advance=1)
     return torch.cat(out) if out else torch.zeros(0, clips.frames.shape[1], encoder.hidden)
 
 
-def feature_set(encoder: AllInOneEncoder, clips: ClipSet, key: str | None = None, root: str | Path | None = None,
-                keep_raw: bool = True, progress: bool = False, label: str = "encode") -> FeatureSet:
-    """Encode ``clips`` (cached on disk under ``key`` + the encoder's weights hash when ``key`` is given)."""
-    from safetensors.torch import load_file, save_file
+@torch.no_grad()
+def _fuse_rows(encoder: AllInOneEncoder, clips: ClipSet, stem, a: int, b: int) -> torch.Tensor:
+    """F_m of rows a..b-1: (b - a, T, C) float32 on the CPU."""
+    q = clips.question[a:b]
+    f = encoder.fuse(stem[a:b], q) if stem is not None else encoder(clips.frames[a:b], q)
+    return f.float().cpu()
 
+
+@torch.no_grad()
+def fuse_to_npy(encoder: AllInOneEncoder, clips: ClipSet, stem, path: str | Path, batch_size: int = 128,
+                progress: bool = False, label: str = "encode") -> torch.Tensor:
+    """F_m of every row of ``clips`` (from ``stem`` when given) written batch by batch to ``path``
+    (``.npy``, via a temporary name); returns it memory-mapped, (N, T, C) float32."""
+    path = Path(path)
+    writer = NpyWriter(path.with_suffix(".partial"), (len(clips), clips.frames.shape[1], encoder.hidden), np.float32)
+    encoder.eval()
+    with _progress(progress) as bar:
+        task = bar.add_task(label, total=-(-len(clips) // batch_size), info="")
+        for s in range(0, len(clips), batch_size):
+            writer.write(s, _fuse_rows(encoder, clips, stem, s, s + batch_size).numpy())
+            bar.update(task, advance=1)
+    writer.close()
+    os.replace(writer.path, path)
+    return open_npy(path)[0]
+
+
+@torch.no_grad()
+def feature_set(encoder: AllInOneEncoder, clips: ClipSet, key: str | None = None, root: str | Path | None = None,
+                keep_raw: bool = True, progress: bool = False, label: str = "encode",
+                batch_size: int = 128) -> FeatureSet:
+    """Encode ``clips`` (cached on disk under ``key`` + the encoder's weights hash when ``key`` is given).
+
+    The per-row features (they depend on the question) are fused ``batch_size`` rows at a time from
+    the per-clip stem cache; with ``key`` each batch is written straight to
+    ``<cache>/features/<hash>.npy``, which the returned FeatureSet memory-maps, so memory grows with
+    the batch, not with the split.
+    """
     path = None
     if key is not None:
-        path = cache_root(root) / "features" / f"{cache_key(key, encoder_digest(encoder), len(clips))}.safetensors"
+        path = cache_root(root) / "features" / f"{cache_key(key, encoder_digest(encoder), len(clips))}.npy"
     stem = stem_tokens(encoder, clips, key=key, root=root, progress=progress)
     if path is not None and path.exists():
-        feats = load_file(str(path))["features"]
+        feats, _ = open_npy(path)
         _say(progress, f"feature cache hit: {path.name}")
+    elif path is None:
+        feats = encode_clipset(encoder, clips, batch_size=batch_size, progress=progress, label=label, stem=stem)
     else:
-        feats = encode_clipset(encoder, clips, progress=progress, label=label, stem=stem)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_file({"features": feats.contiguous()}, str(path))
+        feats = fuse_to_npy(encoder, clips, stem, path, batch_size, progress, label)
     return FeatureSet(feats, clips.answer.clone(), clips.device.clone(),
                       clips.frames if keep_raw else None, clips.question if keep_raw else None,
                       tokens=stem if keep_raw else None)

@@ -43,7 +43,7 @@ def dataset_card(ds: EmojiClips) -> str:
              "- Devices: Dirichlet preferences over categories and question types; unseen devices use "
              "(style, background) pairs and camera profiles no training device uses", "",
              "## Statistics", "",
-             f"- Frames: {c.frames} × {c.size}×{c.size} RGB uint8 per row; {ds.info.get('n_sprites', '?')} sprites "
+             f"- Frames: {c.frames} × {c.size}×{c.size} RGB uint8 per clip (stored once, rows point at their clip); {ds.info.get('n_sprites', '?')} sprites "
              f"in {len(v.styles)} art styles ({', '.join(v.styles)}); {len(v.categories)} categories",
              f"- Devices: {c.n_train_devices} training, {c.n_unseen_devices} unseen",
              *[f"- Rows `{s}`: {len(ds.split(s))} ({int(torch.unique(ds.split(s).clip_id).numel())} clips), "
@@ -58,7 +58,7 @@ def dataset_card(ds: EmojiClips) -> str:
     for i, d in enumerate(ds.devices):
         cs = ds.history if d["split"] == "train" else ds.unseen
         m = cs.device == i
-        sub = cs.frames[m][:, :, ::4, ::4].double()
+        sub = cs.frames[m, :, ::4, ::4].double()
         rgb = "/".join(f"{x:.0f}" for x in sub.mean((0, 1, 2, 3)).tolist())
         lines.append(f"| {d['name']} | {'history' if d['split'] == 'train' else 'unseen'} | {d['style']} | "
                      f"{d['camera']['name']} | {d['background']} | {int(m.sum())} | {rgb} | "

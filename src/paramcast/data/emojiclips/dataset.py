@@ -21,12 +21,13 @@ from paramcast.data.emojiclips._clips import personal_sets, render_device
 from paramcast.data.emojiclips._scenes import QTYPES, background_pool, make_devices
 from paramcast.data.emojiclips._sprites import SpriteBank, emoji_bank, shapes_bank
 from paramcast.data.emojiclips.config import PRESETS, EmojiClipsConfig
+from paramcast.data.store import ClipView
 
 __all__ = ["EmojiClips", "load", "data_root", "dataset_dir"]
 
 SPLITS = ("history", "new", "unseen")
 SPECIALS = ("[PAD]", "[CLS]", "[SEP]", "[UNK]")
-_FORMAT = 2  # bump when the on-disk layout or generation changes
+_FORMAT = 3  # bump when the on-disk layout or generation changes
 
 
 @dataclass
@@ -110,14 +111,15 @@ def _build(config: EmojiClipsConfig, root: Path, out: Path, progress: bool) -> E
     jobs = [(s, d, n) for s in plan for d, n in plan[s]]
     q = config.questions_per_clip
     T, H = config.frames, config.size
-    frames = {s: np.empty((sum(n for _, n in plan[s]) * q, T, H, H, 3), np.uint8) for s in plan}
-    offset = {(s, d): q * sum(n for dd, n in plan[s][: k]) for s in plan for k, (d, _) in enumerate(plan[s])}
+    # each clip's frames once (rows point at their clip): clips of a split in plan order
+    frames = {s: np.empty((sum(n for _, n in plan[s]), T, H, H, 3), np.uint8) for s in plan}
+    offset = {(s, d): sum(n for dd, n in plan[s][: k]) for s in plan for k, (d, _) in enumerate(plan[s])}
     rows: dict[tuple[int, int], list[dict]] = {}
 
     def take(result):
         s, d, f, r = result
         o = offset[s, d]
-        frames[s][o:o + len(r)] = f[[row["clip"] for row in r]]
+        frames[s][o:o + len(f)] = f
         rows[s, d] = r
 
     with Progress(TextColumn(f"EmojiClips {config.name}/{config.source}"), BarColumn(),
@@ -167,8 +169,9 @@ def _build(config: EmojiClipsConfig, root: Path, out: Path, progress: bool) -> E
             clip_col += [base + row["clip"] for row in rows[s, d]]
             base += n
         clip_base = base
+        clip_ids = torch.tensor(clip_col, dtype=torch.int64)
         splits[name] = ClipSet(
-            frames=torch.from_numpy(frames[s]),
+            frames=ClipView(torch.from_numpy(frames[s]), clip_ids - (clip_base - len(frames[s]))),
             question=torch.tensor([ids(x["question"], config.question_len) for x in r], dtype=torch.int64),
             answer=torch.tensor([aid.get(x["answer"], IGNORE) for x in r], dtype=torch.int64),
             answer_text=[x["answer"] for x in r],
@@ -178,7 +181,7 @@ def _build(config: EmojiClipsConfig, root: Path, out: Path, progress: bool) -> E
             device=torch.tensor(dev_col, dtype=torch.int64),
             category=torch.tensor([x["category"] for x in r], dtype=torch.int64),
             qtype=torch.tensor([x["qtype"] for x in r], dtype=torch.int64),
-            clip_id=torch.tensor(clip_col, dtype=torch.int64),
+            clip_id=clip_ids,
             meta={"dataset": "emojiclips", "split": name, "preset": config.name, "source": config.source,
                   "seed": config.seed, "fingerprint": config.fingerprint()},
         )
@@ -219,7 +222,7 @@ def _cached(config: EmojiClipsConfig, out: Path) -> bool:
     except (OSError, ValueError):
         return False
     return saved.get("format") == _FORMAT and saved.get("fingerprint") == config.fingerprint() and all(
-        (out / f"{s}.safetensors").is_file() for s in SPLITS)
+        (out / f"{s}.safetensors").is_file() and ClipSet.clips_path(out / f"{s}.safetensors").is_file() for s in SPLITS)
 
 
 def load(preset: str | EmojiClipsConfig = "quick", source: str | None = None, seed: int | None = 0,

@@ -100,8 +100,9 @@ def load_dataset(name: str, root: str | Path, split: str = "train", frames: int 
     answer_vocab: V, the top-V training answers become classes (default per dataset: 1500
     MSRVTT-QA, 1000 MSVD-QA, 1540 TGIF-QA FrameQA). max_words caps the word vocabulary.
     text_len: question (QA) or caption (retrieval, captioning) length in tokens incl. [CLS]/[SEP].
-    limit: keep the first ``limit`` rows (decode only their clips). cache_dir: keep decoded frames
-    as safetensors there and reuse them next time.
+    limit: keep the first ``limit`` rows (decode only their clips). cache_dir: decode each clip once
+    into a memory-mapped clip store there (resumable, reused next time; see
+    :meth:`Annotations.decode`); frames of rows are a :class:`~paramcast.data.store.ClipView`.
     """
     ann = read_annotations(name, root, split, vocab=vocab, answer_vocab=answer_vocab, max_words=max_words,
                            text_len=text_len, limit=limit)

@@ -2,15 +2,19 @@
 
 A reader parses a dataset's published annotation files into :class:`Annotations`: every tensor of a
 :class:`~paramcast.data.base.ClipSet` except the frames, plus the path of each clip's media file.
-Frames are decoded only by :meth:`Annotations.decode` (once per clip, optionally cached as
-safetensors), so a reader can list a 240k-question split without touching a video.
+Frames are decoded only by :meth:`Annotations.decode` (once per clip, in parallel, into a
+memory-mapped clip store that can be cached and resumed), so a reader can list a 240k-question split
+without touching a video.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing as mp
+import os
 import re
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -20,6 +24,7 @@ import numpy as np
 import torch
 
 from paramcast.data.base import IGNORE, ClipSet, Vocab
+from paramcast.data.store import ClipView, NpyWriter, open_npy
 
 __all__ = ["Annotations", "DatasetLayoutError", "SPECIALS", "build_answer_vocab", "build_word_vocab", "find_file",
            "encode_text", "tokenize"]
@@ -156,41 +161,132 @@ class Annotations:
 
     def clip_frames(self, clip_id: int, frames: int = 8, size: int = 64) -> np.ndarray:
         """Frames of one clip, decoded now: (T, H, W, 3) uint8 (T = 1 for images)."""
-        from paramcast.data.video import read_image, read_video
+        self._check_media(clip_id)
+        return _read_media(self.media[clip_id], self.kind, frames, size)
 
+    def _check_media(self, clip_id: int) -> None:
         path = self.media[clip_id]
         if not path.is_file():
             raise DatasetLayoutError(f"{self.rows.meta.get('dataset', 'dataset')}: media file {path} is missing "
                                      f"({self.layout}; see docs/datasets.md)")
-        return read_video(path, frames, size) if self.kind == "video" else read_image(path, size)
 
-    def decode(self, frames: int = 8, size: int = 64, cache_dir: str | Path | None = None) -> ClipSet:
-        """The ClipSet with frames: each distinct clip decoded once, then gathered per row.
+    def decode(self, frames: int = 8, size: int = 64, cache_dir: str | Path | None = None, *,
+               workers: int | None = None, progress: bool = False) -> ClipSet:
+        """The ClipSet with frames: each distinct clip decoded once into a memory-mapped clip store.
 
-        With ``cache_dir``, the decoded clips are stored as one safetensors file keyed by the
-        dataset, split, T, size and the clip list, and read back on the next call.
+        Clips are decoded by ``workers`` processes (default: one per CPU core, at most 8) straight
+        into ``<cache_dir>/<dataset>-<split>-<T>x<size>-<hash of the clip list>.clips.npy`` (a
+        temporary file when ``cache_dir`` is None), with a progress bar when ``progress``. A
+        ``.state.npy`` beside it marks every clip done (1), failed (2) or pending (0) as it goes:
+        an interrupted decode resumes with the pending clips and ends with the same bytes; a
+        ``.done.json`` written last marks the store complete and lists the skipped clips.
+
+        A media file that is missing raises :class:`DatasetLayoutError` (the root is laid out
+        wrongly); one that exists but cannot be decoded (corrupt, truncated, no video stream) is
+        skipped: its rows are dropped and it is reported by id in ``meta["skipped"]``
+        (``{"clip": original id, "path": ..., "error": ...}``) and on stderr.
         """
         t = frames if self.kind == "video" else 1
         clips = torch.unique(self.rows.clip_id)                                  # (U,)
-        cache = None
-        if cache_dir is not None:
-            key = hashlib.sha256(" ".join(str(self.media[c]) for c in clips.tolist()).encode()).hexdigest()[:12]
-            m = self.rows.meta
-            cache = Path(cache_dir) / f"{m.get('dataset', 'data')}-{m.get('split', 'split')}-{t}x{size}-{key}.safetensors"
-        if cache is not None and cache.is_file():
-            from safetensors.torch import load_file
-
-            stored = load_file(str(cache))
-            clips, video = stored["clip_id"], stored["frames"]
-        else:
-            video = torch.from_numpy(np.stack([self.clip_frames(c, t, size) for c in clips.tolist()]))
-            if cache is not None:
-                from safetensors.torch import save_file
-
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                save_file({"clip_id": clips, "frames": video.contiguous()}, str(cache))
+        m = self.rows.meta
+        key = hashlib.sha256(" ".join(str(self.media[c]) for c in clips.tolist()).encode()).hexdigest()[:12]
+        stem = f"{m.get('dataset', 'data')}-{m.get('split', 'split')}-{t}x{size}-{key}"
+        temp = cache_dir is None
+        directory = Path(tempfile.mkdtemp(prefix="paramcast-clips-")) if temp else Path(cache_dir)
+        store_path = directory / f"{stem}.clips.npy"
+        jobs = [(pos, str(self.media[c]), self.kind, t, size) for pos, c in enumerate(clips.tolist())]
+        report = _decode_store(store_path, jobs, (len(jobs), t, size, size, 3), workers, progress,
+                               check=lambda pos: self._check_media(int(clips[pos])), label=f"decode {m.get('dataset', '')} {m.get('split', '')}".strip())
+        store, mapping = open_npy(store_path)
+        if temp:  # the mapping keeps the data; nothing is left behind
+            for f in directory.iterdir():
+                f.unlink()
+            directory.rmdir()
+        failed = torch.tensor(sorted(int(e["pos"]) for e in report["skipped"]), dtype=torch.int64)
         row_to_clip = torch.searchsorted(clips, self.rows.clip_id)              # (N,) into clips
-        return replace(self.rows, frames=video[row_to_clip])                    # (N, T, H, W, 3)
+        names = m.get("clips")
+        skipped = [{"clip": names[int(clips[e["pos"]])] if names else int(clips[e["pos"]]), "path": e["path"],
+                    "error": e["error"]} for e in report["skipped"]]
+        keep = ~torch.isin(row_to_clip, failed)
+        rows = self.rows.subset(keep) if failed.numel() else self.rows
+        if skipped:
+            import sys
+
+            print(f"{m.get('dataset', 'dataset')} {m.get('split', '')}: skipped {len(skipped)} undecodable "
+                  f"video(s) ({int((~keep).sum())} rows): " + ", ".join(str(e["clip"]) for e in skipped[:10])
+                  + (" ..." if len(skipped) > 10 else ""), file=sys.stderr)
+        view = ClipView(store, row_to_clip[keep], mapping)
+        return replace(rows, frames=view, meta={**rows.meta, "skipped": skipped})
+
+
+def _read_media(path: Path, kind: str, frames: int, size: int) -> np.ndarray:
+    from paramcast.data.video import read_image, read_video
+
+    return read_video(path, frames, size) if kind == "video" else read_image(path, size)
+
+
+_WRITER: dict = {}  # per decoding process: the open store writer
+
+
+def _decode_one(job: tuple) -> tuple[int, str | None]:
+    """Decode one clip into the store (opened once per process); (position, error or None)."""
+    pos, path, kind, t, size, store_path, shape = job
+    if _WRITER.get("path") != store_path:
+        _WRITER.update(path=store_path, writer=NpyWriter(store_path, shape, np.uint8, create=False))
+    try:
+        frames = _read_media(Path(path), kind, t, size)
+    except Exception as e:  # noqa: BLE001 - any failure to decode one file skips that file, reported by id
+        return pos, f"{type(e).__name__}: {e}"
+    _WRITER["writer"].write(pos, frames)
+    return pos, None
+
+
+def _decode_store(store_path: Path, jobs: list[tuple], shape: tuple[int, ...], workers: int | None,
+                  progress: bool, check, label: str) -> dict:
+    """Fill ``store_path`` with every job's clip (resuming a partial store); the completion report.
+
+    ``check(pos)`` raises when a pending clip's file is missing (before anything is decoded)."""
+    done_path = store_path.with_name(store_path.name.removesuffix(".clips.npy") + ".done.json")
+    if done_path.is_file() and store_path.is_file():
+        return json.loads(done_path.read_text())
+    state_path = store_path.with_name(store_path.name.removesuffix(".clips.npy") + ".state.npy")
+    errors_path = store_path.with_name(store_path.name.removesuffix(".clips.npy") + ".errors.json")
+    with NpyWriter(store_path, shape, np.uint8) as store:               # create, or keep a partial one
+        if store.created:                                               # a new store: nothing is done yet
+            state_path.unlink(missing_ok=True)
+            errors_path.unlink(missing_ok=True)
+    with NpyWriter(state_path, (len(jobs),), np.uint8) as state:
+        status = np.fromfile(state_path, dtype=np.uint8, offset=state.offset, count=len(jobs))
+        errors = {int(k): v for k, v in json.loads(errors_path.read_text()).items()} if errors_path.is_file() else {}
+        todo = [(*j, str(store_path), shape) for j in jobs if status[j[0]] == 0]
+        for j in todo:
+            check(j[0])
+        workers = min(workers or min(8, os.cpu_count() or 1), max(1, len(todo)))
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      disable=not progress) as bar:
+            task = bar.add_task(label, total=len(jobs), completed=len(jobs) - len(todo))
+            pool = mp.get_context("fork").Pool(workers) if workers > 1 and "fork" in mp.get_all_start_methods() else None
+            try:
+                results = pool.imap_unordered(_decode_one, todo, chunksize=8) if pool else map(_decode_one, todo)
+                for pos, err in results:
+                    if err is not None:
+                        errors[pos] = err
+                        errors_path.write_text(json.dumps({str(k): errors[k] for k in sorted(errors)}))
+                    state.write(pos, np.uint8(1 if err is None else 2))
+                    bar.advance(task)
+            finally:
+                if pool is not None:
+                    pool.terminate()
+                    pool.join()
+                if "writer" in _WRITER:   # decoded in this process
+                    _WRITER["writer"].close()
+                _WRITER.clear()
+    path_of = {j[0]: j[1] for j in jobs}
+    report = {"clips": len(jobs), "skipped": [{"pos": p, "path": path_of[p], "error": errors[p]} for p in sorted(errors)]}
+    done_path.write_text(json.dumps(report, indent=1))
+    return report
 
 
 def make_rows(*, question: torch.Tensor, answer: torch.Tensor, answer_text: list[str],
