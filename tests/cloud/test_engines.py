@@ -14,7 +14,7 @@ from test_fuzz import bodies, headers, queries  # the fuzz strategies, sent over
 
 import toy_service as toy
 from paramcast.cloud.spec import AppSpec, build_app
-from paramcast.history_wire import encode_history
+from paramcast.wire.history import encode_history
 from toy_service import TOKENS, LiveServer, free_port
 
 

@@ -5,7 +5,7 @@ Routes (OpenAPI docs at ``/docs``):
 * ``POST /v1/adapt``    body: a wire-encoded :class:`~paramcast.types.Upload`
   (``application/octet-stream``); ``?quant=`` or header ``X-Paramcast-Quant`` picks the downlink
   quantisation (one of ``QUANTS``, default fp32). Answers the wire-encoded update.
-* ``POST /v1/history``  body: labelled samples (:mod:`paramcast.history_wire`); stored in SQLite or PostgreSQL.
+* ``POST /v1/history``  body: labelled samples (:mod:`paramcast.wire.history`); stored in SQLite or PostgreSQL.
 * ``GET /v1/info``      method, task, model version, upload and head shapes, quant options, limits.
 * ``GET /healthz``      liveness.
 * ``GET /metrics``      Prometheus text format.
@@ -49,9 +49,9 @@ from paramcast.cloud.metrics import Metrics, MetricsMiddleware
 from paramcast.cloud.openapi import ADAPT, BEARER, HISTORY, PLAIN
 from paramcast.cloud.quota import DeviceQuota
 from paramcast.cloud.store import StoreUnavailable, open_store
-from paramcast.history_wire import HistoryError, LabelError, decode_history
 from paramcast.methods.base import Method
 from paramcast.types import QUANTS, HeadParams, Upload, WeightDelta
+from paramcast.wire.history import HistoryError, LabelError, decode_history
 
 __all__ = ["Batching", "Limits", "create_app", "load_method"]
 

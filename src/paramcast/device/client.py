@@ -38,9 +38,9 @@ from paramcast.device.downlink import (
     LinkEstimator,
     accuracy_costs,
 )
-from paramcast.history_wire import encode_history
 from paramcast.methods.base import Method
 from paramcast.types import QUANTS, HeadParams, Update, WeightDelta
+from paramcast.wire.history import encode_history
 
 __all__ = ["AdaptResult", "DeviceClient", "DeviceError"]
 
