@@ -79,7 +79,7 @@ def test_tensor_nbytes_counts_tensor_data_and_nbytes_the_message(quant):
 
 
 def test_design_sizes():
-    # DESIGN.md: uplink 192 fp32 = 0.75 KB; downlink 96 -> 1500 fp32 head = 568.4 KB.
+    # docs/design.md: uplink 192 fp32 = 0.75 KB; downlink 96 -> 1500 fp32 head = 568.4 KB.
     assert wire.tensor_nbytes(UPLOAD) == 768
     assert round(wire.tensor_nbytes(HEAD) / 1024, 1) == 568.4
     assert wire.tensor_nbytes(HEAD) / wire.tensor_nbytes(HEAD, "int8") >= 3.9

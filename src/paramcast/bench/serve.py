@@ -6,7 +6,7 @@ drives each with N simulated devices (asyncio + one ``httpx.AsyncClient``, one k
 per device) for T seconds. Reports throughput, p50/p99 latency, errors and bytes for both, side by
 side, as a JSON-able dict and a Markdown table.
 
-The served method defaults to ``bench-hyper`` (registered here): a hypernetwork of the shape DESIGN.md
+The served method defaults to ``bench-hyper`` (registered here): a hypernetwork of the shape docs/design.md
 measures serving with, 192 -> 256 -> 97 * V (V = 1500: 37 M parameters, ~150 MB of fp32 weights
 read once per generator call). It is untrained — serving speed depends on shapes, not on weights.
 ``--method`` serves any registered method instead (it must accept ``num_answers``).

@@ -17,12 +17,12 @@ quantised with the weights: a bias error is added once per logit while a weight 
 the H inputs, so the bias is never the dominant error, and an fp32 bias would cost a 96 -> 1500 int8
 head 4 % of its bytes (and drop it below 3.9x smaller than fp32).
 
-DESIGN.md: CD-CCA's public code unpickles raw socket bytes; :func:`decode` never unpickles, never calls
+docs/design.md: CD-CCA's public code unpickles raw socket bytes; :func:`decode` never unpickles, never calls
 ``torch.load``, checks the size and the structure before parsing tensors, and raises one error type,
 :class:`WireError`, for every malformation. The checksum detects corruption, not forgery (anyone can
 recompute it): authenticity belongs to the transport.
 
-Sizes (DESIGN.md): an uplink of one 192-wide fp32 feature is 768 B of tensor data (0.75 KB); a
+Sizes (docs/design.md): an uplink of one 192-wide fp32 feature is 768 B of tensor data (0.75 KB); a
 generated 96 -> 1500 fp32 head is (96 + 1) * 1500 * 4 B = 568.4 KB. :func:`tensor_nbytes` counts
 tensor data only (what the seeds' tables count); :func:`nbytes` counts the whole message.
 """
