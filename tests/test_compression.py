@@ -86,7 +86,7 @@ def test_zeros_and_subnormals_roundtrip_to_zero_error_bound():
 
 
 def test_head_sizes_per_scheme():
-    # DESIGN.md: a 96 -> 1500 fp32 head is (96 + 1) * 1500 * 4 B = 568.4 KB.
+    # docs/design.md: a 96 -> 1500 fp32 head is (96 + 1) * 1500 * 4 B = 568.4 KB.
     size = {s: payload_nbytes((1500, 96), s) + payload_nbytes((1500,), s) for s in SCHEMES}
     assert size["fp32"] == (96 + 1) * 1500 * 4
     assert round(size["fp32"] / 1024, 1) == 568.4

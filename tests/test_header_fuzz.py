@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from header_mutation import RAW, paths, with_field
 from paramcast import wire
-from paramcast.history_wire import HistoryError, decode_history, encode_history
 from paramcast.types import HeadParams, Upload
+from paramcast.wire.history import HistoryError, decode_history, encode_history
 
 _IDS = dict(device_id="dev-a", method="toy-hyper", task="toy", model_version="toy-1")
 UPLOAD = wire.encode(Upload(**_IDS, features=torch.randn(2, 8), positions=torch.tensor([0, 3]),

@@ -79,7 +79,7 @@ def test_tensor_nbytes_counts_tensor_data_and_nbytes_the_message(quant):
 
 
 def test_design_sizes():
-    # DESIGN.md: uplink 192 fp32 = 0.75 KB; downlink 96 -> 1500 fp32 head = 568.4 KB.
+    # docs/design.md: uplink 192 fp32 = 0.75 KB; downlink 96 -> 1500 fp32 head = 568.4 KB.
     assert wire.tensor_nbytes(UPLOAD) == 768
     assert round(wire.tensor_nbytes(HEAD) / 1024, 1) == 568.4
     assert wire.tensor_nbytes(HEAD) / wire.tensor_nbytes(HEAD, "int8") >= 3.9
@@ -124,7 +124,7 @@ def _rebuild(msg: bytes, edit_meta=None, edit_header=None, fix_checksum: bool = 
         from safetensors.torch import load
 
         tensors = load(msg)
-        header["__metadata__"]["sha256"] = wire._checksum(header["__metadata__"]["paramcast"], tensors)
+        header["__metadata__"]["sha256"] = wire.message.checksum(header["__metadata__"]["paramcast"], tensors)
     if edit_header:
         edit_header(header)
     raw = json.dumps(header).encode()
@@ -270,7 +270,7 @@ def test_non_finite_values_are_refused(quant, value):
     tensors[key] = tensors[key].clone()
     tensors[key].view(-1)[0] = value
     meta = json.loads(SMALL[quant][8 : 8 + struct.unpack("<Q", SMALL[quant][:8])[0]])["__metadata__"]
-    meta["sha256"] = wire._checksum(meta["paramcast"], tensors)
+    meta["sha256"] = wire.message.checksum(meta["paramcast"], tensors)
     assert "NaN or Inf" in str(_raises_wire_error(save(tensors, metadata=meta)))
 
 
@@ -282,7 +282,7 @@ def test_index_out_of_range_is_refused():
     tensors["positions"] = tensors["positions"].clone()
     tensors["positions"][0] = -5
     meta = json.loads(msg[8 : 8 + struct.unpack("<Q", msg[:8])[0]])["__metadata__"]
-    meta["sha256"] = wire._checksum(meta["paramcast"], tensors)
+    meta["sha256"] = wire.message.checksum(meta["paramcast"], tensors)
     assert "positions" in str(_raises_wire_error(save(tensors, metadata=meta)))
 
 
@@ -305,12 +305,12 @@ def test_upload_text_travels_and_is_checked():
     tensors = load(msg)
     tensors["text"] = tensors["text"][:2].clone()
     meta = json.loads(msg[8 : 8 + struct.unpack("<Q", msg[:8])[0]])["__metadata__"]
-    meta["sha256"] = wire._checksum(meta["paramcast"], tensors)
+    meta["sha256"] = wire.message.checksum(meta["paramcast"], tensors)
     assert "indexes row 2" in str(_raises_wire_error(save(tensors, metadata=meta)))
     head_msg = load(encode(HEAD))
     head_msg["text"] = text
     meta = json.loads(encode(HEAD)[8 : 8 + struct.unpack("<Q", encode(HEAD)[:8])[0]])["__metadata__"]
-    meta["sha256"] = wire._checksum(meta["paramcast"], head_msg)
+    meta["sha256"] = wire.message.checksum(meta["paramcast"], head_msg)
     assert "uploads only" in str(_raises_wire_error(save(head_msg, metadata=meta)))
 
 
@@ -335,9 +335,21 @@ def test_index_upper_bound_is_max_index(name):
     for value, ok in ((wire.MAX_INDEX - 1, True), (wire.MAX_INDEX, False), (2**62, False)):
         tensors = {k: v.clone() for k, v in load(msg).items()}
         tensors[name].view(-1)[-1] = value
-        meta["sha256"] = wire._checksum(meta["paramcast"], tensors)
+        meta["sha256"] = wire.message.checksum(meta["paramcast"], tensors)
         data = save(tensors, metadata=meta)
         if ok:
             assert int(getattr(decode(data), name).max()) == value
         else:
             assert f"values must lie in [0, {wire.MAX_INDEX})" in str(_raises_wire_error(data))
+
+
+def test_one_error_hierarchy_for_both_codecs():
+    """Both decoders refuse with a WireError; a history body's is the HistoryError below it."""
+    from paramcast.wire.history import HistoryError, LabelError, decode_history
+
+    for decode_fn in (decode, decode_history):
+        with pytest.raises(WireError, match="too short to be safetensors"):
+            decode_fn(b"\0" * 4)
+    with pytest.raises(HistoryError):
+        decode_history(b"\0" * 4)
+    assert issubclass(LabelError, HistoryError) and not issubclass(WireError, HistoryError)

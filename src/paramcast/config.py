@@ -1,23 +1,32 @@
-"""Dataclass configs loaded from YAML, with every error reported at once.
+"""Configs are pydantic dataclasses loaded from YAML, with every error reported at once.
 
-A config is a plain (possibly nested) dataclass. :func:`from_dict` builds it from a mapping and
-collects *all* problems — unknown keys, wrong types, values a ``__post_init__`` rejects — into one
-:class:`ConfigError`, so ``paramcast validate`` can show everything that is wrong in one pass.
+A config class is decorated with :func:`config` (``pydantic.dataclasses.dataclass`` in strict mode,
+unknown keys forbidden): pydantic checks the types of every field and reports all problems in one
+``ValidationError``; a ``__post_init__`` adds the checks between fields (it runs once the types are
+right). :func:`from_dict` turns that error into one :class:`ConfigError` with one ``"path: message"``
+line per problem, which ``paramcast validate`` prints.
+
+Strict, because a YAML value of the wrong type is a mistake to report, not to coerce: ``"2"`` or
+``true`` are not an ``int``; an ``int`` is accepted for a ``float``. Config classes stay dataclasses
+(``dataclasses.asdict`` / ``replace`` keep working; ``replace`` validates again).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from pydantic import ConfigDict, ValidationError
+from pydantic.dataclasses import dataclass as _pydantic_dataclass
 
-__all__ = ["ConfigError", "from_dict", "load_yaml", "to_dict"]
+__all__ = ["ConfigError", "config", "from_dict", "load_yaml", "read_yaml"]
 
 T = TypeVar("T")
+STRICT = ConfigDict(strict=True, extra="forbid")
+_EXPECTED = {"int_type": "int", "float_type": "float", "string_type": "str", "bool_type": "bool",
+             "list_type": "a list", "tuple_type": "a list", "dict_type": "a mapping"}
 
 
 class ConfigError(ValueError):
@@ -28,96 +37,55 @@ class ConfigError(ValueError):
         super().__init__(f"{source}: {len(errors)} problem(s)\n  " + "\n  ".join(errors))
 
 
-def _check_type(value: Any, tp: Any, where: str, errors: list[str]) -> Any:
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            errors.append(f"{where}: expected a mapping for {tp.__name__}, got {type(value).__name__}")
-            return None
-        return _build(tp, value, where, errors)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            trial: list[str] = []
-            out = _check_type(value, arg, where, trial)
-            if not trial:
-                return out
-        errors.append(f"{where}: {value!r} is not a {tp}")
-        return None
-    if origin is typing.Literal:
-        if value not in typing.get_args(tp):
-            errors.append(f"{where}: {value!r} is not one of {list(typing.get_args(tp))}")
-        return value
-    if origin in (list, tuple):
-        if not isinstance(value, list | tuple):
-            errors.append(f"{where}: expected a list, got {type(value).__name__}")
-            return None
-        args = typing.get_args(tp)
-        inner = args[0] if args else Any
-        items = [_check_type(v, inner, f"{where}[{i}]", errors) for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    if origin is dict:
-        if not isinstance(value, dict):
-            errors.append(f"{where}: expected a mapping, got {type(value).__name__}")
-            return None
-        _, vt = typing.get_args(tp) or (Any, Any)
-        return {k: _check_type(v, vt, f"{where}.{k}", errors) for k, v in value.items()}
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(tp, type):
-        if tp is not bool and isinstance(value, bool) or not isinstance(value, tp):
-            errors.append(f"{where}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
-            return None
-    return value
+def config(cls: type[T]) -> type[T]:
+    """Make ``cls`` a config: a strict pydantic dataclass that forbids unknown keys."""
+    return _pydantic_dataclass(cls, config=STRICT)
 
 
-def _build(cls: type[T], data: dict, where: str, errors: list[str]) -> T | None:
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    n_before = len(errors)
-    for key in data:
-        if key not in fields:
-            errors.append(f"{where}.{key}: unknown key (known: {', '.join(fields)})".lstrip("."))
-    kwargs = {}
-    for name in fields:
-        if name in data:
-            kwargs[name] = _check_type(data[name], hints[name], f"{where}.{name}".lstrip("."), errors)
-        elif fields[name].default is dataclasses.MISSING and fields[name].default_factory is dataclasses.MISSING:
-            errors.append(f"{where}.{name}: required".lstrip("."))
-    if len(errors) > n_before:
-        return None
-    try:
-        return cls(**kwargs)
-    except (ValueError, TypeError) as exc:
-        errors.append(f"{where or cls.__name__}: {exc}")
-        return None
+def _path(loc: tuple) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def _line(cls: type, error: dict[str, Any]) -> str:
+    """One pydantic error as ``"path: message"``."""
+    where, kind, value = _path(error["loc"]), error["type"], error.get("input")
+    if kind in ("missing", "missing_argument", "missing_keyword_argument"):
+        return f"{where}: required"
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        known = f" (known: {', '.join(f.name for f in dataclasses.fields(cls))})" if len(error["loc"]) == 1 else ""
+        return f"{where}: unknown key{known}"
+    if kind == "value_error":  # raised by a __post_init__ (or a validator)
+        return f"{where or cls.__name__}: {error['ctx']['error']}"
+    if kind == "literal_error":
+        return f"{where}: {value!r} is not one of {error['ctx']['expected']}"
+    if kind in _EXPECTED:
+        return f"{where}: expected {_EXPECTED[kind]}, got {type(value).__name__} {value!r}"
+    return f"{where}: {error['msg']}"
 
 
 def from_dict(cls: type[T], data: dict | None, source: str = "config") -> T:
-    """Build dataclass ``cls`` from ``data``; raise :class:`ConfigError` listing every problem."""
-    errors: list[str] = []
-    obj = _build(cls, data or {}, "", errors)
+    """Build config ``cls`` from ``data``; raise :class:`ConfigError` listing every problem."""
+    data = dict(data or {})
+    errors = [f"{key!r}: unknown key (keys are strings)" for key in data if not isinstance(key, str)]
+    try:
+        obj = cls(**{k: v for k, v in data.items() if isinstance(k, str)})
+    except ValidationError as exc:
+        errors += [_line(cls, e) for e in exc.errors()]
     if errors:
         raise ConfigError(errors, source)
-    return obj  # type: ignore[return-value]
+    return obj
 
 
-def load_yaml(cls: type[T], path: str | Path) -> T:
-    path = Path(path)
+def read_yaml(path: str | Path) -> dict | None:
+    """The mapping in YAML file ``path`` (None when empty); :class:`ConfigError` when it is not one."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(Path(path).read_text())
     except yaml.YAMLError as exc:
         raise ConfigError([f"not valid YAML: {exc}"], str(path)) from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError([f"top level must be a mapping, got {type(data).__name__}"], str(path))
-    return from_dict(cls, data, str(path))
+    return data
 
 
-def to_dict(obj: Any) -> dict:
-    return dataclasses.asdict(obj)
+def load_yaml(cls: type[T], path: str | Path) -> T:
+    return from_dict(cls, read_yaml(path), str(path))

@@ -1,6 +1,6 @@
 """What crosses the network between a device and the cloud.
 
-Three frozen payloads, shared by every method (DESIGN.md, "one interface, one direction of flow"):
+Three frozen payloads, shared by every method (docs/design.md, "one interface, one direction of flow"):
 
 * :class:`Upload`      device -> cloud: one frame feature (CDC-MMPG, StableSynthNet, DUET: a few
   frames) or the uncertain tokens UTS kept (CD-CCA).

@@ -14,7 +14,7 @@ from test_fuzz import bodies, headers, queries  # the fuzz strategies, sent over
 
 import toy_service as toy
 from paramcast.cloud.spec import AppSpec, build_app
-from paramcast.history_wire import encode_history
+from paramcast.wire.history import encode_history
 from toy_service import TOKENS, LiveServer, free_port
 
 
@@ -112,3 +112,21 @@ def test_fuzz_over_http_never_answers_5xx(engine, body, hdrs, params):
     assert r.status_code < 500, r.text[:300]
     if r.status_code != 200:
         assert set(r.json()) == {"error", "detail"}
+
+
+def test_ray_replicas_answer_metrics_for_the_whole_deployment(ray_instance, tmp_path):
+    """prometheus_client multiprocess mode: both replicas write to one folder, so a scrape answered by
+    either one reports every request of the deployment (tests/cloud/test_metrics.py: the sum itself)."""
+    from ray import serve
+
+    url = ray_instance.deploy(_spec(tmp_path), replicas=2, port=free_port(), metrics_dir=tmp_path / "prom")
+    try:
+        pids = ray_instance.replica_pids()
+        with httpx.Client(base_url=url, timeout=30) as c:
+            for _ in range(20):
+                assert c.get("/healthz").status_code == 200
+            totals = [_counts(c.get("/metrics").text).get(("/healthz", "200")) for _ in range(6)]
+    finally:
+        serve.delete(ray_instance.APP_NAME)
+    assert len(pids) == 2 and {int(p.stem.rsplit("_", 1)[1]) for p in (tmp_path / "prom").glob("*.db")} == set(pids)
+    assert totals == [20.0] * 6, totals

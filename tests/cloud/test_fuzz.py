@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import toy_service as toy
 from header_mutation import RAW, paths, with_field
 from paramcast.cloud import Batching, Limits, TokenStore, create_app
-from paramcast.history_wire import encode_history
+from paramcast.wire.history import encode_history
 
 TOKEN = "token-for-a-0123456789"
 _ascii = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)

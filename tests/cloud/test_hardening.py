@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 import toy_service as toy
 from paramcast.cloud import Limits, TokenStore, issue_token
 from paramcast.cloud.quota import DeviceQuota
-from paramcast.history_wire import encode_history
+from paramcast.wire.history import encode_history
 from toy_service import TOKENS, LiveServer
 
 # Median /healthz latency while the damage is done. The issue asks 100 ms; on a loaded 2-core CI

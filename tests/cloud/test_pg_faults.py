@@ -16,7 +16,7 @@ import torch
 
 from paramcast.bench.serve import _free_port
 from paramcast.cloud import issue_token, load_history
-from paramcast.history_wire import encode_history
+from paramcast.wire.history import encode_history
 
 DEVICES, ROWS = 8, 4
 

@@ -12,7 +12,7 @@ from safetensors.torch import save
 
 from paramcast.cloud import HistoryStore, StoreUnavailable, load_history, open_store
 from paramcast.cloud.store import describe_store
-from paramcast.history_wire import SCHEMA, decode_history, digest
+from paramcast.wire.history import SCHEMA, decode_history, digest
 from pg_server import raw_sql
 
 

@@ -1,48 +1,58 @@
-from dataclasses import dataclass, field
+from dataclasses import asdict, field, replace
 from typing import Literal
 
 import pytest
+from pydantic import ValidationError
 
-from paramcast.config import ConfigError, from_dict, load_yaml
+from paramcast.config import ConfigError, config, from_dict, load_yaml
 
 
-@dataclass
-class Inner:
+@config
+class Outer:
+    name: str
+    kind: Literal["a", "b"] = "a"
+    epochs: int = 2
     lr: float = 1e-3  # learning rate
+    methods: list[str] = field(default_factory=list)
+    overrides: dict[str, dict] = field(default_factory=dict)
+    source: str | None = None
 
     def __post_init__(self):
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}; try 1e-3")
 
 
-@dataclass
-class Outer:
-    name: str
-    kind: Literal["a", "b"] = "a"
-    epochs: int = 2
-    inner: Inner = field(default_factory=Inner)
-    methods: list[str] = field(default_factory=list)
+def test_builds_and_coerces_int_to_float_only():
+    cfg = from_dict(Outer, {"name": "x", "lr": 1, "methods": ["a"], "overrides": {"m": {"lr": 1}}})
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
+    assert cfg.methods == ["a"] and asdict(cfg)["overrides"] == {"m": {"lr": 1}}
+    with pytest.raises(ValidationError):  # replace validates again
+        replace(cfg, epochs="3")
 
 
-def test_builds_nested_and_coerces_int_to_float():
-    cfg = from_dict(Outer, {"name": "x", "inner": {"lr": 1}, "methods": ["a"]})
-    assert cfg.inner.lr == 1.0 and isinstance(cfg.inner.lr, float)
-    assert cfg.methods == ["a"]
-
-
-def test_reports_every_error_at_once():
+def test_reports_every_error_at_once_one_line_each():
     with pytest.raises(ConfigError) as info:
-        from_dict(Outer, {"kind": "c", "epochs": "two", "inner": {"lr": -1}, "bogus": 1})
+        from_dict(Outer, {"kind": "c", "epochs": "two", "methods": "a", "source": 3, "bogus": 1, 7: 0})
     errors = info.value.errors
     joined = "\n".join(errors)
-    assert len(errors) == 5, joined
-    for needle in ("name: required", "kind:", "epochs: expected int", "lr must be > 0", "bogus: unknown key"):
+    assert len(errors) == 7 and all("\n" not in e for e in errors), joined
+    for needle in ("name: required", "kind: 'c' is not one of", "epochs: expected int, got str 'two'",
+                   "methods: expected a list", "source: expected str, got int 3",
+                   "bogus: unknown key (known: name, kind, epochs", "7: unknown key"):
         assert needle in joined
+    assert str(info.value).startswith("config: 7 problem(s)\n  ")
 
 
-def test_bool_is_not_an_int():
-    with pytest.raises(ConfigError, match="epochs: expected int"):
-        from_dict(Outer, {"name": "x", "epochs": True})
+def test_post_init_checks_run_once_the_types_are_right():
+    with pytest.raises(ConfigError) as info:
+        from_dict(Outer, {"name": "x", "lr": -1})
+    assert info.value.errors == ["Outer: lr must be > 0, got -1.0; try 1e-3"]
+
+
+def test_bool_and_numeric_strings_are_not_ints():
+    for value in (True, "2", 2.0):
+        with pytest.raises(ConfigError, match="epochs: expected int"):
+            from_dict(Outer, {"name": "x", "epochs": value})
 
 
 def test_load_yaml_rejects_non_mapping(tmp_path):

@@ -4,7 +4,7 @@ from paramcast.bench.netsim import MB, PAPER_PROFILES, Profile, transfer_ms
 
 
 def test_seed_example_568kb_at_100mbs_is_5_55ms():
-    # DESIGN.md: 568.5 KB at 100 MB/s = 5.55 ms with 1 MB = 1024² B.
+    # docs/design.md: 568.5 KB at 100 MB/s = 5.55 ms with 1 MB = 1024² B.
     assert transfer_ms(0, int(568.5 * 1024), PAPER_PROFILES["5G-100"]) == pytest.approx(5.55, abs=0.005)
 
 

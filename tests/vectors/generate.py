@@ -4,7 +4,7 @@
     PYTHONPATH=src python tests/vectors/generate.py --out /tmp/v
 
 Every valid message is made by :func:`paramcast.wire.encode` (or
-:func:`paramcast.history_wire.encode_history`); every malformed one is a valid message changed in one
+:func:`paramcast.wire.history.encode_history`); every malformed one is a valid message changed in one
 way, and its expected error is what :func:`paramcast.wire.decode` says about it. ``manifest.json``
 lists them all. tests/test_vectors.py regenerates the folder and demands the same files (the same
 tensor bytes and the same header JSON: safetensors writes ``__metadata__`` keys in hash-map order, so
@@ -32,8 +32,8 @@ import torch
 from safetensors.torch import save as st_save
 
 from paramcast import compression, wire
-from paramcast.history_wire import HistoryError, decode_history, encode_history
 from paramcast.types import HeadParams, Upload, WeightDelta
+from paramcast.wire.history import HistoryError, decode_history, encode_history
 
 HERE = Path(__file__).resolve().parent
 IDS = {"device_id": "dev-a", "method": "cdc-mmpg", "task": "videoqa-open", "model_version": "v-test"}
@@ -87,8 +87,8 @@ def _ids(payload) -> dict:
 
 def _rebuild(meta: dict, tensors: dict[str, torch.Tensor], checksum: str | None = None) -> bytes:
     """A message from metadata and tensors, with a correct checksum unless one is given."""
-    meta_json = wire._canonical(meta)
-    return st_save(tensors, metadata={"paramcast": meta_json, "sha256": checksum or wire._checksum(meta_json, tensors)})
+    meta_json = wire._container.canonical(meta)
+    return st_save(tensors, metadata={"paramcast": meta_json, "sha256": checksum or wire.message.checksum(meta_json, tensors)})
 
 
 def _parts(message: bytes) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -151,7 +151,7 @@ def _history_vectors(g: np.random.Generator) -> tuple[list[tuple[str, bytes]], l
 
     tensors = load(good)
     bad_labels = {**tensors, "labels": torch.tensor([2, -2, 0])}
-    from paramcast.history_wire import digest
+    from paramcast.wire.history import digest
 
     malformed = [
         ("history-bad-checksum", st_save({**tensors, "labels": torch.tensor([2, 1, 0])}, metadata=meta),
@@ -188,7 +188,7 @@ def generate(out: Path) -> list[Path]:
         manifest["valid"].append({
             "name": name, "file": put(f"{name}.bin", data),
             "expected": put(f"{name}.expected.safetensors", st_save(expected)),
-            "kind": wire._KINDS[type(payload)], "quant": quant, "blocksize": blocksize, **_ids(payload),
+            "kind": wire.message.KINDS[type(payload)], "quant": quant, "blocksize": blocksize, **_ids(payload),
             "shapes": {k: list(v.shape) for k, v in expected.items()},
             "bytes": len(data), "tensor_bytes": wire.tensor_nbytes(payload, quant, blocksize=blocksize),
             # the largest |decoded - original| (0 for fp32): how lossy the layout is on this tensor

@@ -21,7 +21,7 @@ per multiply-add, so it reports about twice that).
 Differences from the public code, each deliberate:
 
 * It keeps ``w1, w2, b1, b2`` in plain Python lists, so they are not registered and never trained
-  (DESIGN.md); here every generator weight is an ``nn.Module`` parameter and
+  (docs/design.md); here every generator weight is an ``nn.Module`` parameter and
   ``tests/stablesynthnet/test_duet.py`` proves each receives a gradient.
 * It initialises ``w1, b1, w2, b2`` with ``fmod(randn, 2)`` (std ≈ 1): with a 192-wide code that
   generates weights of magnitude ≈ 14 and a saturated softmax from the first step. Here ``w1, w2``

@@ -8,7 +8,7 @@ earlier readings stay available as options (docs/cd_cca.md compares them).
 
 * TENT (Wang et al. 2021): minimise the entropy of the *answer* prediction (:func:`tent_loss`, the
   official ``softmax_entropy(outputs).mean(0)``) w.r.t. the normalisation layers' affine parameters
-  only (DESIGN.md: for LayerNorm models, the LayerNorm affine parameters; the LM's RMSNorm weights
+  only (docs/design.md: for LayerNorm models, the LayerNorm affine parameters; the LM's RMSNorm weights
   are its LayerNorms), with the model in train mode while it adapts (official ``configure_model``;
   for these LayerNorm models train mode switches dropout on; evaluation runs in eval mode).
   Continual: never reset between rounds. As published, the output returned for a batch is the one

@@ -1,7 +1,7 @@
 """Accuracy helpers for open-ended video QA (payload sizes: :func:`paramcast.wire.tensor_nbytes`),
 multiple-choice scoring and retrieval recall.
 
-Two accuracies (DESIGN.md): *filtered* drops rows whose true answer is outside the answer
+Two accuracies (docs/design.md): *filtered* drops rows whose true answer is outside the answer
 vocabulary (``answer == IGNORE``), as All-in-One's published numbers do; *unfiltered* keeps them
 and counts them as wrong (no class can be right).
 """

@@ -1,6 +1,6 @@
 """Network profiles and ideal transfer times (the seeds' latency tables).
 
-The seeds compute a delay as ``bytes / bandwidth`` with 1 MB = 1024 × 1024 bytes (DESIGN.md:
+The seeds compute a delay as ``bytes / bandwidth`` with 1 MB = 1024 × 1024 bytes (docs/design.md:
 568.5 KB at 100 MB/s = 5.55 ms). :func:`transfer_ms` adds an optional round-trip time, which the
 seeds leave out (``rtt_ms = 0`` reproduces their tables).
 """

@@ -19,7 +19,7 @@ port) once per mode and drives it with N devices for T seconds after a warm-up:
 
 After each wrk run one answer per device is fetched and decoded (checksum, shapes, device id).
 The served method defaults to ``bench-hyper`` (registered by the server's plugin
-:mod:`paramcast.bench.serve_plugin`; importing this module registers nothing): a hypernetwork of the shape DESIGN.md
+:mod:`paramcast.bench.serve_plugin`; importing this module registers nothing): a hypernetwork of the shape docs/design.md
 measures serving with, 192 -> 256 -> 97 * V (V = 1500: 37 M parameters, ~150 MB of fp32 weights
 read once per generator call). It is untrained — serving speed depends on shapes, not on weights.
 ``--method`` serves any registered method instead (it must accept ``num_answers``), e.g.

@@ -44,6 +44,7 @@ from paramcast.bench.adapt import adapt, count
 from paramcast.bench.flops import count_flops
 from paramcast.bench.metrics import accuracy_report
 from paramcast.bench.netsim import PROFILES, paper_table, transfer_ms
+from paramcast.config import config
 from paramcast.models.encoder import EncoderConfig, default_device
 from paramcast.models.features import FeatureSet, PretrainConfig, cache_root, feature_set, load_or_pretrain
 from paramcast.types import QUANTS, HeadParams, Upload
@@ -55,7 +56,7 @@ METHODS = ("source-only", "f-linear", "fine-tuning", "f-hyper", "cdc-mmpg")
 SPLITS = ("new", "unseen")
 
 
-@dataclass
+@config
 class VideoQABenchConfig:
     """One run of the open-ended video-QA benchmark."""
 

@@ -7,14 +7,22 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from paramcast.bench.cdcca import bench_cdcca
-from paramcast.bench.export import bench_export
-from paramcast.bench.link import bench_link
-from paramcast.bench.link_grid import bench_link_grid
-from paramcast.bench.serve import bench_serve
-from paramcast.bench.stablesynthnet_ablation import bench_ablation
+from paramcast.cli._lazy import lazy_group
 
-app = typer.Typer(no_args_is_help=True)
+# commands whose flags live with their benchmark, imported when they run (``paramcast bench --help`` stays light)
+COMMANDS = {
+    "serve": ("paramcast.bench.serve:bench_serve",
+              "Load test: N concurrent devices against a real server, batched vs naive generation."),
+    "export": ("paramcast.bench.export:bench_export",
+               "Exported device model (ONNX, ExecuTorch) vs PyTorch: file size and single-frame CPU latency."),
+    "link": ("paramcast.bench.link:bench_link",
+             "Real emulated link (network namespaces, tbf, delay line): adapt latency vs ideal."),
+    "link-grid": ("paramcast.bench.link_grid:bench_link_grid",
+                  "Link grid: loss x RTT x congestion control x downlink quant, HTTP and HTTPS."),
+    "stablesynthnet-ablation": ("paramcast.bench.stablesynthnet_ablation:bench_ablation",
+                                "StableSynthNet with DCT / ODS / TDE switched off, 3 seeds."),
+}
+app = typer.Typer(no_args_is_help=True, cls=lazy_group(COMMANDS))
 console = Console()
 
 
@@ -111,16 +119,6 @@ def netsim(
     console.print(f"wrote {paths['json']}")
 
 
-app.command("serve", help="Load test: N concurrent devices against a real server, batched vs naive generation.")(
-    bench_serve)
-app.command("export", help="Exported ONNX device model vs PyTorch: file size and single-frame CPU latency.")(
-    bench_export)
-app.command("link", help="Real emulated link (network namespaces, tbf, delay line): adapt latency vs ideal.")(
-    bench_link)
-app.command("link-grid", help="Link grid: loss x RTT x congestion control x downlink quant, HTTP and HTTPS.")(
-    bench_link_grid)
-
-
 @app.command()
 def cdcca(
     preset: str = typer.Option("quick", help="EmojiClips preset: tiny | quick | standard (standard ≈ 10 min on 2 cores)."),
@@ -142,15 +140,13 @@ def cdcca(
 
     Pretrains a shared encoder, a teacher and a student on the source domain, then streams one unseen device per round; collaborative methods go through the real wire (bytes counted from messages). docs/cd_cca.md explains the protocol and the results.
     """
+    from paramcast.bench.cdcca import bench_cdcca
+
     paths = bench_cdcca(preset=preset, source=source, rounds=rounds, round_rows=round_rows, seed=seed, seeds=seeds,
                         epochs=epochs, ablations=ablations, token_study=token_study,
                         teacher_devices=teacher_devices, device=device, out=out)
     console.print(Path(paths["markdown"]).read_text())
     console.print(f"wrote {paths['json']}, {paths['markdown']}, {Path(out).with_suffix('.png')}")
-
-
-app.command("stablesynthnet-ablation", help="StableSynthNet with DCT / ODS / TDE switched off, 3 seeds.")(
-    bench_ablation)
 
 
 def _task_command(task: str, preset: str, source: str | None, seed: int, methods: str | None, k: int,

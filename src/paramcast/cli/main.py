@@ -1,18 +1,34 @@
-"""The ``paramcast`` command. One module per subcommand group; this file only wires them up."""
+"""The ``paramcast`` command. One module per subcommand group; this file only wires them up.
+
+Every subcommand is imported when it runs (:mod:`paramcast.cli._lazy`): ``paramcast --help`` loads
+neither torch nor transformers nor the methods (tests/core/test_cli_import.py).
+"""
 
 from __future__ import annotations
 
 import typer
 
-from paramcast.cli import bench, data, validate
-from paramcast.cli.demo_web import demo_web
-from paramcast.cli.device import device
-from paramcast.cli.export import export
-from paramcast.cli.serve import serve
-from paramcast.cli.train import train
+from paramcast.cli._lazy import lazy_group
+
+COMMANDS = {  # name -> ("module:attribute", help)
+    "validate": ("paramcast.cli.validate:validate",
+                 "Check every YAML config under benchmarks/ and report all errors at once."),
+    "train": ("paramcast.cli.train:train",
+              "Train one method on the cloud history (EmojiClips, a real dataset or a service's store); save a checkpoint."),
+    "serve": ("paramcast.cli.serve:serve", "Run the cloud service (FastAPI + uvicorn) for a trained method."),
+    "device": ("paramcast.cli.device:device",
+               "Run a simulated device (an EmojiClips stream of one device) against a server."),
+    "demo-web": ("paramcast.cli.demo_web:demo_web",
+                 "Serve a page that runs the device model in the browser and adapts it through the cloud."),
+    "export": ("paramcast.cli.export:export",
+               "Export the device model of a checkpoint to ONNX (generated layer as inputs)."),
+    "data": ("paramcast.cli.data:app", "Build, describe and look at the EmojiClips benchmark."),
+    "bench": ("paramcast.cli.bench:app", "Benchmarks: accuracy, payload sizes, latency, serving, links."),
+}
 
 app = typer.Typer(
     name="paramcast",
+    cls=lazy_group(COMMANDS),
     help="Cloud-device collaborative adaptation of on-device multi-modal models.\n\n"
     "Typical flow: `paramcast data prepare` builds the EmojiClips benchmark, "
     "`paramcast bench videoqa` trains every method and compares them, "
@@ -20,18 +36,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-app.add_typer(data.app, name="data", help="Build, describe and look at the EmojiClips benchmark.")
-app.add_typer(bench.app, name="bench", help="Benchmarks: accuracy, payload sizes, latency, serving, links.")
-app.command("validate", help="Check every YAML config under benchmarks/ and report all errors at once.")(
-    validate.validate)
-app.command("train", help="Train one method on the cloud history (EmojiClips, a real dataset or a service's store); save a checkpoint.")(
-    train)
-app.command("serve", help="Run the cloud service (FastAPI + uvicorn) for a trained method.")(serve)
-app.command("device", help="Run a simulated device (an EmojiClips stream of one device) against a server.")(
-    device)
-app.command("demo-web", help="Serve a page that runs the device model in the browser and adapts it through the cloud.")(
-    demo_web)
-app.command("export", help="Export the device model of a checkpoint to ONNX (generated layer as inputs).")(export)
+
+
+@app.callback()
+def _main() -> None:
+    pass
+
 
 if __name__ == "__main__":
     app()

@@ -7,7 +7,7 @@ Routes (OpenAPI docs at ``/docs``):
   quantisation (one of ``QUANTS``, default fp32). Answers the wire-encoded update. A
   :class:`~paramcast.types.WeightDelta` whose method chose its quantisation (CD-CCA's DWC: NF4; the
   cloud's copy of what the device holds assumes exactly that) travels in that one.
-* ``POST /v1/history``  body: labelled samples (:mod:`paramcast.history_wire`); stored in SQLite or PostgreSQL.
+* ``POST /v1/history``  body: labelled samples (:mod:`paramcast.wire.history`); stored in SQLite or PostgreSQL.
 * ``GET /v1/info``      method, task, model version, upload and head shapes, quant options, limits.
 * ``GET /healthz``      liveness.
 * ``GET /metrics``      Prometheus text format.
@@ -51,9 +51,9 @@ from paramcast.cloud.metrics import Metrics, MetricsMiddleware
 from paramcast.cloud.openapi import ADAPT, BEARER, HISTORY, PLAIN
 from paramcast.cloud.quota import DeviceQuota
 from paramcast.cloud.store import StoreUnavailable, open_store
-from paramcast.history_wire import HistoryError, LabelError, decode_history
 from paramcast.methods.base import Method, UploadRejected
 from paramcast.types import QUANTS, HeadParams, Upload, WeightDelta
+from paramcast.wire.history import HistoryError, LabelError, decode_history
 
 __all__ = ["Batching", "Limits", "create_app", "load_method"]
 

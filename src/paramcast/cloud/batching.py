@@ -1,7 +1,7 @@
 """Dynamic batching: concurrent requests share one generator call.
 
 A naive hypernetwork endpoint reads all generator weights for every request (~150 MB for the
-1500-answer head, DESIGN.md), so it serves ~33 requests/s on these machines. The batcher collects
+1500-answer head, docs/design.md), so it serves ~33 requests/s on these machines. The batcher collects
 requests that arrive while the generator is busy (up to ``max_batch``, waiting at most
 ``max_wait_ms`` for a batch to fill) and answers them with one ``fn(items)`` call in a worker
 thread, which reads the weights once per batch.

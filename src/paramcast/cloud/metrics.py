@@ -1,4 +1,4 @@
-"""Prometheus text-format metrics, hand-written (no extra dependency), plus the ASGI middleware.
+"""Prometheus metrics of one service (``prometheus_client``), plus the ASGI middleware that counts requests.
 
 Exported at ``GET /metrics``:
 
@@ -10,91 +10,74 @@ Exported at ``GET /metrics``:
 * ``paramcast_generate_seconds``                       histogram of generator call time
 
 ``route`` is one of the app's routes or ``other``, so random paths cannot blow up cardinality.
+
+Each app has its own registry (several apps in one process, as in the tests, count apart). With
+``PROMETHEUS_MULTIPROC_DIR`` set when the process starts, ``prometheus_client``'s multiprocess mode
+is on: every process writes its values to files in that folder and ``/metrics`` reports the sum over
+all processes that wrote there — the Ray engine sets it for its replicas (one folder per deployment,
+:func:`paramcast.cloud.rayserve.deploy`), so any replica answers a scrape with the whole
+deployment's counts on that machine. In that mode, apps of one process share their values.
 """
 
 from __future__ import annotations
 
-import threading
+import os
 import time
-from bisect import bisect_left
-from collections import defaultdict
+from pathlib import Path
 
-__all__ = ["Metrics", "MetricsMiddleware"]
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
+__all__ = ["MULTIPROC_ENV", "Metrics", "MetricsMiddleware"]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
-
-
-class _Histogram:
-    def __init__(self, buckets):
-        self.buckets = tuple(buckets)
-        self.counts = [0] * (len(self.buckets) + 1)
-        self.sum = 0.0
-        self.n = 0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.buckets, value)] += 1
-        self.sum += value
-        self.n += 1
-
-    def lines(self, name: str, labels: str) -> list[str]:
-        out, acc = [], 0
-        sep = "," if labels else ""
-        for b, c in zip(self.buckets, self.counts, strict=False):
-            acc += c
-            out.append(f'{name}_bucket{{{labels}{sep}le="{b:g}"}} {acc}')
-        out.append(f'{name}_bucket{{{labels}{sep}le="+Inf"}} {self.n}')
-        lab = f"{{{labels}}}" if labels else ""
-        out += [f"{name}_sum{lab} {self.sum:.6f}", f"{name}_count{lab} {self.n}"]
-        return out
 
 
 class Metrics:
     def __init__(self, routes: tuple[str, ...]):
         self.routes = set(routes)
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, int], int] = defaultdict(int)
-        self.latency: dict[str, _Histogram] = {}
-        self.bytes_in: dict[str, int] = defaultdict(int)
-        self.bytes_out: dict[str, int] = defaultdict(int)
-        self.batch_size = _Histogram(BATCH_BUCKETS)
-        self.generate = _Histogram(LATENCY_BUCKETS)
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
+        if self.multiprocess_dir:  # before the first metric: its values live in files there
+            Path(self.multiprocess_dir).mkdir(parents=True, exist_ok=True)
+        self.registry = CollectorRegistry()
+        reg = {"registry": self.registry}
+        self.requests = Counter("paramcast_requests", "Requests by route and status.", ["route", "status"], **reg)
+        self.latency = Histogram("paramcast_request_seconds", "Request latency.", ["route"], buckets=LATENCY_BUCKETS,
+                                 **reg)
+        self.bytes_in = Counter("paramcast_request_bytes", "Body bytes received.", ["route"], **reg)
+        self.bytes_out = Counter("paramcast_response_bytes", "Body bytes sent.", ["route"], **reg)
+        self.batch_size = Histogram("paramcast_batch_size", "Uploads answered per generator call.",
+                                    buckets=BATCH_BUCKETS, **reg)
+        self.generate = Histogram("paramcast_generate_seconds", "Time of one generator call.",
+                                  buckets=LATENCY_BUCKETS, **reg)
+        if self.multiprocess_dir:
+            self._exposed = CollectorRegistry()
+            MultiProcessCollector(self._exposed, self.multiprocess_dir)
+        else:
+            self._exposed = self.registry
 
     def route(self, path: str) -> str:
         return path if path in self.routes else "other"
 
     def observe_request(self, route: str, status: int, seconds: float, n_in: int, n_out: int) -> None:
-        with self._lock:
-            self.requests[(route, status)] += 1
-            self.latency.setdefault(route, _Histogram(LATENCY_BUCKETS)).observe(seconds)
-            self.bytes_in[route] += n_in
-            self.bytes_out[route] += n_out
+        self.requests.labels(route=route, status=str(status)).inc()
+        self.latency.labels(route=route).observe(seconds)
+        self.bytes_in.labels(route=route).inc(n_in)
+        self.bytes_out.labels(route=route).inc(n_out)
 
     def observe_batch(self, size: int, seconds: float) -> None:
-        with self._lock:
-            self.batch_size.observe(size)
-            self.generate.observe(seconds)
+        self.batch_size.observe(size)
+        self.generate.observe(seconds)
+
+    def value(self, name: str, **labels: str) -> float | None:
+        """One exposed sample, e.g. ``value("paramcast_batch_size_count")`` (None when absent)."""
+        return self._exposed.get_sample_value(name, labels)
 
     def render(self) -> str:
-        with self._lock:
-            out = ["# HELP paramcast_requests_total Requests by route and status.",
-                   "# TYPE paramcast_requests_total counter"]
-            out += [f'paramcast_requests_total{{route="{r}",status="{s}"}} {n}'
-                    for (r, s), n in sorted(self.requests.items())]
-            out += ["# HELP paramcast_request_seconds Request latency.", "# TYPE paramcast_request_seconds histogram"]
-            for r, h in sorted(self.latency.items()):
-                out += h.lines("paramcast_request_seconds", f'route="{r}"')
-            for name, d, what in (("paramcast_request_bytes_total", self.bytes_in, "received"),
-                                  ("paramcast_response_bytes_total", self.bytes_out, "sent")):
-                out += [f"# HELP {name} Body bytes {what}.", f"# TYPE {name} counter"]
-                out += [f'{name}{{route="{r}"}} {n}' for r, n in sorted(d.items())]
-            out += ["# HELP paramcast_batch_size Uploads answered per generator call.",
-                    "# TYPE paramcast_batch_size histogram"]
-            out += self.batch_size.lines("paramcast_batch_size", "")
-            out += ["# HELP paramcast_generate_seconds Time of one generator call.",
-                    "# TYPE paramcast_generate_seconds histogram"]
-            out += self.generate.lines("paramcast_generate_seconds", "")
-        return "\n".join(out) + "\n"
+        """The Prometheus text exposition format (0.0.4)."""
+        return generate_latest(self._exposed).decode()
 
 
 class MetricsMiddleware:

@@ -22,8 +22,11 @@ Decisions (docs/scale.md):
   1), so N replicas on one machine do not oversubscribe its cores.
 * **What differs from uvicorn**: the socket-level guards of :mod:`paramcast.cloud.server` (header
   deadline, connection limit with a JSON 503) are uvicorn's; behind Ray the proxy owns the socket, so
-  a request over a replica's ``max_ongoing`` queues in the proxy instead of being refused. ``/metrics``
-  are per replica (each replica counts what it answered; scrape Ray's metrics for the proxy).
+  a request over a replica's ``max_ongoing`` queues in the proxy instead of being refused.
+* **Metrics**: the replicas run ``prometheus_client`` in multiprocess mode, all writing to one folder
+  (``metrics_dir``, a fresh temporary one by default), so whichever replica answers ``/metrics``
+  reports the sum over every replica of the deployment on that machine, including replicas that Ray
+  restarted (on a cluster: per node). Ray's own metrics cover the proxy.
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from ray import serve
 
+from paramcast.cloud.metrics import MULTIPROC_ENV
 from paramcast.cloud.spec import AppSpec, build_app
 
 __all__ = ["deploy", "replica_pids", "shutdown", "start_ray"]
@@ -92,19 +97,25 @@ def start_ray(run_dir: str | Path, *, address: str | None = None, num_cpus: int 
 
 def deploy(spec: AppSpec, *, replicas: int = 1, host: str = "127.0.0.1", port: int = 8000,
            max_ongoing: int = 512, cpus_per_replica: float = 0.0, keep_alive_s: int = 5,
-           timeout_s: float = 120.0) -> str:
+           timeout_s: float = 120.0, metrics_dir: str | Path | None = None) -> str:
     """Run ``spec`` as ``replicas`` Ray Serve replicas behind Ray's HTTP proxy on ``host:port``; return
     its URL once every replica answers. ``cpus_per_replica``: what each replica reserves from Ray's
-    scheduler (0 on one machine, where threads already share the cores; 1+ on a cluster to spread them)."""
+    scheduler (0 on one machine, where threads already share the cores; 1+ on a cluster to spread them).
+    ``metrics_dir``: the replicas' shared prometheus_client multiprocess folder (emptied first)."""
     if replicas < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
+    metrics_dir = Path(metrics_dir) if metrics_dir else Path(tempfile.mkdtemp(prefix="paramcast-metrics-"))
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in metrics_dir.glob("*.db"):  # counts of an earlier deployment (prometheus_client's rule)
+        stale.unlink()
     if spec.threads == 0:
         spec = replace(spec, threads=max(1, (os.cpu_count() or 1) // replicas))
     serve.start(http_options={"host": host, "port": port, "keep_alive_timeout_s": keep_alive_s})
     deployment = serve.deployment(Paramcast, name="Paramcast", num_replicas=replicas,
                                   max_ongoing_requests=max_ongoing, health_check_period_s=1,
                                   health_check_timeout_s=10, graceful_shutdown_timeout_s=5,
-                                  ray_actor_options={"num_cpus": cpus_per_replica})
+                                  ray_actor_options={"num_cpus": cpus_per_replica, "runtime_env": {
+                                      "env_vars": {MULTIPROC_ENV: str(metrics_dir.resolve())}}})
     serve.run(deployment.bind(spec), name=APP_NAME, route_prefix="/", blocking=False)
     deadline = time.monotonic() + timeout_s
     while serve.status().applications[APP_NAME].status != "RUNNING":

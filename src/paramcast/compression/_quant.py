@@ -1,6 +1,6 @@
 """Blockwise quantisers for the downlink and uplink: fp32, fp16, int8 and NF4.
 
-DESIGN.md: "zstd barely compresses fp32 weights (ratio 0.93): quantisation is what shrinks payloads",
+docs/design.md: "zstd barely compresses fp32 weights (ratio 0.93): quantisation is what shrinks payloads",
 and bitsandbytes 0.50 does NF4 and blockwise int8 on CPU, so the int8 and NF4 codes come from
 ``bitsandbytes.functional`` (``quantize_blockwise`` with its signed dynamic map, ``quantize_4bit``
 with ``quant_type="nf4"``, the 4-bit NormalFloat of QLoRA that CD-CCA's DWC ships deltas in).
@@ -119,7 +119,7 @@ def payload_nbytes(shape: Sequence[int], scheme: str, blocksize: int = 64) -> in
     """Bytes of tensor data that travel for one tensor of ``shape`` (no container header).
 
     E.g. a 96 -> 1500 head (weight (1500, 96) + bias (1500,)) in fp32 is (96 + 1) * 1500 * 4 B =
-    568.4 KB, DESIGN.md's downlink figure.
+    568.4 KB, docs/design.md's downlink figure.
     """
     return sum(
         _numel(s) * torch.empty((), dtype=dt).element_size()

@@ -5,6 +5,6 @@ Never imports :mod:`paramcast.cloud`; the two meet only in :mod:`paramcast.types
 """
 
 from paramcast.device.client import AdaptResult, DeviceClient, DeviceError
-from paramcast.history_wire import encode_history
+from paramcast.wire.history import encode_history
 
 __all__ = ["AdaptResult", "DeviceClient", "DeviceError", "encode_history"]

@@ -5,7 +5,7 @@
     logits = method.predict(batch)
 
 Each :meth:`DeviceClient.adapt` builds the upload with ``method.device_step``, posts it over one
-keep-alive connection (``TCP_NODELAY``: a small upload otherwise waits ~40 ms for Nagle, DESIGN.md),
+keep-alive connection (``TCP_NODELAY``: a small upload otherwise waits ~40 ms for Nagle, docs/design.md),
 retries with exponential backoff inside a deadline, verifies the answer (``wire.decode`` checks the
 sha256, shapes and finiteness; the update must be for this device) and applies it. When the cloud is
 slow, unreachable, refuses or answers garbage, the device keeps the last good update, or goes back
@@ -38,9 +38,9 @@ from paramcast.device.downlink import (
     LinkEstimator,
     accuracy_costs,
 )
-from paramcast.history_wire import encode_history
 from paramcast.methods.base import Method
 from paramcast.types import QUANTS, HeadParams, Update, WeightDelta
+from paramcast.wire.history import encode_history
 
 __all__ = ["AdaptResult", "DeviceClient", "DeviceError"]
 

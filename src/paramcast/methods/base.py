@@ -1,7 +1,7 @@
 """The one interface every method implements — ours and the baselines alike.
 
 The trainer, the benchmark runner, the HTTP service and the device client all drive a method
-through these six calls and nothing else (DESIGN.md, "one interface, one direction of flow")::
+through these six calls and nothing else (docs/design.md, "one interface, one direction of flow")::
 
     method.fit(history)                      # cloud: train on the cloud's history
     method.reset()                           # device: forget any adaptation

@@ -1,7 +1,7 @@
 """The device model's QA head: a static part and a dynamic last layer whose parameters may come from the cloud.
 
 All-in-One's open-ended QA head is ``Linear(C, C/2) -> LayerNorm -> GELU -> Linear(C/2, V)``
-(DESIGN.md). CDC-MMPG keeps the first three as the device's *static* part and generates the last
+(docs/design.md). CDC-MMPG keeps the first three as the device's *static* part and generates the last
 linear layer (``weight (V, C/2)``, ``bias (V,)``) in the cloud (seed eq. 6–7).
 
 :func:`per_sample_linear` applies one generated layer per sample with ``torch.baddbmm``, so a single

@@ -4,7 +4,7 @@ Stage 1 (eq. 2) keeps the samples whose predictive entropy is high; stage 2 (VIS
 shared image encoder ``M`` times with its dropout switched on and keeps the tokens whose variance
 across passes exceeds ``beta`` (or, with ``token_ratio``, the most variable fraction of each sample).
 Only the kept tokens travel: unlike the public code, which zeroes the other tokens and sends the full
-tensor (DESIGN.md), the payload really shrinks. The upload is a plain :class:`~paramcast.types.Upload`,
+tensor (docs/design.md), the payload really shrinks. The upload is a plain :class:`~paramcast.types.Upload`,
 exactly what ``wire.encode`` sends: kept tokens in ``features``, where they sat in ``positions`` /
 ``samples``, and the uploaded samples' question ids in ``text`` (the seed uploads instances
 ``(v_i, t_i)``; the teacher needs ``t_i`` to pseudo-label). The token grid's size is not sent: the

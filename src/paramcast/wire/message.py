@@ -1,4 +1,4 @@
-"""The only code that turns payloads into bytes and back.
+"""Uploads, heads and deltas as bytes and back (``paramcast.wire.encode`` / ``decode``).
 
 A message is a safetensors file (``safetensors.torch.save``): the payload's tensors, plus two
 string entries in the safetensors ``__metadata__``:
@@ -17,19 +17,18 @@ quantised with the weights: a bias error is added once per logit while a weight 
 the H inputs, so the bias is never the dominant error, and an fp32 bias would cost a 96 -> 1500 int8
 head 4 % of its bytes (and drop it below 3.9x smaller than fp32).
 
-DESIGN.md: CD-CCA's public code unpickles raw socket bytes; :func:`decode` never unpickles, never calls
+docs/design.md: CD-CCA's public code unpickles raw socket bytes; :func:`decode` never unpickles, never calls
 ``torch.load``, checks the size and the structure before parsing tensors, and raises one error type,
 :class:`WireError`, for every malformation. The checksum detects corruption, not forgery (anyone can
 recompute it): authenticity belongs to the transport.
 
-Sizes (DESIGN.md): an uplink of one 192-wide fp32 feature is 768 B of tensor data (0.75 KB); a
+Sizes (docs/design.md): an uplink of one 192-wide fp32 feature is 768 B of tensor data (0.75 KB); a
 generated 96 -> 1500 fp32 head is (96 + 1) * 1500 * 4 B = 568.4 KB. :func:`tensor_nbytes` counts
 tensor data only (what the seeds' tables count); :func:`nbytes` counts the whole message.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -40,29 +39,29 @@ from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
 from paramcast import compression
-from paramcast._safetensors_header import read_header, short
 from paramcast.types import QUANTS, HeadParams, Upload, WeightDelta
+from paramcast.wire._container import (
+    DTYPES,
+    MAX_HEADER_BYTES,
+    WireError,
+    canonical,
+    digest,
+    read_header,
+    short,
+)
 
-__all__ = [
-    "MAX_ELEMENTS",
-    "SCHEMA_VERSION",
-    "WireError",
-    "decode",
-    "encode",
-    "nbytes",
-    "tensor_nbytes",
-]
+__all__ = ["KINDS", "MAX_ELEMENTS", "MAX_INDEX", "SCHEMA_VERSION", "WireError", "checksum", "decode", "encode",
+           "nbytes", "tensor_nbytes"]
 
 SCHEMA_VERSION = 1
 MAX_ELEMENTS = 2**24  # per tensor: 64 MiB as fp32
 MAX_TOTAL_ELEMENTS = 2**26  # per message, after dequantisation (NF4 expands 8x)
 MAX_DIMS = 4
 MAX_DELTAS = 4096
-MAX_HEADER_BYTES = 2**20
 MAX_INDEX = 2**24  # positions / samples must lie in [0, MAX_INDEX)
 _ID = re.compile(r"[A-Za-z0-9_.:@+=/\-]{0,128}")  # device ids, method, task, versions
 _PARAM = re.compile(r"[A-Za-z0-9_.\-]{1,200}")  # parameter names of a WeightDelta
-_KINDS = {Upload: "upload", HeadParams: "head", WeightDelta: "delta"}
+KINDS = {Upload: "upload", HeadParams: "head", WeightDelta: "delta"}
 _META_KEYS = {
     "schema",
     "kind",
@@ -74,25 +73,13 @@ _META_KEYS = {
     "blocksize",
     "shapes",
 }
-_DTYPES = {"F32": torch.float32, "F16": torch.float16, "U8": torch.uint8, "I64": torch.int64}
+_DTYPES = {k: DTYPES[k] for k in ("F32", "F16", "U8", "I64")}
 _DELTA = "deltas/"
 
 
-class WireError(ValueError):
-    """A message (or a payload to encode) is malformed; the message says what is wrong."""
-
-
-def _canonical(meta: dict[str, Any]) -> str:
-    return json.dumps(meta, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
-def _checksum(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256(meta_json.encode())
-    for name in sorted(tensors):
-        t = tensors[name].contiguous()
-        h.update(_canonical([name, str(t.dtype), list(t.shape)]).encode())
-        h.update(t.view(torch.uint8).numpy() if t.numel() else b"")  # the buffer itself: no copy
-    return h.hexdigest()
+def checksum(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
+    """The ``sha256`` of a message (docs/wire.md §3): the ``paramcast`` JSON, then the tensors, compact."""
+    return digest(tensors, prefix=meta_json)
 
 
 def _check_id(field: str, value: object) -> str:
@@ -167,7 +154,7 @@ def encode(
     32 ... 4096; 64 is QLoRA's). Raises :class:`WireError` for a payload that :func:`decode` would
     refuse (bad ids, shapes, dtypes, NaN/Inf, too large), so a sender learns of it first.
     """
-    kind = _KINDS.get(type(payload))
+    kind = KINDS.get(type(payload))
     if kind is None:
         raise WireError(f"cannot encode {type(payload).__name__}: expected Upload, HeadParams or WeightDelta")
     quant = payload.quant if quant is None else quant
@@ -220,13 +207,13 @@ def encode(
             raise WireError(f"{name!r} values must lie in [0, {MAX_INDEX})")
         tensors[name] = t
     _check_text_rows(tensors)
-    meta_json = _canonical(meta)
-    return _st_save(tensors, metadata={"paramcast": meta_json, "sha256": _checksum(meta_json, tensors)})
+    meta_json = canonical(meta)
+    return _st_save(tensors, metadata={"paramcast": meta_json, "sha256": checksum(meta_json, tensors)})
 
 
 def _parse_header(data: bytes) -> tuple[dict[str, str], dict[str, tuple[torch.dtype, tuple[int, ...]]]]:
     """Read the safetensors header ourselves, so limits apply before safetensors allocates anything."""
-    raw_meta, entries = read_header(data, max_header_bytes=MAX_HEADER_BYTES, dtypes=_DTYPES, error=WireError)
+    raw_meta, entries = read_header(data, dtypes=_DTYPES)
     if set(raw_meta) != {"paramcast", "sha256"}:
         raise WireError("safetensors __metadata__ must hold exactly 'paramcast' and 'sha256'")
     return raw_meta, {name: (dtype, _check_shape(name, list(shape))) for name, (dtype, shape) in entries.items()}
@@ -285,7 +272,7 @@ def decode(
     raw_meta, entries = _parse_header(data)
     meta = _parse_meta(raw_meta)
     kind, quant, blocksize, shapes = meta["kind"], meta["quant"], meta["blocksize"], meta["shapes"]
-    if expect is not None and _KINDS.get(expect) != kind:
+    if expect is not None and KINDS.get(expect) != kind:
         raise WireError(f"expected a {getattr(expect, '__name__', expect)} message, got kind {kind!r}")
 
     expected: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {}
@@ -315,7 +302,7 @@ def decode(
         tensors = _st_load(data)
     except Exception as exc:  # safetensors raises SafetensorError, ValueError, ... on bad offsets
         raise WireError(f"not a valid safetensors message: {type(exc).__name__}: {exc}") from exc
-    if _checksum(raw_meta["paramcast"], tensors) != raw_meta["sha256"]:
+    if checksum(raw_meta["paramcast"], tensors) != raw_meta["sha256"]:
         raise WireError("sha256 checksum mismatch: the message was corrupted in transit")
 
     values: dict[str, torch.Tensor] = {}

@@ -14,15 +14,14 @@ client writes it with :func:`encode_history`, the service reads it with :func:`d
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from paramcast._safetensors_header import read_header, short
+from paramcast.wire._container import DTYPES, WireError, read_header, short
+from paramcast.wire._container import digest as _digest
 
 __all__ = ["SCHEMA", "HistoryBatch", "HistoryError", "LabelError", "decode_history", "digest", "encode_history"]
 
@@ -30,14 +29,9 @@ SCHEMA = "paramcast.history/1"
 _SPEC = {"features": (torch.float32, 2), "labels": (torch.int64, 1), "question": (torch.int64, 2)}
 _REQUIRED = ("features", "labels")
 _META_KEYS = {"schema", "device_id", "task", "sha256"}
-# every dtype safetensors writes from torch, so a wrong one is named (the tensor rules refuse it)
-_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-           "BOOL": torch.bool}
-MAX_HEADER_BYTES = 1 << 20
 
 
-class HistoryError(ValueError):
+class HistoryError(WireError):
     """A history body the service refuses; the message says what is wrong."""
 
 
@@ -56,13 +50,8 @@ class HistoryBatch:
 
 
 def digest(tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over name, dtype, shape and little-endian bytes of every tensor, sorted by name."""
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name].contiguous()
-        h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
+    """The ``sha256`` of a history body (docs/wire.md §5): no prefix, Python's default ``", "`` separators."""
+    return _digest(tensors, separators=(", ", ": "))
 
 
 def encode_history(device_id: str, task: str, features: torch.Tensor, labels: torch.Tensor,
@@ -83,7 +72,7 @@ def decode_history(data: bytes, *, max_rows: int = 4096, feature_dim: int | None
     Names, dtypes, shapes and row counts are checked on the header before any tensor is read;
     ``num_labels`` (the served answer vocabulary V) bounds the labels to ``[-1, V)``.
     """
-    meta, entries = read_header(data, max_header_bytes=MAX_HEADER_BYTES, dtypes=_DTYPES, error=HistoryError)
+    meta, entries = read_header(data, dtypes=DTYPES, error=HistoryError)  # every dtype, so a wrong one is named
     if set(meta) != _META_KEYS:
         raise HistoryError(f"safetensors __metadata__ must have exactly the keys {sorted(_META_KEYS)}, "
                            f"got {short(sorted(meta))}")

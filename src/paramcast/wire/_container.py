@@ -1,15 +1,24 @@
-"""The one reader of a received safetensors header, shared by :mod:`paramcast.wire` and
-:mod:`paramcast.history_wire`.
+"""What both codecs of :mod:`paramcast.wire` share: the safetensors container, its digest, the errors.
 
-Both decoders read the header themselves, before ``safetensors`` allocates anything, so that their
-limits apply first. :func:`read_header` checks every JSON value's *type* before using it (a
+:mod:`paramcast.wire.message` (uploads, heads, deltas) and :mod:`paramcast.wire.history` (history
+bodies) read a received header themselves with :func:`read_header`, before ``safetensors`` allocates
+anything, so that their limits apply first. It checks every JSON value's *type* before using it (a
 ``dtype`` that is a list, a shape that is an object, ``[`` nested 100,000 deep, a number with
 10,000 digits), so a malformed header raises the caller's error type and nothing else; the callers
 then apply their own rules (which tensors, which shapes, which metadata keys).
+
+One error hierarchy: :class:`WireError` (a ``ValueError``) for any refused bytes;
+:class:`~paramcast.wire.history.HistoryError` (and its :class:`~paramcast.wire.history.LabelError`)
+derive from it, so that the service can answer a history body differently (``bad_history``, 422).
+
+:func:`digest` is the one checksum: SHA-256 over an optional prefix, then every tensor's
+``[name, torch dtype, shape]`` JSON and bytes in name order. The two formats differ only in the
+prefix and the JSON separators (docs/wire.md §3 and §5), frozen by the golden vectors.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import reprlib
@@ -18,13 +27,41 @@ from collections.abc import Mapping
 
 import torch
 
-__all__ = ["Entry", "read_header", "short"]
+__all__ = ["COMPACT", "DTYPES", "MAX_HEADER_BYTES", "Entry", "WireError", "canonical", "digest", "read_header",
+           "short"]
 
 Entry = tuple[torch.dtype, tuple[int, ...]]
 MAX_DIMS = 8  # any tensor; the decoders allow fewer
+MAX_HEADER_BYTES = 2**20  # the safetensors header of any message (docs/wire.md §1)
+COMPACT = (",", ":")  # JSON separators of canonical text
+#: every dtype safetensors writes from torch (a decoder passes the subset it accepts, so a wrong one is named)
+DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+          "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+          "BOOL": torch.bool}
 _ENTRY_KEYS = {"dtype", "shape", "data_offsets"}
 _repr = reprlib.Repr()  # keyword arguments need Python 3.12
 _repr.maxstring, _repr.maxother, _repr.maxlist, _repr.maxdict, _repr.maxlevel = 40, 40, 6, 6, 3
+
+
+class WireError(ValueError):
+    """Received bytes (or a payload to encode) are malformed; the message says what is wrong."""
+
+
+def canonical(value: object) -> str:
+    """Canonical JSON: sorted keys, no spaces, ASCII only (docs/wire.md §2)."""
+    return json.dumps(value, sort_keys=True, separators=COMPACT, ensure_ascii=True)
+
+
+def digest(tensors: Mapping[str, torch.Tensor], *, prefix: str = "", separators: tuple[str, str] = COMPACT) -> str:
+    """SHA-256 hex of ``prefix``, then per tensor in name order its ``[name, dtype, shape]`` JSON (with
+    ``separators``) and its little-endian, row-major bytes."""
+    h = hashlib.sha256(prefix.encode())
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        h.update(json.dumps([name, str(t.dtype), list(t.shape)], sort_keys=True, separators=separators,
+                            ensure_ascii=True).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b"")  # the buffer itself: no copy
+    return h.hexdigest()
 
 
 def short(value: object) -> str:
@@ -36,8 +73,8 @@ def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def read_header(data: bytes, *, max_header_bytes: int, dtypes: Mapping[str, torch.dtype],
-                error: type[Exception]) -> tuple[dict[str, str], dict[str, Entry]]:
+def read_header(data: bytes, *, dtypes: Mapping[str, torch.dtype], error: type[WireError] = WireError,
+                max_header_bytes: int = MAX_HEADER_BYTES) -> tuple[dict[str, str], dict[str, Entry]]:
     """``(metadata, entries)`` of the safetensors message ``data``; raise ``error`` on anything else.
 
     ``metadata`` is the ``__metadata__`` object (``{}`` when absent), every value a string.
