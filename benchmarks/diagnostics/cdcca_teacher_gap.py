@@ -64,12 +64,15 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--teacher-epochs", type=int, default=PairConfig.teacher_epochs)
     ap.add_argument("--student-epochs", type=int, default=PairConfig.student_epochs)
+    ap.add_argument("--teacher-vision", default=PairConfig.teacher_vision,
+                    help="efficientnet-lite2 (its own vision) or device (reads the device's Lite0 tokens)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--out", default="runs/cdcca_teacher_gap")
     args = ap.parse_args()
     t0 = time.perf_counter()
     ds = _load(CDCCABenchConfig(preset=args.preset))
-    pair_cfg = PairConfig(teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs)
+    pair_cfg = PairConfig(teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
+                          teacher_vision=args.teacher_vision)
     runs = []
     for s in range(args.seeds):
         runs.append(run_seed(ds, args.preset, s, pair_cfg, args.device, args.rounds))

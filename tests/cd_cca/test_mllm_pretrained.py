@@ -23,14 +23,17 @@ from .synth import synth_clips, synth_vocab
 pytest.importorskip("efficientnet_lite_pytorch")
 
 
+def _cfg(**kw) -> PairConfig:
+    small = dict(num_queries=4, q_hidden=32, lm_heads=4)
+    return PairConfig(teacher=MLLMConfig(vit_hidden=32, q_layers=2, lm_hidden=48, lm_layers=1, **small),
+                      student=MLLMConfig(vit_hidden=32, q_layers=1, lm_hidden=32, lm_layers=1, **small),
+                      teacher_image=96, teacher_epochs=1, student_epochs=1, batch_size=8, **kw)
+
+
 @pytest.fixture(scope="module")
 def pair():
     v = synth_vocab()
-    small = dict(num_queries=4, q_hidden=32, lm_heads=4)
-    cfg = PairConfig(teacher=MLLMConfig(vit_hidden=32, q_layers=2, lm_hidden=48, lm_layers=1, **small),
-                     student=MLLMConfig(vit_hidden=32, q_layers=1, lm_hidden=32, lm_layers=1, **small),
-                     teacher_image=96, teacher_epochs=1, student_epochs=1, batch_size=8)
-    return pretrain_pair(synth_clips(16, v), v, cfg, device="cpu")
+    return pretrain_pair(synth_clips(16, v), v, _cfg(), device="cpu")
 
 
 def test_backbones_are_the_pretrained_stride16_cuts():
@@ -117,3 +120,16 @@ def test_cd_cca_round_runs_on_the_student(pair):
     batch = encode_rows(pair.encoder, synth_clips(8, pair.vocab, seed=5))
     up = m.device_step(batch)
     assert up.features.shape[1] == pair.student.cfg.vit_hidden and len(up.questions) == 4
+
+
+def test_shared_vision_teacher_reads_the_uploaded_tokens():
+    """``teacher_vision="device"`` (the seed's layout): one encoder, and a whole CD-CCA round runs."""
+    v = synth_vocab()
+    pair = pretrain_pair(synth_clips(16, v), v, _cfg(teacher_vision="device", teacher_context=False), device="cpu")
+    assert pair.teacher_encoder is pair.encoder and pair.teacher.cfg.vit_hidden == pair.student.cfg.vit_hidden
+    m = CDCCA(pair, CDCCAConfig(uts=UTSConfig(sample_ratio=0.5, token_ratio=0.5, mc_passes=3),
+                                akd=AKDConfig(steps=2, batch_size=4)))
+    before = {k: p.detach().clone() for k, p in adapter_parameters(m.model).items()}
+    m.apply(m.cloud_step(m.device_step(encode_rows(pair.encoder, synth_clips(8, v, seed=5)))))
+    after = adapter_parameters(m.model)
+    assert any(not torch.equal(before[k], after[k]) for k in before)   # the device received an update

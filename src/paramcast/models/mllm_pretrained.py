@@ -27,6 +27,9 @@ Decision (the seed's teacher and student share one vision encoder; this teacher 
 teacher reads *its own* Lite2 tokens of a frame, so on the cloud it needs the frame's pixels, not
 the device's Lite0 tokens. :func:`pretrain_pair` returns the device encoder as ``Pretrained.encoder``
 (what UTS and every device method use) and the teacher's as ``PretrainedPair.teacher_encoder``.
+``teacher_vision="device"`` is the seed's layout instead: the teacher (still the 6-layer MiniLM
+context, 4 query layers, the wider LM, every source row) reads the device encoder's Lite0 tokens,
+the ones UTS uploads; the encoder is trained with the student first, then frozen.
 """
 
 from __future__ import annotations
@@ -187,7 +190,8 @@ class PairConfig:
         vit_hidden=128, num_queries=8, q_hidden=96, q_layers=4, lm_hidden=128, lm_layers=3))
     student: MLLMConfig = field(default_factory=lambda: MLLMConfig(
         vit_hidden=64, num_queries=8, q_hidden=64, q_layers=2, lm_hidden=64, lm_layers=2))
-    teacher_vision: str = "efficientnet-lite2"
+    teacher_vision: str = "efficientnet-lite2"   # or "device": the teacher reads the device encoder's tokens
+                                                 # (the seed's shared encoder; what UTS uploads)
     teacher_image: int = 128          # the teacher's input size (frames are upsampled): an 8x8 token grid
     student_vision: str = "efficientnet-lite0"
     student_image: int = 64           # the device's input size: a 4x4 token grid
@@ -307,15 +311,23 @@ def pretrain_pair(source: ClipSet, vocab: Vocab, cfg: PairConfig = PairConfig(),
     entries = [*vocab.words, *answers, "[CLS]"]
     vectors = word_vectors(entries)
     vectors[PAD] = 0.0
-    t_cfg = MLLMConfig(**{**cfg.teacher.__dict__, "max_text": max_text})
     s_cfg = MLLMConfig(**{**cfg.student.__dict__, "max_text": max_text})
-    t_enc = LiteTokenEncoder(cfg.teacher_vision, cfg.teacher_image, t_cfg.vit_hidden, t_cfg.vit_dropout).to(dev)
+    shared = cfg.teacher_vision == "device"
+    t_cfg = MLLMConfig(**{**cfg.teacher.__dict__, "max_text": max_text,
+                          **({"vit_hidden": s_cfg.vit_hidden} if shared else {})})
     s_enc = LiteTokenEncoder(cfg.student_vision, cfg.student_image, s_cfg.vit_hidden, s_cfg.vit_dropout).to(dev)
     teacher = _mllm(t_cfg, layout, vectors, cfg.teacher_context).to(dev)
     student = _mllm(s_cfg, layout, vectors, False).to(dev)
-    log = {"teacher": _fit(teacher, t_enc, teacher_source, cfg.teacher_epochs, cfg, gen)}
+    log = {}
+    if shared:  # the seed's layout: the device encoder (trained with the student, then frozen) feeds both
+        log["student"] = _fit(student, s_enc, source, cfg.student_epochs, cfg, gen)
+        t_enc = s_enc
+    else:
+        t_enc = LiteTokenEncoder(cfg.teacher_vision, cfg.teacher_image, t_cfg.vit_hidden, t_cfg.vit_dropout).to(dev)
+    log["teacher"] = _fit(teacher, t_enc, teacher_source, cfg.teacher_epochs, cfg, gen)
     teacher.requires_grad_(False)
     teacher.lm.embed_tokens._cache.clear()
-    log["student"] = _fit(student, s_enc, source, cfg.student_epochs, cfg, gen)
+    if not shared:
+        log["student"] = _fit(student, s_enc, source, cfg.student_epochs, cfg, gen)
     return PretrainedPair(s_enc, teacher, add_adapters(student, cfg.lora_rank), vocab, max_caption=n_cap,
                           teacher_encoder=t_enc, log=log)
