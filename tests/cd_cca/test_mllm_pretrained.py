@@ -133,3 +133,22 @@ def test_shared_vision_teacher_reads_the_uploaded_tokens():
     m.apply(m.cloud_step(m.device_step(encode_rows(pair.encoder, synth_clips(8, v, seed=5)))))
     after = adapter_parameters(m.model)
     assert any(not torch.equal(before[k], after[k]) for k in before)   # the device received an update
+
+
+@pytest.mark.slow  # ~4 min on one core: builds the tiny preset, MiniLM in the teacher's every decoding step
+def test_bench_cdcca_runs_every_method_on_the_pretrained_pair(tmp_path, monkeypatch):
+    """`paramcast bench cdcca --pair pretrained` on the tiny preset: every row, the device encoder is Lite0."""
+    import json
+    from pathlib import Path
+
+    from paramcast.bench.cdcca import bench_cdcca
+
+    monkeypatch.setenv("PARAMCAST_DATA", str(tmp_path / "data"))
+    paths = bench_cdcca(preset="tiny", source="shapes", rounds=1, round_rows=24, epochs=1, ablations=False,
+                        token_study=False, out=tmp_path / "cdcca", pair="pretrained")
+    res = json.loads(Path(paths["json"]).read_text())
+    assert res["config"]["pair"] == "pretrained"
+    assert {"Source-only", "TENT-continual", "CoTTA", "PKD", "ChannelWiseDivergence", "CD-CCA",
+            "Teacher (cloud, reference)"} <= set(res["results"])
+    assert 0 < res["communication"]["downlink_ratio"] <= 1 / 6
+    assert res["results"]["CD-CCA"]["rounds"][0]["up_tokens"] > 0
