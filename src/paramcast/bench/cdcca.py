@@ -71,8 +71,13 @@ class CDCCABenchConfig:
     ablations: bool = True           # Table 3 and the DWC / all-tokens references
     token_study: bool = True         # Table 4
     device: str | None = None        # torch device of every model (None: cuda when available)
+    pair: str = "scratch"            # "scratch": the from-scratch pair of methods/cd_cca/model.py (shared ViT);
+                                     # "pretrained": models/mllm_pretrained.py with teacher_vision="device"
+                                     # (Lite0 tokens shared, 6-layer MiniLM teacher; issue 16)
 
     def __post_init__(self) -> None:
+        if self.pair not in ("scratch", "pretrained"):
+            raise ValueError(f"pair={self.pair!r}: use scratch or pretrained")
         if self.rounds < 1 or not (self.round_rows == 0 or self.round_rows >= 4):
             raise ValueError("rounds must be >= 1 and round_rows 0 (all) or >= 4 (half stream, half evaluation)")
 
@@ -193,7 +198,15 @@ def prepare(cfg: CDCCABenchConfig, ds=None) -> tuple[Pretrained, list[_Round], d
     torch.manual_seed(cfg.seed)
     ds = _load(cfg) if ds is None else ds
     teacher_source, source, target, info = _domains(ds, cfg)
-    pre = pretrain(source, ds.vocab, cfg.pretrain, cfg.device, teacher_source=teacher_source)
+    if cfg.pair == "pretrained":
+        from paramcast.models.mllm_pretrained import PairConfig, pretrain_pair
+
+        p = cfg.pretrain
+        pre = pretrain_pair(source, ds.vocab, PairConfig(teacher_vision="device", teacher_epochs=p.teacher_epochs,
+                                                         student_epochs=p.student_epochs, seed=p.seed),
+                            cfg.device, teacher_source=teacher_source)
+    else:
+        pre = pretrain(source, ds.vocab, cfg.pretrain, cfg.device, teacher_source=teacher_source)
     return pre, [_split_round(pre, rows, split) for rows, split in target], info
 
 
@@ -422,7 +435,8 @@ def _plot(res: dict, path: Path) -> None:
 
 def bench_cdcca(preset: str = "quick", source: str | None = None, rounds: int = 3, round_rows: int = 0,
                 seed: int = 0, seeds: int = 1, epochs: int = 12, ablations: bool = True, token_study: bool = True,
-                teacher_devices: int = 0, device: str | None = None, out: Path = Path("runs/cdcca/cdcca")) -> dict:
+                teacher_devices: int = 0, device: str | None = None, out: Path = Path("runs/cdcca/cdcca"),
+                pair: str = "scratch") -> dict:
     """Entry point of ``paramcast bench cdcca``: run seeds ``seed .. seed + seeds - 1``, then write JSON,
     Markdown and a PNG (the first seed's rounds). With several seeds the JSON holds every run and a
     ``summary`` (mean ± std, paired gains over source-only)."""
@@ -434,7 +448,7 @@ def bench_cdcca(preset: str = "quick", source: str | None = None, rounds: int = 
         cfg = CDCCABenchConfig(preset=preset, data_source=source, rounds=rounds, round_rows=round_rows, seed=s,
                                pretrain=PretrainConfig(teacher_epochs=epochs, student_epochs=epochs, seed=s),
                                ablations=ablations, token_study=token_study, teacher_devices=teacher_devices,
-                               device=device)
+                               device=device, pair=pair)
         ds = _load(cfg) if ds is None else ds  # one dataset for every seed (data_seed is fixed)
         runs.append(run_cdcca(cfg, ds=ds))
     if seeds == 1:

@@ -135,6 +135,8 @@ def cdcca(
                                                 "devices up to this index (0 = the 4 source devices, the protocol)."),
     device: str = typer.Option(None, help="torch device, e.g. cpu or cuda (default: cuda if available)."),
     out: Path = typer.Option(Path("runs/cdcca/cdcca"), help="Result path stem; .json/.md/.png are written."),
+    pair: str = typer.Option("scratch", help="Teacher / student pair: scratch (shared from-scratch ViT) or pretrained "
+                                             "(Lite0 tokens, 6-layer MiniLM teacher; docs/cd_cca.md)."),
 ) -> None:
     """CD-CCA continual rounds vs TENT / CoTTA / PKD / CWD, ablations, token sampling, transmission (Tables 1-5).
 
@@ -144,7 +146,7 @@ def cdcca(
 
     paths = bench_cdcca(preset=preset, source=source, rounds=rounds, round_rows=round_rows, seed=seed, seeds=seeds,
                         epochs=epochs, ablations=ablations, token_study=token_study,
-                        teacher_devices=teacher_devices, device=device, out=out)
+                        teacher_devices=teacher_devices, device=device, out=out, pair=pair)
     console.print(Path(paths["markdown"]).read_text())
     console.print(f"wrote {paths['json']}, {paths['markdown']}, {Path(out).with_suffix('.png')}")
 

