@@ -7,8 +7,7 @@ import torch
 
 from paramcast.methods.cd_cca import CDCCA, CDCCAConfig, UTSConfig, adapter_parameters
 from paramcast.methods.cd_cca.akd import AKDConfig
-from paramcast.methods.cd_cca.model import MLLMConfig
-from paramcast.methods.cd_cca.tasks import answer_logits, evaluate
+from paramcast.models.mllm import MLLMConfig
 from paramcast.models.mllm_pretrained import (
     LiteTokenEncoder,
     PairConfig,
@@ -17,6 +16,7 @@ from paramcast.models.mllm_pretrained import (
     pretrain_pair,
     word_vectors,
 )
+from paramcast.models.mllm_tasks import answer_logits, evaluate
 
 from .synth import synth_clips, synth_vocab
 
@@ -119,7 +119,7 @@ def test_cd_cca_round_runs_on_the_student(pair):
     m = CDCCA(pair, cfg)
     batch = encode_rows(pair.encoder, synth_clips(8, pair.vocab, seed=5))
     up = m.device_step(batch)
-    assert up.features.shape[1] == pair.student.cfg.vit_hidden and len(up.questions) == 4
+    assert up.features.shape[1] == pair.student.cfg.vit_hidden and len(up.text) == 4
 
 
 def test_shared_vision_teacher_reads_the_uploaded_tokens():

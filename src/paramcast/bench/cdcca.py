@@ -71,7 +71,7 @@ class CDCCABenchConfig:
     ablations: bool = True           # Table 3 and the DWC / all-tokens references
     token_study: bool = True         # Table 4
     device: str | None = None        # torch device of every model (None: cuda when available)
-    pair: str = "scratch"            # "scratch": the from-scratch pair of methods/cd_cca/model.py (shared ViT);
+    pair: str = "scratch"            # "scratch": the from-scratch pair of models/mllm.py (shared ViT);
                                      # "pretrained": models/mllm_pretrained.py with teacher_vision="device"
                                      # (Lite0 tokens shared, 6-layer MiniLM teacher; issue 16)
 

@@ -2,7 +2,7 @@
 
 Seed (cd-cca.txt, sec. 4.1): a LLaMA-Adapter 13B cloud teacher and a 7B device student whose
 Q-Former is cut from 12 to 6 layers, both pretrained at web scale and then on the source domain.
-The from-scratch pair of :mod:`paramcast.methods.cd_cca.model` shares one frozen encoder trained on
+The from-scratch pair of :mod:`paramcast.models.mllm` shares one frozen encoder trained on
 the same 1-2 K source rows, and its teacher is no better than the student on the target devices
 (``benchmarks/results/cdcca_standard.md``). Here the teacher knows more (issue 16):
 
@@ -20,7 +20,7 @@ Both backbones are frozen ImageNet networks: their outputs (the "stems") are com
 (:func:`encode_rows`, middle frame) and everything trainable reads them. A backbone's tokens are
 ``proj(dropout(stem))`` + a learned position, plus one mean-pooled token in front (the [CLS] slot of
 the ViT encoders): the dropout is the one UTS's Monte Carlo passes switch on (eq. 3). Both pair
-members are :class:`~paramcast.methods.cd_cca.model.MLLM` s (the text embedding swapped), so AKD, DWC,
+members are :class:`~paramcast.models.mllm.MLLM` s (the text embedding swapped), so AKD, DWC,
 TENT, CoTTA and the evaluation run on them unchanged.
 
 Decision (the seed's teacher and student share one vision encoder; this teacher does not): the
@@ -43,9 +43,9 @@ from torch import nn
 from paramcast.data.base import ClipSet, Vocab
 from paramcast.methods.cd_cca.akd import add_adapters
 from paramcast.methods.cd_cca.method import Pretrained
-from paramcast.methods.cd_cca.model import MLLM, PAD, MLLMConfig, TokenLayout
-from paramcast.methods.cd_cca.tasks import MLLMBatch, caption_loss, vqa_loss
 from paramcast.models.heads import default_device
+from paramcast.models.mllm import MLLM, PAD, MLLMConfig, TokenLayout
+from paramcast.models.mllm_tasks import MLLMBatch, caption_loss, vqa_loss
 
 __all__ = ["LiteTokenEncoder", "PairConfig", "PretrainedPair", "TextEmbedding", "encode_rows", "pretrain_pair",
            "word_vectors"]
@@ -213,7 +213,7 @@ class PretrainedPair(Pretrained):
 @torch.no_grad()
 def encode_rows(encoder: LiteTokenEncoder, clips: ClipSet, chunk: int = 128, text_width: tuple[int, int] | None = None
                 ) -> MLLMBatch:
-    """Like :func:`~paramcast.methods.cd_cca.tasks.make_batch` (middle frame, eval-mode tokens), with the
+    """Like :func:`~paramcast.models.mllm_tasks.make_batch` (middle frame, eval-mode tokens), with the
     backbone run once per clip (rows of a clip share its frames). ``text_width``: keep only the first
     (question, caption) columns (pads beyond the longest row cost LM time)."""
     was = encoder.training
