@@ -114,19 +114,20 @@ def test_fuzz_over_http_never_answers_5xx(engine, body, hdrs, params):
         assert set(r.json()) == {"error", "detail"}
 
 
-def test_ray_replicas_answer_metrics_for_the_whole_deployment(ray_instance, tmp_path):
+def test_ray_replicas_answer_metrics_for_the_whole_deployment(engine, request, tmp_path):
     """prometheus_client multiprocess mode: both replicas write to one folder, so a scrape answered by
-    either one reports every request of the deployment (tests/cloud/test_metrics.py: the sum itself)."""
-    from ray import serve
-
-    url = ray_instance.deploy(_spec(tmp_path), replicas=2, port=free_port(), metrics_dir=tmp_path / "prom")
-    try:
-        pids = ray_instance.replica_pids()
-        with httpx.Client(base_url=url, timeout=30) as c:
-            for _ in range(20):
-                assert c.get("/healthz").status_code == 200
-            totals = [_counts(c.get("/metrics").text).get(("/healthz", "200")) for _ in range(6)]
-    finally:
-        serve.delete(ray_instance.APP_NAME)
-    assert len(pids) == 2 and {int(p.stem.rsplit("_", 1)[1]) for p in (tmp_path / "prom").glob("*.db")} == set(pids)
+    either one reports every request of the deployment (tests/cloud/test_metrics.py: the sum itself).
+    Redeploys the module's Ray app with two replicas on the proxy's port (Ray Serve keeps its first
+    port); the engine fixture deletes it afterwards."""
+    if request.node.callspec.params["engine"] != "ray":
+        pytest.skip("Ray Serve only: the uvicorn engine is one process")
+    rayserve = request.getfixturevalue("ray_instance")
+    url = rayserve.deploy(_spec(tmp_path), replicas=2, port=int(engine.rsplit(":", 1)[1]),
+                          metrics_dir=tmp_path / "prom")
+    with httpx.Client(base_url=url, timeout=30) as c:
+        for _ in range(20):
+            assert c.get("/healthz").status_code == 200
+        totals = [_counts(c.get("/metrics").text).get(("/healthz", "200")) for _ in range(6)]
+    writers = {int(p.stem.rsplit("_", 1)[1]) for p in (tmp_path / "prom").glob("*.db")}
+    assert len(writers) == 2 and writers <= set(rayserve.replica_pids()), writers  # both replicas write there
     assert totals == [20.0] * 6, totals
