@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import ConfigDict, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
+from pydantic.dataclasses import is_pydantic_dataclass
 
 __all__ = ["ConfigError", "config", "from_dict", "load_yaml", "read_yaml"]
 
@@ -67,10 +68,22 @@ def from_dict(cls: type[T], data: dict | None, source: str = "config") -> T:
     """Build config ``cls`` from ``data``; raise :class:`ConfigError` listing every problem."""
     data = dict(data or {})
     errors = [f"{key!r}: unknown key (keys are strings)" for key in data if not isinstance(key, str)]
-    try:
-        obj = cls(**{k: v for k, v in data.items() if isinstance(k, str)})
-    except ValidationError as exc:
-        errors += [_line(cls, e) for e in exc.errors()]
+    kwargs = {k: v for k, v in data.items() if isinstance(k, str)}
+    obj = None
+    if is_pydantic_dataclass(cls):
+        try:
+            obj = cls(**kwargs)
+        except ValidationError as exc:
+            errors += [_line(cls, e) for e in exc.errors()]
+    else:  # a plain dataclass (the method configs): pydantic validates it and builds its nested configs
+        known = {f.name for f in dataclasses.fields(cls)}
+        errors += [f"{k}: unknown key" for k in kwargs if k not in known]
+        try:
+            obj = TypeAdapter(cls).validate_python(kwargs)
+        except ValidationError as exc:
+            errors += [_line(cls, e) for e in exc.errors()]
+        except (TypeError, ValueError) as exc:  # a __post_init__ check
+            errors.append(str(exc))
     if errors:
         raise ConfigError(errors, source)
     return obj

@@ -221,6 +221,9 @@ def _config(cls: type | None, config: Any, overrides: dict[str, Any]) -> Any:
 
     if isinstance(config, dict):  # a checkpoint's (nested dicts for nested configs)
         config = from_dict(cls, config, cls.__name__)
+    if any(isinstance(v, dict) for v in overrides.values()):  # a nested config as a dict, e.g. akd={"steps": 2}
+        base = dataclasses.asdict(config if config is not None else cls())
+        config, overrides = from_dict(cls, {**base, **overrides}, cls.__name__), {}
     return build_config(cls, config, overrides)
 
 
