@@ -45,7 +45,7 @@ def exported_device(tmp_path_factory):
     import torch
 
     from paramcast.data.emojiclips import load
-    from paramcast.device.export import export_onnx
+    from paramcast.device.export import export_onnx, has_executorch
     from paramcast.methods.cdc_mmpg.model import CDCMMPG
     from paramcast.models.encoder import AllInOneEncoder, EncoderConfig
     from paramcast.models.features import feature_set
@@ -68,9 +68,6 @@ def exported_device(tmp_path_factory):
         batch.features = enc(sub.frames, sub.question).float()
     batch.meta["device_id"] = f"dev-{first}"
     out = tmp_path_factory.mktemp("export")
-    import importlib.util
-
-    info = export_onnx(enc, method, out, num_frames=T, image_size=S, question_len=L,
-                       executorch=importlib.util.find_spec("executorch") is not None)
+    info = export_onnx(enc, method, out, num_frames=T, image_size=S, question_len=L, executorch=has_executorch())
     return {"dir": out, "info": info, "vocab": ds.vocab, "method": method, "encoder": enc, "frames": sub.frames, "question": sub.question,
             "batch": batch, "device_id": f"dev-{first}"}

@@ -58,16 +58,15 @@ def bench_export(frames: str = "1,8", repeats: int = 200, warmup: int = 20, thre
                  out: Path | None = None, quiet: bool = False) -> dict:
     """Run the benchmark (see the module docstring); typer-style parameters, so it doubles as the CLI command."""
     import importlib.metadata
-    import importlib.util
 
     import onnxruntime as ort
     from safetensors.torch import save
 
-    from paramcast.device.export import DeviceGraph, export_onnx, run_pte
+    from paramcast.device.export import DeviceGraph, export_onnx, has_executorch, run_pte
     from paramcast.methods.cdc_mmpg.model import CDCMMPG
     from paramcast.models.encoder import AllInOneEncoder, EncoderConfig
 
-    executorch = importlib.util.find_spec("executorch") is not None
+    executorch = has_executorch()
     load_start = os.getloadavg()[0]
     torch.manual_seed(seed)
     torch.set_num_threads(threads)

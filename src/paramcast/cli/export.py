@@ -28,13 +28,12 @@ def export(
 ) -> None:
     """Export the device model (encoder + static head, generated layer as inputs) to ONNX and ExecuTorch."""
     import dataclasses
-    import importlib.util
 
     from paramcast import catalog
     from paramcast.bench.config import load_bench_config
     from paramcast.bench.videoqa import VideoQABenchConfig, prepare
     from paramcast.config import from_dict
-    from paramcast.device.export import export_onnx
+    from paramcast.device.export import export_onnx, has_executorch
 
     base = dataclasses.asdict(load_bench_config(config)) if config else {}
     base.update({k: v for k, v in {"preset": preset, "device": "cpu", "seed": seed}.items() if v is not None})
@@ -49,6 +48,6 @@ def export(
     _, frames, size = clips.frames.shape[:3]
     info = export_onnx(prep.encoder.to("cpu").eval(), method, out, num_frames=int(frames), image_size=int(size),
                        question_len=int(clips.question.shape[1]), exporter=exporter,
-                       executorch=importlib.util.find_spec("executorch") is not None if executorch is None else executorch)
+                       executorch=has_executorch() if executorch is None else executorch)
     typer.echo(f"wrote {out}/device.onnx ({info['onnx_bytes'] / 1e6:.2f} MB, exporter {info['exporter']}), "
                f"{out}/static_head.safetensors, {out}/device.json" + (f", {out}/device.pte" if info["pte"] else ""))

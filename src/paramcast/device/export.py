@@ -65,7 +65,8 @@ from torch import nn
 
 from paramcast.models.heads import pool_frames
 
-__all__ = ["INPUTS", "OUTPUTS", "DeviceGraph", "StudentGraph", "export_onnx", "export_pte", "export_student", "run_pte"]
+__all__ = ["INPUTS", "OUTPUTS", "DeviceGraph", "StudentGraph", "export_onnx", "export_pte", "export_student", "has_executorch",
+           "run_pte"]
 
 INPUTS = ("frames", "question", "weight", "bias")
 OUTPUTS = ("features", "logits")
@@ -155,6 +156,13 @@ def _export(graph: nn.Module, args: tuple, path: Path, exporter: str, inputs: tu
                           opset_version=OPSET,
                           dynamic_axes={n: {0: "batch"} for n in [*inputs[:2], *outputs]} if dynamic_batch else None)
     return "torchscript", why
+
+
+def has_executorch() -> bool:
+    """Whether the ``executorch`` package (the ``[export]`` extra) is installed: ``device.pte`` can be written."""
+    import importlib.util
+
+    return importlib.util.find_spec("executorch") is not None
 
 
 def export_pte(graph: DeviceGraph, args: tuple, path: Path) -> int:
