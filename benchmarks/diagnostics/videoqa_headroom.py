@@ -8,7 +8,8 @@
 2. a vision-only CNN (3 frames stacked, 6 epochs) on the ``count`` rows: is the visual task learnable
    from this data at all?
 3. headroom of personalisation: the source-only head fine-tuned on each training device's own
-   *labelled history* (1,280 rows) — an upper bound for what a generated head can gain on ``new``;
+   *labelled history* (1,280 rows) — an upper bound for what a generated head can gain on ``new``
+   (the best of a small grid of epochs x learning rates, :data:`ORACLE_GRID`, each reported);
 4. how much of the device is in ONE uploaded frame feature: a linear probe frame feature -> device id.
 
 Uses the same cached encoder and features as ``paramcast bench videoqa --config`` (run that first;
@@ -81,7 +82,7 @@ def vision_only_count(prep, epochs: int = 6, seed: int = 0) -> dict:
             "majority": (y_te == remap[majority]).float().mean().item()}
 
 
-def oracle_heads(prep, method, epochs: int = 5, lr: float = 3e-4) -> dict:
+def _oracle_heads(prep, method, epochs: int, lr: float) -> float:
     hist, new = prep.features["history"], prep.features["new"]
     ok = tot = 0
     for d in new.device.unique().tolist():
@@ -101,7 +102,22 @@ def oracle_heads(prep, method, epochs: int = 5, lr: float = 3e-4) -> dict:
         with torch.no_grad():
             ok += int((head(new.features[sel].to(method.device)).argmax(-1).cpu() == new.answer[sel]).sum())
         tot += int(sel.sum())
-    return {"new_filtered": ok / tot, "epochs": epochs, "lr": lr}
+    return ok / tot
+
+
+#: The oracle's budgets: an upper bound may pick its best (it sees labels the methods never see).
+ORACLE_GRID = [(5, 3e-4), (5, 1e-3), (20, 3e-4), (20, 1e-3), (20, 3e-3)]
+
+
+def oracle_heads(prep, method, grid=ORACLE_GRID) -> dict:
+    """The source-only head fine-tuned on each device's labelled history, for every (epochs, lr) of
+    ``grid``; the oracle is the best of them on ``new`` (an upper bound is allowed to choose)."""
+    runs = []
+    for epochs, lr in grid:
+        torch.manual_seed(0)
+        runs.append({"epochs": epochs, "lr": lr, "new_filtered": _oracle_heads(prep, method, epochs, lr)})
+    best = max(runs, key=lambda r: r["new_filtered"])
+    return {**best, "grid": runs}
 
 
 def device_probe(prep, steps: int = 300) -> dict:
@@ -165,7 +181,8 @@ def main() -> None:
           + markdown_table(result["targets"], ["target", "measured", "needed", "met"]) + "\n\n"
           + markdown_table(rows, ["question type", "rows", "source_only", "text_prior", "gain_points"])
           + f"\n\nsource-only on new: {result['source_only_new_filtered']:.3f}; per-device head fine-tuned on the device's "
-          f"labelled history (oracle): {result['oracle_per_device_head']['new_filtered']:.3f}\n\n"
+          f"labelled history (oracle, best of the grid): {result['oracle_per_device_head']['new_filtered']:.3f}\n\n"
+          + markdown_table(result["oracle_per_device_head"]["grid"], ["epochs", "lr", "new_filtered"]) + "\n\n"
           f"vision-only CNN on `count`: {max(result['vision_only_count']['accuracy_per_epoch']):.3f} "
           f"(majority {result['vision_only_count']['majority']:.3f})\n\n"
           f"device id from one frame feature (linear probe): {result['device_probe_one_frame']['accuracy']:.3f} "

@@ -10,6 +10,11 @@ import logging
 # bitsandbytes (imported by peft) warns that it cannot fetch an optional CPU kernel from the hub;
 # paramcast never downloads anything at run time and uses bitsandbytes' own CPU path.
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+# transformers imports torchao (installed with executorch, the [export] extra) to probe its quantizer;
+# torchao then warns that its CUDA kernels cannot load on the CPU wheel, and registers Enums that
+# torch.utils._pytree calls deprecated. Neither is about paramcast, and both printed on every command.
+logging.getLogger("torchao").setLevel(logging.ERROR)
+logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 _LAZY = {"Method": "paramcast.methods.base", "available": "paramcast.catalog", "create": "paramcast.catalog",
          "register": "paramcast.registry", "HeadParams": "paramcast.types", "Upload": "paramcast.types",
