@@ -144,7 +144,7 @@ def unseen_labels(dataset: str, split: str, answers: tuple[Sequence[str], Sequen
 
     ``answers`` and each of ``labels`` are ``(values of the rows, names of the vocabulary)``. The
     report is ``{"rows": N, "answers": rows whose answer is outside the answer classes, <label>:
-    {value: rows}}``. Answers outside the top-V are the documented All-in-One convention (they
+    {value: rows}}``, over every row the reader read (a later ``subset`` / ``limit`` keeps it). Answers outside the top-V are the documented All-in-One convention (they
     count as wrong in unfiltered accuracy), so they are only counted; a label outside the
     vocabulary (a val/test category or question type the reused training vocabulary has never
     seen) is also named on stderr, because it has no breakdown to go to.
