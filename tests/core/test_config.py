@@ -98,8 +98,8 @@ def test_build_config_nested_overrides_merge_and_dict_configs_build_nested(tmp_p
         build_config(Method, None, {"bogus": 1})
     # every registered method's config survives the checkpoint round trip (JSON: tuples become lists)
     for name in catalog.available():
-        cls = catalog.get(name).config_class
-        if cls is not None:
+        cls = getattr(catalog.get(name), "config_class", None)   # (other tests register toy methods)
+        if dataclasses.is_dataclass(cls):
             assert build_config(cls, json.loads(json.dumps(dataclasses.asdict(cls()))), {}) == cls(), name
     cd = catalog.get("cd-cca").config_class
     cfg = build_config(cd, dataclasses.replace(cd(), akd=dataclasses.replace(cd().akd, lr=0.123)), {"akd": {"steps": 2}})
