@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from paramcast.bench.report import markdown_table, write_result
 from paramcast.data.base import ClipSet
 from paramcast.data.emojiclips import load
 from paramcast.data.emojiclips.dataset import SPLITS
@@ -63,14 +64,13 @@ def main() -> None:
               "clips": {s: int(ds.split(s).frames.store.shape[0]) for s in SPLITS},
               "old_format": old_cfg["format"], "old_bytes": old_b, "new_bytes": new_b,
               "ratio_new_to_old": round(new_b["total"] / old_b["total"], 4), "rows_equal": equal,
-              "new_build_seconds": build_s if not ds.from_cache else None,
-              "command": "python benchmarks/scale/emojiclips_store.py " + " ".join(
-                  f"--{k} {v}" for k, v in vars(args).items() if v is not None)}
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(text + "\n")
+              "new_build_seconds": build_s if not ds.from_cache else None}
+    print(json.dumps(result, indent=1))
+    if args.out is not None:   # the JSON with the exact command and the machine, and a Markdown table
+        write_result(result, args.out, markdown_table([
+            {"layout": f"format {old_cfg['format']} (per row)", "bytes": old_b["total"]},
+            {"layout": "per-clip store", "bytes": new_b["total"], "ratio": result["ratio_new_to_old"],
+             "rows equal": all(equal.values())}], ["layout", "bytes", "ratio", "rows equal"]))
 
 
 if __name__ == "__main__":

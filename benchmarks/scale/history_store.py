@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from paramcast.bench.report import markdown_table, write_result
 from paramcast.cloud.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +51,6 @@ def main() -> None:
     args = ap.parse_args()
     result = {"config": {"uploads": args.uploads, "rows_per_upload": args.rows, "feature_dim": args.dim,
                          "question_len": 16},
-              "command": "python benchmarks/scale/history_store.py" + (f" --out {args.out}" if args.out else ""),
               "backends": {}}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "h.sqlite"
@@ -84,11 +84,9 @@ def main() -> None:
         finally:
             if server is not None:
                 server.stop()
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(text + "\n")
+    print(json.dumps(result, indent=1))
+    if args.out is not None:   # the JSON with the exact command and the machine, and a Markdown table
+        write_result(result, args.out, markdown_table([{"backend": b, **r} for b, r in result["backends"].items()]))
 
 
 if __name__ == "__main__":

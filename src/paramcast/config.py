@@ -76,8 +76,7 @@ def from_dict(cls: type[T], data: dict | None, source: str = "config") -> T:
         except ValidationError as exc:
             errors += [_line(cls, e) for e in exc.errors()]
     else:  # a plain dataclass (the method configs): pydantic validates it and builds its nested configs
-        known = {f.name for f in dataclasses.fields(cls)}
-        errors += [f"{k}: unknown key" for k in kwargs if k not in known]
+        errors += _unknown_keys(cls, kwargs)
         try:
             obj = TypeAdapter(cls).validate_python(kwargs)
         except ValidationError as exc:
@@ -87,6 +86,22 @@ def from_dict(cls: type[T], data: dict | None, source: str = "config") -> T:
     if errors:
         raise ConfigError(errors, source)
     return obj
+
+
+def _unknown_keys(cls: type, data: dict, where: str = "") -> list[str]:
+    """``"path: unknown key"`` for every key of ``data`` (and of its nested config dicts) that
+    plain dataclass ``cls`` lacks (pydantic would drop them silently, e.g. a typo in ``akd={...}``)."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    out = []
+    for k, v in data.items():
+        if k not in known:
+            out.append(f"{where}{k}: unknown key (known: {', '.join(sorted(known))})")
+        elif isinstance(v, dict) and dataclasses.is_dataclass(hints.get(k)) and not is_pydantic_dataclass(hints[k]):
+            out += _unknown_keys(hints[k], v, f"{where}{k}.")
+    return out
 
 
 def read_yaml(path: str | Path) -> dict | None:

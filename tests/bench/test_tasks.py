@@ -65,6 +65,45 @@ def test_mc_tokens_join_question_sep_candidate():
     assert tok.tolist() == [[[1, 6, 2, 4, 5, 0], [1, 5, 3, 2, 4, 5]]]
 
 
+def test_mcqa_pair_inputs_are_a_view_over_distinct_clips_not_a_copy_per_row(tmp_path):
+    """6 questions per clip x 5 candidates: the pairs' frames / stem hold each clip's 3 frames once."""
+    import numpy as np
+
+    from paramcast.bench.mcqa import pair_set
+    from paramcast.data.base import ClipSet
+    from paramcast.data.store import ClipView, NpyWriter, open_npy
+
+    U, per_clip, T, K = 4, 6, 8, 5
+    rng = np.random.default_rng(0)
+    with NpyWriter(tmp_path / "c.npy", (U, T, 6, 6, 3), np.uint8) as w:
+        w.write(0, rng.integers(0, 255, (U, T, 6, 6, 3), dtype=np.uint8))
+    store, mapping = open_npy(tmp_path / "c.npy")
+    clip_row = torch.arange(U).repeat_interleave(per_clip)                     # (24,) rows -> clip
+    N = len(clip_row)
+    clips = ClipSet(frames=ClipView(store, clip_row, mapping), question=torch.ones(N, 3, dtype=torch.long),
+                    answer=torch.zeros(N, dtype=torch.long), answer_text=[""] * N,
+                    candidates=torch.zeros(N, K, dtype=torch.long), mc_label=torch.arange(N) % K,
+                    caption=torch.ones(N, 2, dtype=torch.long), device=clip_row.clone(),
+                    category=torch.zeros(N, dtype=torch.long), qtype=torch.zeros(N, dtype=torch.long),
+                    clip_id=clip_row.clone(), meta={})
+    stem = ClipView(torch.randn(U, T, 2, 3, 3).half(), clip_row)
+    fi = torch.tensor([0, 4, 7])
+    rows = torch.tensor([1, 2, 3, 7, 8, 20])                                   # clips 0, 1, 3
+    fs = pair_set(torch.randn(N, K, 3, 4), clips, torch.ones(N, K, 6, dtype=torch.long), rows, keep_raw=True,
+                  stem=stem, frame_index=fi)
+    assert isinstance(fs.frames, ClipView) and isinstance(fs.tokens, ClipView)
+    assert fs.frames.shape == (len(rows) * K, 3, 6, 6, 3) and fs.tokens.shape == (len(rows) * K, 3, 2, 3, 3)
+    one_clip = 3 * 6 * 6 * 3
+    assert fs.frames.store.shape[0] == 3                                        # distinct clips, not 6 rows x 5 pairs
+    assert fs.frames.store.untyped_storage().nbytes() == 3 * one_clip
+    assert fs.tokens.store.untyped_storage().nbytes() == 3 * 3 * 2 * 3 * 3 * 2
+    # the same bytes as the per-pair copy the benchmark used to build
+    assert torch.equal(fs.frames[:], store[clip_row[rows]][:, fi].repeat_interleave(K, 0))
+    assert torch.equal(fs.tokens[:], stem.store[clip_row[rows]][:, fi].repeat_interleave(K, 0))
+    assert fs.answer.tolist() == [int(k == mc) for mc in clips.mc_label[rows].tolist() for k in range(K)]
+    assert torch.equal(clips.frames[rows, fi], store[clip_row[rows]][:, fi])   # rows read first, then frames
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     from paramcast.bench.videoqa import VideoQABenchConfig

@@ -29,6 +29,31 @@ def msrvtt_bench_root(msrvtt_root):
     return msrvtt_root
 
 
+def test_unseen_val_answer_and_category_become_ignore_and_are_counted(msrvtt_root, capsys):
+    """A val/test row whose answer and category_id the training split never had: IGNORE, counted, no KeyError."""
+    from paramcast.data.base import IGNORE
+    from paramcast.data.formats import read_annotations
+
+    val = [("what is the man doing?", "dance", 0, 0), ("what animal is it?", "zebra", 1, 17),
+           ("who is on the stage?", "man", 0, 17), ("how many dogs?", "two", 1, 3)]
+    for split in ("val", "test"):
+        write_json(msrvtt_root / f"{split}_qa.json", [{"question": q, "answer": a, "video_id": v, "category_id": c,
+                                                       "id": i} for i, (q, a, v, c) in enumerate(val)])
+    train_vocab = read_annotations("msrvtt-qa", msrvtt_root, "train").vocab
+    assert train_vocab.categories == ["0", "3"]
+    rows = read_annotations("msrvtt-qa", msrvtt_root, "val", vocab=train_vocab).rows
+    assert rows.category.tolist() == [0, IGNORE, IGNORE, 1]
+    assert rows.answer.tolist() == [train_vocab.answers.index("dance"), IGNORE, train_vocab.answers.index("man"),
+                                    train_vocab.answers.index("two")]
+    assert rows.meta["unseen"] == {"rows": 4, "answers": 1, "categories": {"17": 2}, "qtypes": {}}
+    assert "'17' x2" in capsys.readouterr().err
+    assert train_vocab.categories == ["0", "3"]                               # the reused vocabulary is not changed
+    ds = load_videoqa_benchmark("msrvtt-qa", msrvtt_root, frames=2, size=8)   # reuses train's vocabulary
+    assert ds.new.category.tolist() == [0, IGNORE, IGNORE, 1] and ds.new.answer[1] == IGNORE
+    assert ds.unseen.meta["unseen"]["categories"] == {"17": 2}
+    assert ds.history.meta["unseen"] == {"rows": 5, "answers": 0, "categories": {}, "qtypes": {}}
+
+
 def _config(root, tmp_path, **kw) -> VideoQABenchConfig:
     base = dict(dataset="msrvtt-qa", data_root=str(root), frames=4, image_size=16, k=16,
                 methods=["source-only", "cdc-mmpg"], method_overrides=SMALL, epochs=1, adr_epochs=1, pretrain_epochs=1,

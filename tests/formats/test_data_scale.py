@@ -44,3 +44,33 @@ def test_data_scale_pipeline_runs_every_stage(tmp_path):
     assert r["disk_bytes"]["backbone_cache"] > 0 and r["peak_rss_mb"] > 0
     md = markdown({"config": {}, "runs": [{**r, "generate_seconds": 0.0}]})
     assert "| 0.0005 | 7 | 121 |" in md
+
+
+def test_data_scale_smallest_run_on_cuda_matches_cpu(tmp_path):
+    """``--device cuda``: every stage runs with the backbone and fusion on the GPU, same store, same backbone output."""
+    import numpy as np
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from paramcast.bench.data_scale import DataScaleConfig, generate, run_scale
+
+    runs = {}
+    for dev in ("cpu", "cuda"):
+        cfg = DataScaleConfig(scale=0.0005, root=str(tmp_path / dev), size=32, workers=1, pretrain_rows=8,
+                              fuse_rows=10, device=dev)
+        generate(cfg)
+        runs[dev] = (run_scale(cfg), tmp_path / dev / "scale-0.0005" / "cache")
+    (cpu, cpu_dir), (gpu, gpu_dir) = runs["cpu"], runs["cuda"]
+    assert gpu["device"] == "cuda" and list(gpu["stages"]) == list(cpu["stages"])
+    assert gpu["questions"] == cpu["questions"] and gpu["fused_rows"] == cpu["fused_rows"]
+    assert 0.0 <= gpu["test_accuracy_fused_rows"] <= 1.0
+    stores = [sorted((d / "clips").glob("*.clips.npy")) for d in (cpu_dir, gpu_dir)]   # test, train, val
+    assert len(stores[0]) == len(stores[1]) == 3
+    for a, b in zip(*stores, strict=True):                     # decoding is the same
+        assert a.name.split("-")[:3] == b.name.split("-")[:3] and a.read_bytes() == b.read_bytes()
+    stems = [sorted((d / "stem").glob("*.npy")) for d in (cpu_dir, gpu_dir)]
+    assert len(stems[0]) == len(stems[1]) == 3
+    for a, b in zip(*stems, strict=True):     # the backbone ran on the GPU (TF32 convolutions): close, not equal
+        x, y = (torch.from_numpy(np.load(p).astype(np.float32)) for p in (a, b))
+        assert x.shape == y.shape and float((x - y).norm() / x.norm()) < 0.02

@@ -24,7 +24,10 @@ for source-only). ``candidate_first=True`` (default) joins them as ``[CLS] candi
 
 Frames: each pair is encoded on ``MC_FRAMES = 3`` evenly spaced frames of the clip (0, T/2, T - 1;
 All-in-One's D = 3 sampled frames): five candidates on all T = 8 frames would cost 5 × the whole
-open-ended encoding. Fine-tuning re-encodes the same 3 frames.
+open-ended encoding. Fine-tuning re-encodes the same 3 frames. The frames (and the frozen backbone's
+output) stay the split's per-clip :class:`~paramcast.data.store.ClipView`: the 3 frames are picked
+per batch, and a pair set's raw inputs are a view over the distinct clips of its rows (each read
+once), so memory does not grow with the questions per clip or the 5 candidates per question.
 
 Adaptation, as in :mod:`paramcast.bench.videoqa`, per device: its first ``k`` *questions* (5·k
 pairs) are the adaptation samples of every method and are not evaluated; collaborative methods
@@ -49,9 +52,10 @@ from paramcast.baselines.duet import frame_index
 from paramcast.bench.adapt import adapt, count
 from paramcast.bench.metrics import accuracy_report, mc_scores
 from paramcast.bench.videoqa import SPLITS, Prepared, VideoQABenchConfig, _method_kwargs, prepare
+from paramcast.data.store import ClipView
 from paramcast.models.features import FeatureSet, _progress, cache_key, cache_root, encoder_digest
 
-__all__ = ["MC_METHODS", "encode_cached", "markdown", "mc_tokens", "pair_set", "plot", "run_mcqa"]
+__all__ = ["MC_METHODS", "encode_cached", "markdown", "mc_tokens", "pair_set", "pair_view", "plot", "run_mcqa"]
 
 MC_FRAMES = 3
 MC_METHODS = ("source-only", "f-linear", "fine-tuning", "f-hyper", "cdc-mmpg", "duet", "stablesynthnet")
@@ -83,14 +87,16 @@ def mc_tokens(question: torch.Tensor, candidates: torch.Tensor, vocab: Any, max_
 
 
 @torch.no_grad()
-def encode_cached(encoder: Any, frames: torch.Tensor, tokens: torch.Tensor, key: str | None,
+def encode_cached(encoder: Any, frames: torch.Tensor | ClipView, tokens: torch.Tensor, key: str | None,
                   root: str | Path | None = None, batch_size: int = 128, progress: bool = False,
-                  label: str = "encode", stem: torch.Tensor | None = None) -> torch.Tensor:
+                  label: str = "encode", stem: torch.Tensor | ClipView | None = None,
+                  frame_index: torch.Tensor | None = None) -> torch.Tensor:
     """Per-frame features of ``(frames[i], tokens[i, c])`` for every row i and text c: (N, K, T, C).
 
     frames (N, T, H, W, 3) uint8, tokens (N, K, L); ``stem``: the frames' frozen backbone output
-    (``FeatureSet.tokens``), computed once instead of once per text. Cached on disk under ``key`` +
-    the encoder's weights (like :func:`paramcast.models.features.feature_set`).
+    (``FeatureSet.tokens``), computed once instead of once per text; ``frame_index``: encode only
+    these frames of each clip (T = its length), picked per batch of rows. Cached on disk under
+    ``key`` + the encoder's weights (like :func:`paramcast.models.features.feature_set`).
     """
     from safetensors.torch import load_file, save_file
 
@@ -101,13 +107,15 @@ def encode_cached(encoder: Any, frames: torch.Tensor, tokens: torch.Tensor, key:
             return load_file(str(path))["features"]
     encoder.eval()
     N, K = tokens.shape[:2]
-    out = torch.zeros(N, K, frames.shape[1], encoder.hidden)
+    pick = (lambda x: x) if frame_index is None else (lambda x: x[:, frame_index])
+    out = torch.zeros(N, K, frames.shape[1] if frame_index is None else len(frame_index), encoder.hidden)
     with _progress(progress) as bar:
         task = bar.add_task(label, total=-(-N // batch_size) * K, info="")
         for s in range(0, N, batch_size):
+            x = pick((stem if stem is not None else frames)[s: s + batch_size])   # this batch's rows only
             for c in range(K):
                 q = tokens[s: s + batch_size, c]
-                f = encoder.fuse(stem[s: s + batch_size], q) if stem is not None else encoder(frames[s: s + batch_size], q)
+                f = encoder.fuse(x, q) if stem is not None else encoder(x, q)
                 out[s: s + batch_size, c] = f.float().cpu()
                 bar.update(task, advance=1)
     if path is not None:
@@ -117,15 +125,34 @@ def encode_cached(encoder: Any, frames: torch.Tensor, tokens: torch.Tensor, key:
 
 
 def pair_set(features: torch.Tensor, clips: Any, tokens: torch.Tensor, rows: torch.Tensor,
-             keep_raw: bool = False, stem: torch.Tensor | None = None) -> FeatureSet:
-    """The (row, candidate) pairs of ``rows`` as one FeatureSet of ``len(rows) * K`` rows, label 1 = right."""
+             keep_raw: bool = False, stem: torch.Tensor | ClipView | None = None,
+             frame_index: torch.Tensor | None = None) -> FeatureSet:
+    """The (row, candidate) pairs of ``rows`` as one FeatureSet of ``len(rows) * K`` rows, label 1 = right.
+
+    ``keep_raw``: also the pairs' raw inputs (frames ``frame_index`` of each clip, its backbone
+    output ``stem``, the pair's text), the frames and stem as :func:`pair_view` s."""
     K = features.shape[1]
     answer = (torch.arange(K)[None] == clips.mc_label[rows][:, None]).long().flatten()
     raw = keep_raw and stem is not None
     return FeatureSet(features[rows].flatten(0, 1), answer, clips.device[rows].repeat_interleave(K),
-                      clips.frames[rows].repeat_interleave(K, 0) if keep_raw else None,
+                      pair_view(clips.frames, rows, K, frame_index) if keep_raw else None,
                       tokens[rows].flatten(0, 1) if keep_raw else None,
-                      tokens=stem[rows].repeat_interleave(K, 0) if raw else None)
+                      tokens=pair_view(stem, rows, K, frame_index) if raw else None)
+
+
+def pair_view(values: torch.Tensor | ClipView, rows: torch.Tensor, K: int,
+              frame_index: torch.Tensor | None = None) -> ClipView:
+    """``values[rows]`` with each row repeated ``K`` times (one per candidate), frames ``frame_index``
+    of each: a :class:`ClipView` over the distinct clips of ``rows``, each read once (plain
+    tensors: one entry per row), never one copy per row or per pair."""
+    if isinstance(values, ClipView):
+        clips, inv = torch.unique(values.index[rows], return_inverse=True)
+        store = values.store[clips]
+    else:
+        store, inv = values[rows], torch.arange(len(rows))
+    if frame_index is not None:
+        store = store[:, frame_index]
+    return ClipView(store, inv.repeat_interleave(K))
 
 
 def _create(config: VideoQABenchConfig, name: str, prep: Prepared) -> Any:
@@ -137,7 +164,8 @@ def _create(config: VideoQABenchConfig, name: str, prep: Prepared) -> Any:
 
 
 def _evaluate(method: Any, split: str, feats: torch.Tensor, clips: Any, tokens: torch.Tensor, k: int,
-              devices: list[str], stem: torch.Tensor | None = None) -> tuple[dict, list[float], tuple | None]:
+              devices: list[str], stem: torch.Tensor | ClipView | None = None,
+              frame_index: torch.Tensor | None = None) -> tuple[dict, list[float], tuple | None]:
     preds, labels, devs, adapt_ms, example = [], [], [], [], None
     raw = getattr(method, "name", "") == "fine-tuning"
     for d in clips.device.unique().tolist():
@@ -146,14 +174,14 @@ def _evaluate(method: Any, split: str, feats: torch.Tensor, clips: Any, tokens: 
         if rest.numel() == 0:
             continue
         method.reset()
-        shots = pair_set(feats, clips, tokens, shot_rows, keep_raw=raw, stem=stem)
+        shots = pair_set(feats, clips, tokens, shot_rows, keep_raw=raw, stem=stem, frame_index=frame_index)
         shots.meta["device_id"] = devices[d] if d < len(devices) else str(d)
         got = adapt(method, shots)
         if got.update is not None:
             example = example or (got.upload, got.update)
         if got.device_ms:
             adapt_ms.append(got.device_ms)
-        logits = method.predict(pair_set(feats, clips, tokens, rest, keep_raw=raw, stem=stem))
+        logits = method.predict(pair_set(feats, clips, tokens, rest, keep_raw=raw, stem=stem, frame_index=frame_index))
         preds.append(mc_scores(logits, feats.shape[1]).argmax(-1))
         labels.append(clips.mc_label[rest])
         devs.append(clips.device[rest])
@@ -169,19 +197,18 @@ def run_mcqa(config: VideoQABenchConfig, frames: int = MC_FRAMES, candidate_firs
     ds = prep.dataset
     data_key = f"{ds.config.name}-{ds.config.fingerprint()}"
     t0 = time.perf_counter()
-    tokens, feats, splits, stems = {}, {}, {}, {}
+    tokens, feats, stems = {}, {}, {}
+    fi = frame_index(ds.history.frames.shape[1], frames)      # every split has the same T
     for s in ("history", *SPLITS):
         clips = ds.split(s)
-        fi = frame_index(clips.frames.shape[1], frames)
-        clips = splits[s] = dataclasses.replace(clips, frames=clips.frames[:, fi])
-        stems[s] = None if prep.features[s].tokens is None else prep.features[s].tokens[:, fi]
+        stems[s] = prep.features[s].tokens                    # per-clip views; frames fi picked per batch
         tokens[s] = mc_tokens(clips.question, clips.candidates, ds.vocab, prep.encoder.config.max_question_len,
                               candidate_first)
         feats[s] = encode_cached(prep.encoder, clips.frames, tokens[s], f"mc{frames}{'c' if candidate_first else 'q'}-{data_key}-{s}-{prep.pretrain_log.get('path')}",
                                  config.cache_root, progress=config.progress, label=f"encode mc {s}",
-                                 stem=stems[s])
+                                 stem=stems[s], frame_index=fi)
     prep.timings["mc_features_s"] = time.perf_counter() - t0
-    history = pair_set(feats["history"], splits["history"], tokens["history"], torch.arange(len(ds.history)))
+    history = pair_set(feats["history"], ds.history, tokens["history"], torch.arange(len(ds.history)))
 
     results: dict[str, Any] = {}
     for name in config.methods:
@@ -194,8 +221,8 @@ def run_mcqa(config: VideoQABenchConfig, frames: int = MC_FRAMES, candidate_firs
         r: dict[str, Any] = {"accuracy": {}}
         adapt_all, example = [], None
         for s in SPLITS:
-            r["accuracy"][s], adapt_ms, ex = _evaluate(method, s, feats[s], splits[s], tokens[s], config.k,
-                                                       ds.vocab.devices, stems[s])
+            r["accuracy"][s], adapt_ms, ex = _evaluate(method, s, feats[s], ds.split(s), tokens[s], config.k,
+                                                       ds.vocab.devices, stems[s], fi)
             adapt_all += adapt_ms
             example = example or ex
         r.update(fit_s=fit_s, eval_s=time.perf_counter() - t0, collaborative=bool(method.collaborative),

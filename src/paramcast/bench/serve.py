@@ -548,10 +548,9 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
         if ratios:
             result["engine_ratio"] = ratios  # batched req/s of the engine / of uvicorn (1 = no overhead)
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "serve.json").write_text(json.dumps(result, indent=1) + "\n")
-        (out / "serve.md").write_text(to_markdown(result))
+        from paramcast.bench.report import write_result
+
+        write_result(result, Path(out) / "serve", to_markdown(result))
     if docs is not None:
         update_docs(result, Path(docs))
     if not quiet:

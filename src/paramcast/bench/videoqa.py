@@ -453,7 +453,8 @@ def _dataset_section(config: VideoQABenchConfig, ds: Any) -> dict[str, Any]:
     return {"name": ds.name, "root": str(ds.root), "preset": ds.name, "source": str(ds.root),
             "fingerprint": ds.fingerprint, "splits": ds.splits, "device": "video", "limit": ds.limit, **common,
             "new_devices": int(ds.new.device.unique().numel()),
-            "skipped_videos": {r: ds.split(r).meta.get("skipped", []) for r in ("history", "new", "unseen")}}
+            "skipped_videos": {r: ds.split(r).meta.get("skipped", []) for r in ("history", "new", "unseen")},
+            "unseen_labels": {r: ds.split(r).meta.get("unseen", {}) for r in ("history", "new", "unseen")}}
 
 
 def _summary(results: dict[str, Any]) -> dict[str, Any]:

@@ -136,7 +136,7 @@ class ClipView:
 
     ``store``: (U, ...) tensor, usually memory-mapped (:func:`open_npy`); ``index``: (N,) int64.
     Indexing (``view[i]``, ``view[a:b]``, ``view[mask]``, ``view[idx]``, ``view[rows, t]`` ...) returns
-    a tensor holding only the selected rows (trailing indices are applied to the store first);
+    a tensor holding only the selected rows (read first, then the trailing indices applied);
     ``view[:, t]`` (every row, part of each clip) returns a view of the store indexed by ``t``, so
     it stays one entry per clip. :meth:`rows` returns a smaller view without reading.
     Any other tensor use (``torch.equal(view, x)``, ``view.float()``) materialises the whole view:
@@ -175,12 +175,13 @@ class ClipView:
         first, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
         if first is Ellipsis:
             first, rest = slice(None), (Ellipsis, *rest)
-        store = self.store[(slice(None), *rest)] if rest else self.store
         if rest and isinstance(first, slice) and first == slice(None):  # every row, part of each clip: still one entry per clip
-            return ClipView(store, self.index, self.mapping)
+            return ClipView(self.store[(slice(None), *rest)], self.index, self.mapping)
         clips = self.index[first]
-        out = store[clips] if clips.ndim else store[int(clips)]
+        out = self.store[clips] if clips.ndim else self.store[int(clips)]   # only the selected rows are read
         self._note(out.numel() * out.element_size())
+        if rest:
+            out = out[(slice(None), *rest)] if clips.ndim else out[rest]
         return out
 
     def rows(self, index) -> ClipView:

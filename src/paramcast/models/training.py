@@ -16,18 +16,39 @@ C = TypeVar("C")
 
 
 def build_config(cls: type[C], config: C | dict | None, overrides: dict[str, Any]) -> C:
-    """A method config from a dataclass instance, a dict, and keyword overrides (unknown keys raise)."""
+    """A method config from a dataclass instance, a dict, and keyword overrides (unknown keys raise).
+
+    A dict ``config`` (a checkpoint's or a YAML file's, nested configs as nested dicts) is validated
+    and built by :func:`paramcast.config.from_dict`, nested configs included. An override of a nested
+    config field (one holding a dataclass, e.g. CD-CCA's ``akd``) may be a dict: it changes only
+    the keys it names, the others keep ``config``'s values (``akd={"steps": 2}`` keeps its ``lr``),
+    and the result is validated like a dict config. Every method builds its config here.
+    """
+    from paramcast.config import from_dict
+
     if config is None:
         config = cls()
     elif isinstance(config, dict):
-        config = cls(**config)
+        config = from_dict(cls, config, cls.__name__)
     if overrides:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise TypeError(f"{cls.__name__} has no field(s) {unknown}; known: {sorted(known)}")
-        config = dataclasses.replace(config, **overrides)
+        if any(isinstance(v, dict) and dataclasses.is_dataclass(getattr(config, k)) for k, v in overrides.items()):
+            config = from_dict(cls, _merged(config, overrides), cls.__name__)
+        else:
+            config = dataclasses.replace(config, **overrides)
     return config
+
+
+def _merged(config: Any, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``config``'s fields (one level, as they are) with ``overrides``; a dict for a nested config is merged into it."""
+    data = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    for k, v in overrides.items():
+        cur = data.get(k)
+        data[k] = _merged(cur, v) if isinstance(v, dict) and dataclasses.is_dataclass(cur) else v
+    return data
 
 
 def labelled(answer: torch.Tensor) -> torch.Tensor:

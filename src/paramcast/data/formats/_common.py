@@ -132,9 +132,36 @@ def first_word_qtype(question: str) -> str:
 
 
 def index_of(values: Sequence[str], names: list[str]) -> torch.Tensor:
-    """(N,) int64 index of each value in ``names`` (names must already hold every value)."""
+    """(N,) int64 index of each value in ``names``, IGNORE for a value outside it (e.g. a test-split
+    category that a reused training vocabulary lacks; :func:`unseen_labels` counts them)."""
     pos = {n: i for i, n in enumerate(names)}
-    return torch.tensor([pos[v] for v in values], dtype=torch.int64)
+    return torch.tensor([pos.get(v, IGNORE) for v in values], dtype=torch.int64)
+
+
+def unseen_labels(dataset: str, split: str, answers: tuple[Sequence[str], Sequence[str]],
+                  **labels: tuple[Sequence[str], Sequence[str]]) -> dict:
+    """What :func:`answer_ids` / :func:`index_of` mapped to IGNORE, as ``meta["unseen"]``.
+
+    ``answers`` and each of ``labels`` are ``(values of the rows, names of the vocabulary)``. The
+    report is ``{"rows": N, "answers": rows whose answer is outside the answer classes, <label>:
+    {value: rows}}``, over every row the reader read (a later ``subset`` / ``limit`` keeps it). Answers outside the top-V are the documented All-in-One convention (they
+    count as wrong in unfiltered accuracy), so they are only counted; a label outside the
+    vocabulary (a val/test category or question type the reused training vocabulary has never
+    seen) is also named on stderr, because it has no breakdown to go to.
+    """
+    known = set(answers[1])
+    report: dict = {"rows": len(answers[0]), "answers": sum(a not in known for a in answers[0])}
+    for name, (values, names) in labels.items():
+        known = set(names)
+        report[name] = dict(sorted(Counter(v for v in values if v not in known).items()))
+    odd = {k: v for k, v in report.items() if isinstance(v, dict) and v}
+    if odd:
+        import sys
+
+        print(f"{dataset} {split}: labels outside the vocabulary became IGNORE (-1): "
+              + "; ".join(f"{k} {', '.join(f'{v!r} x{n}' for v, n in list(c.items())[:10])}" for k, c in odd.items())
+              + f" ({report['answers']} of {report['rows']} answers are outside the answer classes)", file=sys.stderr)
+    return report
 
 
 # --- lazy annotations ------------------------------------------------------------------------

@@ -16,7 +16,12 @@ Published formats read here:
 
 Answer classes follow All-in-One: the top-V training answers (V = 1500 / 1000 / 1540); other
 answers become IGNORE and count as wrong in unfiltered accuracy
-(:func:`paramcast.bench.metrics.accuracy` with ``filtered=False``).
+(:func:`paramcast.bench.metrics.accuracy` with ``filtered=False``). A split read with a reused
+vocabulary (val/test with the training split's, as
+:func:`~paramcast.data.formats.benchmark.load_videoqa_benchmark` does) may hold a
+category (MSRVTT-QA's ``category_id``) or question type the vocabulary lacks: its rows get category /
+qtype IGNORE, never an error, and ``meta["unseen"]`` counts them with the out-of-class answers
+(:func:`~paramcast.data.formats._common.unseen_labels`; categories are also named on stderr).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from ._common import (
     normalise_answer,
     read_json,
     require_file,
+    unseen_labels,
 )
 
 __all__ = ["read_msrvtt_qa", "read_msvd_qa", "read_tgif_frameqa"]
@@ -70,14 +76,16 @@ def _build(dataset: str, split: str, train: list[dict], rows: list[dict], media_
                       devices=["all"], categories=categories, qtypes=qtypes)
     clip_ids, clips = clip_index([r["clip"] for r in rows])
     answers = [r["answer"] for r in rows]
+    cats, qtypes = [r["category"] for r in rows], [r["qtype"] for r in rows]
     out = make_rows(
         question=encode_text([r["question"] for r in rows], vocab.words, question_len),
         answer=answer_ids(answers, vocab.answers), answer_text=answers,
         caption=empty_text(len(rows)), clip_id=clip_ids,
-        category=index_of([r["category"] for r in rows], vocab.categories),
-        qtype=index_of([r["qtype"] for r in rows], vocab.qtypes),
+        category=index_of(cats, vocab.categories), qtype=index_of(qtypes, vocab.qtypes),
         meta={"dataset": dataset, "split": split, "task": "videoqa", "clips": clips,
-              "questions": [r["question"] for r in rows]})
+              "questions": [r["question"] for r in rows],
+              "unseen": unseen_labels(dataset, split, (answers, vocab.answers),
+                                      categories=(cats, vocab.categories), qtypes=(qtypes, vocab.qtypes))})
     return Annotations(rows=out, vocab=vocab, media=[media_of(c) for c in clips], kind=kind, layout=layout)
 
 

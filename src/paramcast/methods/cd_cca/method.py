@@ -212,18 +212,11 @@ def uncertainty(model: MLLM, batch: MLLMBatch, max_caption: int) -> torch.Tensor
 
 
 def _config(cls: type | None, config: Any, overrides: dict[str, Any]) -> Any:
-    """A (possibly nested) method config from a dataclass, a dict (a checkpoint's) and keyword overrides."""
+    """A method config (:func:`~paramcast.models.training.build_config`); None for a method without one."""
     if cls is None:
         if config or overrides:
             raise TypeError(f"this method takes no config; got {sorted({**(config or {}), **overrides})}")
         return None
-    from paramcast.config import from_dict
-
-    if isinstance(config, dict):  # a checkpoint's (nested dicts for nested configs)
-        config = from_dict(cls, config, cls.__name__)
-    if any(isinstance(v, dict) for v in overrides.values()):  # a nested config as a dict, e.g. akd={"steps": 2}
-        base = dataclasses.asdict(config if config is not None else cls())
-        config, overrides = from_dict(cls, {**base, **overrides}, cls.__name__), {}
     return build_config(cls, config, overrides)
 
 
