@@ -2,7 +2,8 @@
 
 ``run_ablation(preset, seeds=(0, 1, 2)) -> dict`` fits, per seed, the full model and the model with
 Driver Contrastive Training, Offset-Driver Separation or Template-Driver Extraction switched off
-(plus the ``category="sprite"`` variant and, for reference, the CDC-MMPG and DUET baselines) and the
+(plus the ``category="sprite"`` variant and, for reference, the CDC-MMPG and DUET baselines; any
+registered method can be added with ``baselines``, e.g. Fine-tuning for the seeds' claims) and the
 paramcast readings of :data:`READINGS` next to the seed-literal defaults, adapts
 every device through the one interface (:func:`paramcast.bench.videoqa.evaluate_method`) and reports
 the accuracy on the training devices' new samples and on unseen devices as mean ± std over seeds:
@@ -69,10 +70,11 @@ def _prepare(preset: str, data_seed: int, fusion_layers: int, pretrain_epochs: i
                                   words=ds.vocab.words)
     feats = {}
     for s in ("history", *SPLITS):
-        fs = feature_set(encoder, ds.split(s), key=f"{data_key}-{s}", root=cache_root, keep_raw=False)
+        # raw inputs kept: a device-side baseline (Fine-tuning) re-encodes its shots with its own encoder copy
+        fs = feature_set(encoder, ds.split(s), key=f"{data_key}-{s}", root=cache_root)
         fs.meta["category"] = ds.split(s).category.clone()
         feats[s] = fs
-    return {"features": feats, "num_answers": len(ds.vocab.answers), "feature_dim": encoder.hidden,
+    return {"features": feats, "encoder": encoder, "num_answers": len(ds.vocab.answers), "feature_dim": encoder.hidden,
             "devices": ds.vocab.devices, "fingerprint": ds.config.fingerprint(),
             "categories": len(ds.vocab.categories)}
 
@@ -103,7 +105,7 @@ def run_ablation(preset: str = "quick", seeds: Sequence[int] = (0, 1, 2), varian
         for seed in seeds:
             t0 = time.perf_counter()
             method = catalog.create(method_name, num_answers=data["num_answers"], feature_dim=data["feature_dim"],
-                                     device=dev, seed=seed, epochs=epochs, **overrides)
+                                     encoder=data["encoder"], device=dev, seed=seed, epochs=epochs, **overrides)
             method.fit(data["features"]["history"])
             fit_s = time.perf_counter() - t0
             r = evaluate_method(method, splits, k, data["devices"], repeats=3, profiles=["5G-100"])
