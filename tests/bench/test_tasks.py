@@ -168,3 +168,30 @@ def test_frames_tiny_end_to_end(tiny, tmp_path):
     for r in result["rows"]:
         assert _finite(r["new"]) and r["cloud_s_per_epoch"] > 0
     assert frames.plot(result, tmp_path / "f.png").stat().st_size > 0
+
+
+def test_mc_finetune_trains_a_copy_keeps_frozen_parts_and_caches(tiny):
+    from paramcast.baselines.duet import frame_index
+    from paramcast.bench.mcqa import mc_finetune, mc_tokens
+    from paramcast.bench.videoqa import prepare
+
+    cfg = tiny(["source-only"])
+    prep = prepare(cfg)
+    ds = prep.dataset
+    rows = torch.arange(40)
+    tokens = mc_tokens(ds.history.question[rows], ds.history.candidates[rows], ds.vocab, candidate_first=True)
+    stem = prep.features["history"].tokens
+    fi = frame_index(ds.history.frames.shape[1], 3)
+    before = {k: v.clone() for k, v in prep.encoder.state_dict().items()}
+    enc, log = mc_finetune(prep.encoder, stem[rows], tokens, ds.history.mc_label[rows], fi, epochs=1,
+                           key="t", root=cfg.cache_root)
+    assert not log["cached"] and log["rows"] == 40
+    after = enc.state_dict()
+    assert all(torch.equal(v, prep.encoder.state_dict()[k]) for k, v in before.items())   # shared encoder untouched
+    assert any(not torch.equal(v, after[k]) for k, v in before.items())                     # the copy trained
+    frozen = [k for k in before if k.startswith("text.embeddings")]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)                 # MiniLM stays frozen
+    assert not any(p.requires_grad for p in enc.parameters())
+    again, log2 = mc_finetune(prep.encoder, stem[rows], tokens, ds.history.mc_label[rows], fi, epochs=1,
+                              key="t", root=cfg.cache_root)
+    assert log2["cached"] and all(torch.equal(v, again.state_dict()[k]) for k, v in after.items())

@@ -29,6 +29,16 @@ output) stay the split's per-clip :class:`~paramcast.data.store.ClipView`: the 3
 per batch, and a pair set's raw inputs are a view over the distinct clips of its rows (each read
 once), so memory does not grow with the questions per clip or the 5 candidates per question.
 
+The encoder is fine-tuned for the task first (``mc_epochs``, default 2; 0 = the open-ended
+QA-pretrained encoder as it is): the seeds fine-tune All-in-One on each task's training split before
+anything else, and an encoder pretrained on open-ended answers alone was never asked to compare a
+candidate with the video (every method sat at chance on it). :func:`mc_finetune` trains the same
+parts the cloud pretraining trained (projection, fusion, text projection; the backbone and MiniLM's
+embeddings stay frozen) on the *history*'s questions, listwise: a throw-away ``Linear(C, 1)`` scores
+each of the 5 ``(video, candidate [SEP] question)`` pairs from the mean of its frame features and a
+softmax over the 5 is trained against the right one. The result is cached and then frozen and
+shared by every method, as the QA-pretrained encoder is for open-ended QA.
+
 Adaptation, as in :mod:`paramcast.bench.videoqa`, per device: its first ``k`` *questions* (5·k
 pairs) are the adaptation samples of every method and are not evaluated; collaborative methods
 upload frame 0 of the first pair (video + question [SEP] its first candidate), F-linear /
@@ -53,9 +63,12 @@ from paramcast.bench.adapt import adapt, count
 from paramcast.bench.metrics import accuracy_report, mc_scores
 from paramcast.bench.videoqa import SPLITS, Prepared, VideoQABenchConfig, _method_kwargs, prepare
 from paramcast.data.store import ClipView
+from paramcast.models.encoder import AllInOneEncoder
 from paramcast.models.features import FeatureSet, _progress, cache_key, cache_root, encoder_digest
+from paramcast.models.training import warmup_cosine
 
-__all__ = ["MC_METHODS", "encode_cached", "markdown", "mc_tokens", "pair_set", "pair_view", "plot", "run_mcqa"]
+__all__ = ["MC_METHODS", "encode_cached", "markdown", "mc_finetune", "mc_tokens", "pair_set", "pair_view", "plot",
+           "run_mcqa"]
 
 MC_FRAMES = 3
 MC_METHODS = ("source-only", "f-linear", "fine-tuning", "f-hyper", "cdc-mmpg", "duet", "stablesynthnet")
@@ -124,6 +137,75 @@ def encode_cached(encoder: Any, frames: torch.Tensor | ClipView, tokens: torch.T
     return out
 
 
+def mc_finetune(encoder: AllInOneEncoder, stem: torch.Tensor | ClipView, tokens: torch.Tensor, label: torch.Tensor,
+                frame_index: torch.Tensor, epochs: int = 2, batch_size: int = 16, lr: float = 3e-4, seed: int = 0,
+                key: str | None = None, root: str | Path | None = None, progress: bool = False) -> tuple[AllInOneEncoder, dict]:
+    """A copy of ``encoder`` fine-tuned listwise on multiple-choice rows (see the module docstring).
+
+    stem (N, T, ...) the rows' frozen backbone output (a per-clip view), tokens (N, K, L) the rows'
+    K joined texts, label (N,) the right candidate, frame_index the frames each pair sees. Cached
+    under ``key`` + the base encoder's weights; returns (encoder, log) with the encoder frozen.
+    """
+    from torch import nn
+
+    directory = None
+    if key is not None:
+        directory = cache_root(root) / "encoders" / cache_key("mc", key, encoder_digest(encoder), epochs, batch_size, lr, seed,
+                                                              frame_index.tolist(), tuple(tokens.shape))
+        if (directory / "model.safetensors").exists():
+            import json
+
+            log = json.loads((directory / "mc_finetune.json").read_text())
+            return AllInOneEncoder.load(directory, str(encoder.cls_token.device)).requires_grad_(False).eval(), \
+                {**log, "cached": True}
+    import copy
+    import json
+
+    torch.manual_seed(seed)
+    dev = encoder.cls_token.device
+    mc = copy.deepcopy(encoder).requires_grad_(True)
+    frozen = getattr(mc.text, "embeddings", None)           # MiniLM's pretrained embeddings stay frozen
+    if frozen is not None:
+        frozen.requires_grad_(False)
+    score = nn.Linear(mc.hidden, 1).to(dev)
+    params = [p for p in mc.parameters() if p.requires_grad] + list(score.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    N, K = tokens.shape[:2]
+    steps = max(1, epochs * -(-N // batch_size))
+    sched = warmup_cosine(opt, steps)
+    g = torch.Generator().manual_seed(seed)
+    log: dict[str, Any] = {"epochs": epochs, "rows": N, "loss": [], "train_acc": []}
+    t0 = time.perf_counter()
+    mc.train()
+    with _progress(progress) as bar:
+        task = bar.add_task("fine-tune encoder for MC", total=steps, info="")
+        for _ in range(epochs):
+            tot, correct, n = 0.0, 0, 0
+            for idx in torch.randperm(N, generator=g).split(batch_size):
+                x = stem[idx][:, frame_index].repeat_interleave(K, dim=0)            # (B*K, D, ...)
+                f = mc.fuse(x, tokens[idx].flatten(0, 1), frame_index=frame_index.to(dev))
+                logits = score(f.mean(1)).view(len(idx), K)
+                y = label[idx].to(dev)
+                loss = nn.functional.cross_entropy(logits, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                sched.step()
+                tot += loss.item() * len(idx)
+                correct += int((logits.argmax(-1) == y).sum())
+                n += len(idx)
+                bar.update(task, advance=1, info=f"loss {tot / n:.3f} acc {correct / n:.3f}")
+            log["loss"].append(tot / N)
+            log["train_acc"].append(correct / N)
+    log["seconds"] = time.perf_counter() - t0
+    mc.requires_grad_(False).eval()
+    if directory is not None:
+        mc.save(directory)
+        (directory / "mc_finetune.json").write_text(json.dumps(log))
+    return mc, {**log, "cached": False}
+
+
 def pair_set(features: torch.Tensor, clips: Any, tokens: torch.Tensor, rows: torch.Tensor,
              keep_raw: bool = False, stem: torch.Tensor | ClipView | None = None,
              frame_index: torch.Tensor | None = None) -> FeatureSet:
@@ -189,8 +271,10 @@ def _evaluate(method: Any, split: str, feats: torch.Tensor, clips: Any, tokens: 
     return accuracy_report(torch.cat(preds), torch.cat(labels), torch.cat(devs)), adapt_ms, example
 
 
-def run_mcqa(config: VideoQABenchConfig, frames: int = MC_FRAMES, candidate_first: bool = True) -> dict[str, Any]:
-    """Multiple-choice video QA for every method of ``config.methods`` (EmojiClips only)."""
+def run_mcqa(config: VideoQABenchConfig, frames: int = MC_FRAMES, candidate_first: bool = True,
+             mc_epochs: int = 2) -> dict[str, Any]:
+    """Multiple-choice video QA for every method of ``config.methods`` (EmojiClips only); ``mc_epochs``:
+    epochs of :func:`mc_finetune` on the history first (0: the open-ended QA-pretrained encoder as is)."""
     if config.dataset is not None:
         raise ValueError("bench mcqa runs on EmojiClips (its rows carry 5 candidates); real datasets: not yet")
     prep = prepare(config)
@@ -204,6 +288,16 @@ def run_mcqa(config: VideoQABenchConfig, frames: int = MC_FRAMES, candidate_firs
         stems[s] = prep.features[s].tokens                    # per-clip views; frames fi picked per batch
         tokens[s] = mc_tokens(clips.question, clips.candidates, ds.vocab, prep.encoder.config.max_question_len,
                               candidate_first)
+    mc_log = None
+    if mc_epochs:
+        if stems["history"] is None:
+            raise ValueError("mc_epochs > 0 needs a cacheable encoder (a frozen pretrained backbone); use mc_epochs=0")
+        encoder, mc_log = mc_finetune(prep.encoder, stems["history"], tokens["history"], ds.history.mc_label, fi,
+                                      epochs=mc_epochs, seed=config.seed, key=f"{data_key}-{prep.pretrain_log.get('path')}",
+                                      root=config.cache_root, progress=config.progress)
+        prep = dataclasses.replace(prep, encoder=encoder)  # Fine-tuning's private copy starts from it too
+    for s in ("history", *SPLITS):
+        clips = ds.split(s)
         feats[s] = encode_cached(prep.encoder, clips.frames, tokens[s], f"mc{frames}{'c' if candidate_first else 'q'}-{data_key}-{s}-{prep.pretrain_log.get('path')}",
                                  config.cache_root, progress=config.progress, label=f"encode mc {s}",
                                  stem=stems[s], frame_index=fi)
@@ -242,7 +336,7 @@ def run_mcqa(config: VideoQABenchConfig, frames: int = MC_FRAMES, candidate_firs
                     "text": "[CLS] candidate [SEP] question" if candidate_first else "[CLS] question [SEP] candidate",
                     "train_devices": int(ds.history.device.unique().numel()),
                     "unseen_devices": int(ds.unseen.device.unique().numel())},
-        "encoder": {"pretrain": prep.pretrain_log}, "timings": prep.timings, "methods": results,
+        "encoder": {"pretrain": prep.pretrain_log, "mc_finetune": mc_log}, "timings": prep.timings, "methods": results,
         "summary": {n: {"new": r["accuracy"]["new"]["filtered"], "unseen": r["accuracy"]["unseen"]["filtered"],
                         "worst_device": min(r["accuracy"][s]["worst_device"] for s in SPLITS),
                         "bytes_up": r["bytes_up"], "bytes_down": r["bytes_down"], "adapt_ms": r["adapt_ms"],
