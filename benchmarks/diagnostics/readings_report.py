@@ -5,7 +5,8 @@
 Reads ``stablesynthnet_ablation_quick.json`` (generated-head methods, 3 method seeds, paired
 differences per seed), ``videoqa_quick.json`` (the same rows in ``bench videoqa``, one seed) and
 ``cdcca_quick.json`` (TENT / CoTTA as published and paramcast's readings, 3 seeds, paired). The
-tables in docs/cdc_mmpg.md, docs/stablesynthnet.md and docs/cd_cca.md are this script's output.
+CD-CCA table in docs/cd_cca.md is this script's output; docs/cdc_mmpg.md and docs/stablesynthnet.md
+splice the results' own Markdown (``python -m paramcast.bench.docs``).
 """
 
 from __future__ import annotations
