@@ -129,3 +129,12 @@ def test_frames_tiny_end_to_end(tiny, tmp_path):
     for r in result["rows"]:
         assert _finite(r["new"]) and r["cloud_s_per_epoch"] > 0
     assert frames.plot(result, tmp_path / "f.png").stat().st_size > 0
+
+
+def test_retrieval_refuses_a_k_that_leaves_no_gallery(tiny):
+    import dataclasses
+
+    from paramcast.bench import retrieval
+
+    with pytest.raises(ValueError, match="leaves no gallery"):          # was an IndexError after every fit
+        retrieval.run_retrieval(dataclasses.replace(tiny(["source-only"]), k=16))
