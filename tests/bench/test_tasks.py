@@ -195,3 +195,12 @@ def test_mc_finetune_trains_a_copy_keeps_frozen_parts_and_caches(tiny):
     again, log2 = mc_finetune(prep.encoder, stem[rows], tokens, ds.history.mc_label[rows], fi, epochs=1,
                               key="t", root=cfg.cache_root)
     assert log2["cached"] and all(torch.equal(v, again.state_dict()[k]) for k, v in after.items())
+
+
+def test_retrieval_refuses_a_k_that_leaves_no_gallery(tiny):
+    import dataclasses
+
+    from paramcast.bench import retrieval
+
+    with pytest.raises(ValueError, match="leaves no gallery"):          # was an IndexError after every fit
+        retrieval.run_retrieval(dataclasses.replace(tiny(["source-only"]), k=16))

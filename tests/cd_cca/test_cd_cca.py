@@ -330,3 +330,17 @@ def test_domains_keep_heldout_categories_and_round_devices_out_of_pretraining():
         assert set(teacher.device.tolist()) == ({0, 1} if teacher_devices == 0 else set(range(6)))
         assert [set(r.device.tolist()) for r, _ in rounds] == [{8}, {9}]
         assert all(s == "out" for r, split in rounds for c, s in zip(r.category.tolist(), split, strict=True) if c in held)
+
+
+def test_train_names_an_mllm_checkpoint_without_an_empty_model_version(pre, tmp_path):
+    import hashlib
+
+    from paramcast.cli.train import identity
+
+    method = CDCCA(pre, _small())
+    ckpt = method.save_checkpoint(tmp_path / "cd-cca.safetensors")
+    said = identity(method, ckpt)
+    assert "model version" not in said.split(";")[0]          # no empty "model version " any more
+    assert said.startswith(f"sha256 {hashlib.sha256(ckpt.read_bytes()).hexdigest()[:12]};") and "v0" in said
+    method.model_version = "cd-cca-7"                        # a method that has one is named by it
+    assert identity(method, ckpt) == "model version cd-cca-7"

@@ -59,6 +59,9 @@ def test_two_devices_get_their_own_deltas_and_never_touch_each_other(pre, served
         ra = ca.adapt(batch_a)
         assert ra.source == "cloud", ra.error
         assert isinstance(ca.last_good, WeightDelta) and ca.last_good.quant == "nf4"  # DWC's NF4, through wire
+        assert ra.quant == "nf4"                     # the result says what travelled (the client asked fp32)
+        info = ca.info()                             # the history labels an MLLM takes: its answer classes
+        assert info["num_labels"] == pre.teacher.layout.n_answers < wire.MAX_INDEX
         assert ca.last_good.device_id == "dev-a" and a.version == 1
         # dev-a's round changed dev-a's model only: dev-b's device model and answers are untouched
         assert _same(b_before, _params(b.model)) and torch.equal(b.predict(test), b_logits)

@@ -155,6 +155,24 @@ def test_the_private_access_check_sees_one():
         ["method._fit_adr (line 2)"]
 
 
+def _probes(tree: ast.AST) -> list[str]:
+    """``hasattr(x, ...)``: a benchmark asking a method what it is made of (``head``? ``driver``?) and
+    branching on it, instead of calling the method contract (``Method.set_objective``, ``fit``, ``adapt``)."""
+    return [f"{ast.unparse(n)} (line {n.lineno})" for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "hasattr"]
+
+
+def test_benchmarks_do_not_probe_what_a_method_is_made_of():
+    found = {str(p.relative_to(SRC)): hits for p in sorted((SRC / PKG / "bench").rglob("*.py"))
+             if (hits := _probes(ast.parse(p.read_text())))}
+    assert found == {}
+
+
+def test_the_probe_check_sees_one():
+    src = "def f(method):\n    if hasattr(method, 'driver'):\n        return getattr(method, 'log', {})"
+    assert _probes(ast.parse(src)) == ["hasattr(method, 'driver') (line 2)"]
+
+
 def test_every_builtin_is_in_the_catalog_map():
     import subprocess
     import sys

@@ -90,3 +90,17 @@ def test_refusals_are_not_retried_and_history_upload(live_server):
             client.upload_history("dev-a", "toy", torch.randn(3, toy.C), torch.tensor([0, 1, -1]))
         receipt = client.upload_history("dev-b", "toy", torch.randn(3, toy.C), torch.tensor([0, 1, -1]))
         assert receipt["stored"] == 3
+
+
+def test_the_result_names_the_quantisation_that_travelled_not_the_one_asked():
+    # CD-CCA's DWC answers NF4 whatever the device asks; the result reports what came, not what was asked
+    asked = []
+
+    def handler(request):
+        asked.append(request.url.params["quant"])
+        return httpx.Response(200, content=toy.wire.encode(toy.ToyHyper().cloud_step(toy.make_upload("dev-a")), "nf4"))
+
+    method = toy.ToyHyper()
+    with DeviceClient(method, "http://cloud", "tok", transport=httpx.MockTransport(handler), max_attempts=1) as c:
+        result = c.adapt(_batch())
+    assert asked == ["fp32"] and result.source == "cloud" and result.quant == "nf4"

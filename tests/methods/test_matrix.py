@@ -12,6 +12,7 @@ import torch
 from paramcast import catalog as registry
 from paramcast import wire
 from paramcast.methods.cd_cca import MLLMSourceOnly, mllm_shapes
+from paramcast.models.training import ANSWER_CE
 from paramcast.types import HeadParams, Upload, WeightDelta
 
 SMALL = {
@@ -109,6 +110,40 @@ def test_checkpoint_round_trip(name, tiny_encoder_and_data, tmp_path):
         torch.testing.assert_close(a.bias, b.bias)
 
 
+class _Scaled(torch.nn.Module):
+    """A trainable objective: the QA cross-entropy of ``scale * outputs``; records every call's shapes."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.calls = []
+
+    def forward(self, outputs, data, rows):
+        self.calls.append((tuple(outputs.shape), tuple(rows.shape), torch.is_grad_enabled()))
+        return ANSWER_CE(outputs * self.scale, data, rows)
+
+
+@pytest.mark.parametrize("name", VIDEOQA)
+def test_a_bench_trains_every_method_against_its_own_objective(name, tiny_encoder_and_data, tmp_path):
+    """Method.set_objective: the output layer trains against it in fit (its parameters with the method's)
+    and in device-side adaptation; it is the task's, not part of the checkpoint."""
+    enc, fs, voc = tiny_encoder_and_data
+    V = len(voc.answers)
+    m = _create(name, enc, V)
+    obj = _Scaled()
+    m.set_objective(obj)
+    m.fit(fs)
+    assert obj.calls and all(o[:-1] == r and o[-1] == V and grad for o, r, grad in obj.calls), obj.calls[:3]
+    assert obj.scale.item() != 1.0                                      # trained with the method in the cloud
+    assert "objective" not in m.modules()
+    again = registry.from_checkpoint(m.save_checkpoint(tmp_path / "m.safetensors"), encoder=enc, device="cpu")
+    assert again.objective is ANSWER_CE
+    n_fit = len(obj.calls)
+    obj.requires_grad_(False)                                           # the caller freezes it for the device
+    m.device_step(fs.subset(fs.device == 1))
+    assert (len(obj.calls) > n_fit) == (name in ("f-linear", "fine-tuning"))  # device-side training uses it too
+
+
 def test_checkpoint_of_another_method_is_refused(tiny_encoder_and_data, tmp_path):
     enc, fs, voc = tiny_encoder_and_data
     src = _create("source-only", enc, len(voc.answers))
@@ -155,6 +190,8 @@ def test_mllm_method_matrix(name, mllm_data):
     before, state = m.predict(rest), _adapter_state(m)
     assert before.shape == (len(rest), A) and torch.isfinite(before).all()
     teacher = {k: v.clone() for k, v in m.pre.teacher.state_dict().items()}
+    with pytest.raises(NotImplementedError, match="own loss"):  # an MLLM trains its own losses only
+        m.set_objective(ANSWER_CE)
 
     upload = m.device_step(stream)  # raw clips: the method encodes them with the shared encoder
     if m.collaborative:

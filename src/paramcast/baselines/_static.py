@@ -12,7 +12,15 @@ from torch import nn
 
 from paramcast.methods.base import Method
 from paramcast.models.heads import QAHead, default_device
-from paramcast.models.training import build_config, labelled, minibatches, warmup_cosine
+from paramcast.models.training import (
+    ANSWER_CE,
+    Objective,
+    build_config,
+    labelled,
+    minibatches,
+    objective_parameters,
+    warmup_cosine,
+)
 
 if TYPE_CHECKING:
     from paramcast.models.features import FeatureSet
@@ -37,30 +45,32 @@ class StaticHeadConfig:
             raise ValueError("lr must be > 0 and weight_decay >= 0")
 
 
-def train_head(head: nn.Module, features: torch.Tensor, answer: torch.Tensor, epochs: int, lr: float,
-               weight_decay: float, batch_size: int, generator: torch.Generator,
-               device: torch.device) -> list[dict[str, float]]:
-    """Cross-entropy training of ``head`` on pooled features (N, T, C) with labels (N,); IGNORE rows skipped."""
-    rows = labelled(answer)
-    params = [p for p in head.parameters() if p.requires_grad]
+def train_head(head: nn.Module, data: FeatureSet, epochs: int, lr: float, weight_decay: float, batch_size: int,
+               generator: torch.Generator, device: torch.device,
+               objective: Objective = ANSWER_CE) -> list[dict[str, float]]:
+    """Train ``head`` on the per-frame features (N, T, C) of ``data`` against ``objective`` (default: QA
+    cross-entropy) in shuffled minibatches of its labelled rows (IGNORE rows skipped)."""
+    rows = labelled(data.answer)
+    params = [p for p in head.parameters() if p.requires_grad] + objective_parameters(objective)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     steps = max(1, epochs * -(-rows.numel() // batch_size))
     sched = warmup_cosine(opt, steps)
-    head.train()
+    modules = [head, objective] if isinstance(objective, nn.Module) else [head]
+    for m in modules:
+        m.train()
     log = []
     for _ in range(epochs):
         tot, correct, n = 0.0, 0, 0
         for idx in minibatches(rows, batch_size, generator):
-            logits = head(features[idx].to(device))
-            y = answer[idx].to(device)
-            loss = nn.functional.cross_entropy(logits, y)
+            loss, right = objective(head(data.features[idx].to(device)), data, idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            tot, correct, n = tot + loss.item() * idx.numel(), correct + int((logits.argmax(-1) == y).sum()), n + idx.numel()
+            tot, correct, n = tot + loss.item() * idx.numel(), correct + right, n + idx.numel()
         log.append({"loss": tot / max(n, 1), "train_acc": correct / max(n, 1)})
-    head.eval()
+    for m in modules:
+        m.eval()
     return log
 
 
@@ -68,6 +78,7 @@ class StaticHeadMethod(Method):
     """One QA head trained on the cloud history; subclasses add device-side adaptation."""
 
     config_class: type = StaticHeadConfig
+    objective = ANSWER_CE        # what the head trains against, in the cloud and on the device (Method.set_objective)
 
     def __init__(self, num_answers: int, feature_dim: int = 192, encoder: nn.Module | None = None,
                  config: Any = None, device: str | None = None, seed: int = 0, progress: bool = False,
@@ -92,8 +103,8 @@ class StaticHeadMethod(Method):
         t0 = time.perf_counter()
         c = self.config
         g = torch.Generator().manual_seed(self.seed)
-        self.log["head"] = train_head(self.head, history.features, history.answer, c.epochs, c.lr, c.weight_decay,
-                                      c.batch_size, g, self.device)
+        self.log["head"] = train_head(self.head, history, c.epochs, c.lr, c.weight_decay, c.batch_size, g,
+                                      self.device, self.objective)
         self.log["fit_seconds"] = time.perf_counter() - t0
         self._snapshot = self._state()
 

@@ -48,7 +48,7 @@ from paramcast.methods.generated_head import GeneratedHeadMethod, add_static_lay
 from paramcast.models.encoder import default_device
 from paramcast.models.features import FeatureSet
 from paramcast.models.heads import DeviceModel, StaticHead
-from paramcast.models.training import build_config, fit_device_groups, group_cross_entropy, group_targets
+from paramcast.models.training import build_config, fit_device_groups, group_objective, group_targets
 from paramcast.registry import register
 
 __all__ = ["DUET", "DUETConfig", "DUETGenerator", "frame_index"]
@@ -156,7 +156,7 @@ class DUET(GeneratedHeadMethod):
             lambda groups: self.group_loss(history, groups, g), [self.generator, self.model],
             [*self.generator.parameters(), *self.model.static.parameters()], history, epochs=cfg.epochs, lr=cfg.lr,
             weight_decay=cfg.weight_decay, group_size=cfg.group_size, groups_per_step=cfg.groups_per_step,
-            generator=g)
+            generator=g, objective=self.objective)
         self.log = {"train": log, "fit_seconds": time.perf_counter() - t0}
         self.model_version = f"{self.name}-{self.seed}-{len(history)}"
         self.reset()
@@ -177,7 +177,8 @@ class DUET(GeneratedHeadMethod):
         target = group_targets(groups)                                                    # (G, M)
         anchors = history.features[torch.tensor([a for a, _ in groups])].to(self.device)   # (G, T, C)
         weight, bias = self.generator(self.anchor_frames(anchors, g))                    # (G, V, H), (G, V)
-        loss, _, correct, n = group_cross_entropy(self.model.static, history, target, weight, bias, self.device)
+        loss, _, correct, n = group_objective(self.model.static, history, target, weight, bias, self.device,
+                                             self.objective)
         return loss, correct, n
 
     def upload_index(self, num_frames: int) -> torch.Tensor:

@@ -72,9 +72,9 @@ class FLinear(StaticHeadMethod):
     def _adapt(self, shots: FeatureSet) -> None:
         opt = torch.optim.AdamW(self.trainable_parameters(), lr=self.config.adapt_lr, weight_decay=0.0)
         self.head.train()
-        x, y = shots.features.to(self.device), shots.answer.to(self.device)
+        x, rows = shots.features.to(self.device), torch.arange(len(shots))
         for _ in range(self.config.adapt_steps):
-            loss = nn.functional.cross_entropy(self.head(x), y)
+            loss, _ = self.objective(self.head(x), shots, rows)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -115,7 +115,7 @@ class FineTuning(FLinear):
         opt = torch.optim.AdamW(self.trainable_parameters(), lr=c.adapt_lr, weight_decay=0.0)
         g = torch.Generator().manual_seed(self.seed)
         T = shots.frames.shape[1]
-        y = shots.answer.to(self.device)
+        rows = torch.arange(len(shots))
         # The encoder's frozen part (a pretrained backbone's stem) runs once, not at every step.
         stem = shots.tokens if shots.tokens is not None else enc.stem(shots.frames)
         enc.train()
@@ -123,7 +123,7 @@ class FineTuning(FLinear):
         for _ in range(c.adapt_steps):
             fidx = torch.randperm(T, generator=g)[: c.sampled_frames or enc.train_frames(T)].sort().values
             feats = enc.fuse(stem[:, fidx], shots.question, frame_index=fidx.to(self.device))
-            loss = nn.functional.cross_entropy(self.head(feats), y)
+            loss, _ = self.objective(self.head(feats), shots, rows)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

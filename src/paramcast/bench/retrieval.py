@@ -14,18 +14,21 @@ the same frozen encoder as open-ended QA (:func:`paramcast.bench.videoqa.prepare
   embeddings (word + position + LayerNorm), ``(C,)`` -> ``TextTower`` MLP ``Linear(C, C) -> LN -> GELU -> Linear(C, E)``, shared by all devices;
 * similarity: cosine of the two embeddings.
 
-Training (cloud, on the history's clips, 3 × the run's epochs): symmetric InfoNCE (temperature 0.05) over the
-``groups_per_step`` × ``group_size`` (video, caption) pairs of a step, on per-device groups as in
-CDC-MMPG's Phase II: the video layer that embeds a group is the one generated from one frame of
-another clip of the same device (generated methods) or the static one. Each method keeps what is its
-own: CDC-MMPG first trains its ADR (Phase I, unchanged) and feeds F_a; F-hyper feeds F_g of D frames;
-DUET feeds 5 frames to its GRU generator; StableSynthNet fuses the frame with its nearest template
-and adds DCT + ODS on its drivers, with the clip's sprite category as the category (templates updated
-as in its ``fit``). Evaluation goes through each method's own ``reset / device_step / cloud_step /
-apply / predict`` (``predict`` returns the video embedding). F-linear adapts its video tower on the
-device's k labelled (video, caption) pairs (InfoNCE, ``adapt_steps`` full-batch steps, text tower
-frozen); Fine-tuning does the same with its own copy of the encoder trainable too (all T frames of
-the k clips, blank question) and then re-encodes the device's clips with it.
+Training (cloud, on the history's clips, 3 × the run's epochs): every method runs its **own** ``fit``
+with one thing swapped, the loss: ``method.set_objective(CaptionInfoNCE(text, captions))`` makes the
+output layer train against the symmetric InfoNCE (temperature 0.05) of its video embeddings and the
+text tower's embeddings of the same rows' captions, instead of the QA cross-entropy (the text tower
+trains with it). A row's ``answer`` is the row of its caption in the caption table. The bench knows
+nothing else about a method; each keeps its own loop and what is its own: the generated methods
+their per-device groups (``groups_per_step`` = 8 groups of ``group_size`` = 16 clips a step; a
+group's layer generated from one frame of another clip of the same device), CDC-MMPG its ADR phase
+and F_a, F-hyper F_g, DUET its 5 frames, StableSynthNet its nearest-template fusion with DCT + ODS on
+the drivers of all the step's rows (category = the clip's sprite category, ``category="sprite"``);
+source-only / F-linear / Fine-tuning their shuffled minibatches (128 rows, as many as a group step).
+Evaluation goes through each method's own ``reset / device_step / cloud_step / apply / predict``
+(``predict`` returns the video embedding): F-linear's and Fine-tuning's device-side adaptation on the
+device's k (video, caption) pairs trains against the same objective, the text tower frozen after the
+cloud fit; Fine-tuning then re-encodes the device's clips with its tuned encoder copy.
 
 Evaluation per split: each device's first k clips adapt (and, for all methods alike, leave the
 gallery); the rest of the split's clips of all devices form one gallery. A caption counts as correct
@@ -50,10 +53,8 @@ from paramcast.bench.mcqa import encode_cached
 from paramcast.bench.metrics import retrieval_recall
 from paramcast.bench.videoqa import SPLITS, VideoQABenchConfig, _method_kwargs, prepare
 from paramcast.models.features import FeatureSet
-from paramcast.models.heads import per_sample_linear, pool_frames
-from paramcast.models.training import device_groups, warmup_cosine
 
-__all__ = ["RETRIEVAL_METHODS", "TextTower", "clip_rows", "markdown", "plot", "run_retrieval"]
+__all__ = ["RETRIEVAL_METHODS", "CaptionInfoNCE", "TextTower", "clip_rows", "markdown", "plot", "run_retrieval"]
 
 RETRIEVAL_METHODS = ("source-only", "f-linear", "fine-tuning", "f-hyper", "cdc-mmpg", "duet", "stablesynthnet")
 KS = (1, 5, 10)
@@ -90,125 +91,33 @@ def clip_rows(clip_id: torch.Tensor) -> torch.Tensor:
     return torch.tensor(sorted(first.values()), dtype=torch.int64)
 
 
-def info_nce(v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE of matching rows of v, t (N, E)."""
+def info_nce(v: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric InfoNCE of matching rows of v, t (N, E), and the video -> text logits (N, N)."""
     logits = F.normalize(v, dim=-1) @ F.normalize(t, dim=-1).T / TAU
     y = torch.arange(len(v), device=v.device)
-    return 0.5 * (F.cross_entropy(logits, y) + F.cross_entropy(logits.T, y))
+    return 0.5 * (F.cross_entropy(logits, y) + F.cross_entropy(logits.T, y)), logits
 
 
-def _video_layer(method: Any, anchors: torch.Tensor, cats: torch.Tensor, g: torch.Generator):
-    """(W (G, E, H), b (G, E), extra loss) of the video tower's last layer for G anchors (G, T, C), with grad."""
-    G = anchors.shape[0]
-    zero = anchors.new_zeros(())
-    if hasattr(method, "head"):                                     # static head (source-only, F-linear)
-        return method.head.out.weight.expand(G, -1, -1), method.head.out.bias.expand(G, -1), zero
-    if hasattr(method, "adaptor"):                                  # CDC-MMPG (F_a) / F-hyper (F_g)
-        return (*method.adaptor(method.training_source(anchors, g)), zero)
-    if hasattr(method, "driver"):                                   # StableSynthNet
-        from paramcast.losses.contrastive import margin_info_nce, per_label_variance
+class CaptionInfoNCE(nn.Module):
+    """The retrieval objective a method trains its video layer against (``Method.set_objective``).
 
-        cfg = method.config
-        frame = anchors[torch.arange(G), torch.randint(anchors.shape[1], (G,), generator=g)]
-        fused = method.templates.fuse(frame, cfg.fusion_lambda) if method.templates is not None else frame
-        driver = method.driver.projector(fused)
-        losses, has = margin_info_nce(driver, cats, cfg.margin, cfg.temperature)
-        var = per_label_variance(losses, cats, has)
-        extra = zero
-        if bool(has.any()):
-            extra = cfg.cl_weight * losses[has].mean() * cfg.use_dct + cfg.ods_weight * var[has].mean() * cfg.use_ods
-        if method.templates is not None:
-            method.templates.update(frame, cats, var.detach())
-        return (*method.driver.generate(driver), extra)
-    return (*method.generator(method.anchor_frames(anchors, g)), zero)   # DUET
+    The rows' ``answer`` is the index of their caption in ``captions`` (N, C) (all splits' captions, one
+    table); the loss is the symmetric InfoNCE of the method's outputs (the video embeddings) against
+    ``text(captions)`` of the same rows, ``correct`` the rows whose own caption is their top match in
+    the batch. ``text`` trains with the method in the cloud ``fit``; the bench freezes it afterwards,
+    so device-side adaptation (F-linear, Fine-tuning) trains the video side only.
+    """
 
+    def __init__(self, text: TextTower, captions: torch.Tensor):
+        super().__init__()
+        self.text, self.captions = text, captions
 
-def _static(method: Any) -> nn.Module:
-    return method.head.static if hasattr(method, "head") else method.model.static
-
-
-def fit_retrieval(method: Any, text: TextTower, video: FeatureSet, text_feats: torch.Tensor, epochs: int,
-                  lr: float = 2e-3, group_size: int = 16, groups_per_step: int = 8, seed: int = 0) -> list[dict]:
-    """Cloud training of the method's video tower and the text tower (module docstring)."""
-    dev = next(text.parameters()).device
-    g = torch.Generator().manual_seed(seed)
-    if getattr(method, "generator", None) is not None and hasattr(method, "fit_adr"):
-        method.log["adr"] = method.fit_adr(video, g)                # CDC-MMPG Phase I, unchanged
-        method.generator.requires_grad_(False).eval()
-    if hasattr(method, "driver") and method.config.use_tde:
-        from paramcast.methods.stablesynthnet.model import TemplateBank
-
-        cats = int(video.meta["category"].max()) + 1
-        method.templates = TemplateBank(method.feature_dim, cats, method.config.beta, method.config.gamma).to(dev)
-    frozen = getattr(method, "generator", None) if hasattr(method, "fit_adr") else None  # CDC-MMPG's ADR
-    mods = [m for m in method.modules().values() if m is not frozen]
-    params = [p for m in [*mods, text] for p in m.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
-    labels = torch.zeros(len(video), dtype=torch.long)
-    n_groups = len(device_groups(video.device, labels, group_size, torch.Generator()))
-    sched = warmup_cosine(opt, max(1, epochs * -(-n_groups // groups_per_step)))
-    for m in [*mods, text]:
-        m.train()
-    log = []
-    for _ in range(epochs):
-        groups = device_groups(video.device, labels, group_size, g)
-        tot, n = 0.0, 0
-        for s in range(0, len(groups), groups_per_step):
-            chunk = groups[s: s + groups_per_step]
-            anchors = torch.tensor([a for a, _ in chunk])
-            target = torch.cat([t for _, t in chunk])
-            sizes = [t.numel() for _, t in chunk]
-            weight, bias, extra = _video_layer(method, video.features[anchors].to(dev),
-                                               video.meta["category"][anchors].to(dev), g)
-            h = _static(method)(pool_frames(video.features[target].to(dev)))          # (R, H)
-            owner = torch.repeat_interleave(torch.arange(len(chunk)), torch.tensor(sizes)).to(dev)
-            v = per_sample_linear(h, weight[owner], bias[owner])                       # (R, E)
-            loss = info_nce(v, text(text_feats[target].to(dev))) + extra
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
-            sched.step()
-            tot, n = tot + loss.item() * target.numel(), n + target.numel()
-        log.append({"loss": tot / max(n, 1)})
-    for m in [*mods, text]:
-        m.eval()
-    method.model_version = f"{method.name}-retrieval-{seed}-{len(video)}"
-    if hasattr(method, "head"):
-        method.after_load()                                                            # reset() -> trained head
-    method.reset()
-    return log
-
-
-def _adapt_on_device(method: Any, text: TextTower, shots: FeatureSet, text_feats: torch.Tensor) -> float:
-    """F-linear (video head) or Fine-tuning (its own encoder copy + video head) on the device's k
-    (video, caption) pairs: InfoNCE, ``adapt_steps`` full-batch steps, text tower frozen. Seconds."""
-    t0 = time.perf_counter()
-    dev = next(text.parameters()).device
-    finetune = method.name == "fine-tuning"
-    params = method.trainable_parameters() if finetune else list(method.head.parameters())
-    opt = torch.optim.AdamW(params, lr=method.config.adapt_lr, weight_decay=0.0)
-    with torch.no_grad():
-        t = text(text_feats.to(dev))
-    method.head.train()
-    if finetune:
-        method.own_encoder.train()
-    for _ in range(method.config.adapt_steps):
-        if not finetune:
-            feats = shots.features.to(dev)
-        elif shots.tokens is not None:         # the frozen backbone's output: only the trained part reruns
-            feats = method.own_encoder.fuse(shots.tokens, shots.question)
-        else:
-            feats = method.own_encoder(shots.frames, shots.question)
-        loss = info_nce(method.head(feats), t)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    method.head.eval()
-    if finetune:
-        method.own_encoder.eval()
-        method.adapted = True                  # predict() re-encodes the frames with the tuned encoder
-    return time.perf_counter() - t0
+    def forward(self, outputs: torch.Tensor, data: FeatureSet, rows: torch.Tensor) -> tuple[torch.Tensor, int]:
+        keep = rows >= 0
+        v = outputs[keep.to(outputs.device)]                                   # (R, E), groups in order
+        t = self.text(self.captions[data.answer[rows[keep]]].to(v.device))     # (R, E)
+        loss, logits = info_nce(v, t)
+        return loss, int((logits.argmax(-1) == torch.arange(len(v), device=v.device)).sum())
 
 
 @torch.no_grad()
@@ -221,13 +130,12 @@ def evaluate_retrieval(method: Any, text: TextTower, video: FeatureSet, text_fea
         method.reset()
         shots = video.subset(shot_rows)
         shots.meta["device_id"] = devices[d] if d < len(devices) else str(d)
-        if method.name in ("f-linear", "fine-tuning"):
-            with torch.enable_grad():
-                adapt_ms.append(1e3 * _adapt_on_device(method, text, shots, text_feats[shot_rows]))
-        else:
+        with torch.enable_grad():                  # device-only methods train on the device
             got = adapt(method, shots)
-            if got.update is not None:
-                example = example or (got.upload, got.update)
+        if got.update is not None:
+            example = example or (got.upload, got.update)
+        if got.device_ms is not None:
+            adapt_ms.append(got.device_ms)
         vids.append(method.predict(video.subset(rest)))
         keep.append(rest)
     method.reset()
@@ -247,6 +155,19 @@ def evaluate_retrieval(method: Any, text: TextTower, video: FeatureSet, text_fea
     return out
 
 
+def _retrieval_kwargs(config: VideoQABenchConfig, name: str) -> dict[str, Any]:
+    """The shared budget, the retrieval training regime for every method alike, then the user's overrides."""
+    fields = {f.name for f in dataclasses.fields(catalog.get(name).config_class)}
+    regime = {"epochs": RETRIEVAL_EPOCHS * config.epochs, "lr": 2e-3, "weight_decay": 0.05, "group_size": 16,
+              "groups_per_step": 8,
+              "hyper_hidden": 256,                       # seed: 256 for retrieval
+              "category": "sprite"}                      # StableSynthNet: its QA default (the answer) does not exist here
+    if "group_size" not in fields:
+        regime["batch_size"] = 128                       # static heads: 8 x 16 rows a step, as the groups' steps
+    return _method_kwargs(config, name) | {k: v for k, v in regime.items() if k in fields} \
+        | config.method_overrides.get(name, {})
+
+
 def run_retrieval(config: VideoQABenchConfig) -> dict[str, Any]:
     """Video-text retrieval for every method of ``config.methods`` (EmojiClips only)."""
     if config.dataset is not None:
@@ -259,6 +180,7 @@ def run_retrieval(config: VideoQABenchConfig) -> dict[str, Any]:
     data_key = f"{ds.config.name}-{ds.config.fingerprint()}-{prep.pretrain_log.get('path')}"
     t0 = time.perf_counter()
     video, text_feats, captions = {}, {}, {}
+    offset = 0                     # a row's answer = its caption's row in the table of all splits' captions
     for s in ("history", *SPLITS):
         clips = ds.split(s)
         rows = clip_rows(clips.clip_id)
@@ -270,29 +192,31 @@ def run_retrieval(config: VideoQABenchConfig) -> dict[str, Any]:
         cap = clips.caption[rows]
         text_feats[s] = text_embedding(enc, cap)
         # raw frames + the blank question ride along for Fine-tuning, which re-encodes on the device
-        video[s] = FeatureSet(f, torch.zeros(len(rows), dtype=torch.long), clips.device[rows], frames=frames,
+        video[s] = FeatureSet(f, offset + torch.arange(len(rows)), clips.device[rows], frames=frames,
                               question=blank_q[:, 0], meta={"category": clips.category[rows]}, tokens=stem)
-        captions[s] = cap
+        captions[s], offset = cap, offset + len(rows)
     prep.timings["retrieval_features_s"] = time.perf_counter() - t0
+    for s in SPLITS:                                   # each device's first k clips adapt and leave the gallery
+        if int(torch.bincount(video[s].device).max()) <= config.k:
+            raise ValueError(f"k={config.k} leaves no gallery in {s}: no device has more than {config.k} clips "
+                             f"there; use a smaller --k")
 
     results: dict[str, Any] = {}
     for name in config.methods:
         torch.manual_seed(config.seed)
-        kw = _method_kwargs(config, name)
-        if "hyper_hidden" in {f.name for f in dataclasses.fields(catalog.get(name).config_class)}:
-            kw.setdefault("hyper_hidden", 256)                                       # seed: 256 for retrieval
         method = catalog.create(name, num_answers=EMBED_DIM, feature_dim=enc.hidden, encoder=enc,
-                                 device=prep.device, seed=config.seed, progress=config.progress, **kw)
-        method.log = getattr(method, "log", {})
+                                 device=prep.device, seed=config.seed, progress=config.progress,
+                                 **_retrieval_kwargs(config, name))
         text = TextTower(enc.hidden, EMBED_DIM).to(prep.device)
+        method.set_objective(CaptionInfoNCE(text, torch.cat([text_feats[s] for s in ("history", *SPLITS)])))
         t0 = time.perf_counter()
-        log = fit_retrieval(method, text, video["history"], text_feats["history"], RETRIEVAL_EPOCHS * config.epochs,
-                            seed=config.seed)
+        method.fit(video["history"])
         fit_s = time.perf_counter() - t0
+        text.requires_grad_(False).eval()                                            # shared, fixed from here on
         t0 = time.perf_counter()
         r = {s: evaluate_retrieval(method, text, video[s], text_feats[s], captions[s], config.k, ds.vocab.devices)
              for s in SPLITS}
-        results[name] = {"splits": r, "fit_s": fit_s, "eval_s": time.perf_counter() - t0, "train_log": log,
+        results[name] = {"splits": r, "fit_s": fit_s, "eval_s": time.perf_counter() - t0, "train_log": method.log,
                          "c_params": int(method.cloud_params() or 0), "d_params": count(method.device_params())}
         if config.progress:
             print(f"{name:14s} " + "  ".join(f"{s} VR@1 {r[s]['VR@1']:.3f} TR@1 {r[s]['TR@1']:.3f}" for s in SPLITS))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import typer
 
-__all__ = ["train"]
+__all__ = ["identity", "train"]
 
 
 def _from_store(path: str, method: str, answers: int | None, task: str | None, device: str | None, seed: int,
@@ -77,6 +77,19 @@ def _mllm(method: str, preset: str | None, device: str | None, seed: int, overri
               **{k: torch.cat([getattr(r, k) for r in rows]).contiguous()
                  for k in ("question", "caption", "answer", "candidates", "mc_label", "category", "device")}}
     return m, {"unseen": stream}
+
+
+def identity(method, checkpoint: Path) -> str:
+    """What names the trained model in ``train``'s message: its model version (what uploads must name),
+    or, for a method without one (the MLLM family: its devices count the updates they install from v0,
+    this checkpoint), the checkpoint's SHA-256 and why there is no version."""
+    version = getattr(method, "model_version", None)
+    if version:
+        return f"model version {version}"
+    import hashlib
+
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:12]
+    return f"sha256 {digest}; no model version: {method.name}'s devices version their updates from v0 = this checkpoint"
 
 
 def train(
@@ -133,7 +146,7 @@ def train(
         m.fit(prep.features["history"])
         streams = {s: prep.features[s] for s in SPLITS}
     ckpt = m.save_checkpoint(out / "checkpoint.safetensors")
-    typer.echo(f"wrote {ckpt} ({ckpt.stat().st_size / 1e6:.1f} MB, model version {getattr(m, 'model_version', '')})")
+    typer.echo(f"wrote {ckpt} ({ckpt.stat().st_size / 1e6:.1f} MB, {identity(m, ckpt)})")
     for split, fs in streams.items():
         path = out / f"stream-{split}.safetensors"
         tensors = fs if isinstance(fs, dict) else {"features": fs.features.contiguous(), "answer": fs.answer,

@@ -61,7 +61,8 @@ class AdaptResult:
     bytes_up: int        # body bytes sent (all attempts)
     bytes_down: int      # body bytes received (all attempts)
     error: str | None = None  # why the cloud's answer was not used, if it was not
-    quant: str | None = None  # the downlink quantisation asked for (None: nothing was asked)
+    quant: str | None = None  # how the update in use travelled (the decoded answer's ``quant``: CD-CCA's DWC
+                              # sends NF4 whatever was asked); without an answer, the quantisation asked for
     downlink: DownlinkDecision | None = None  # with quant="auto": the choice and its inputs
 
 
@@ -139,9 +140,9 @@ class DeviceClient:
                         error = f"unusable answer: {exc}"
                     else:
                         self.last_good = update
-                        self._last_answer = len(r.content), quant
+                        self._last_answer = len(r.content), update.quant     # what travelled, not what was asked
                         return self._record(AdaptResult("cloud", (time.perf_counter() - t0) * 1e3, attempts, up, down,
-                                                        quant=quant, downlink=decision))
+                                                        quant=update.quant, downlink=decision))
                 else:
                     error = f"HTTP {r.status_code}: {r.text[:300]}"
                     retry = r.status_code in (408, 429) or r.status_code >= 500

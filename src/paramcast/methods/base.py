@@ -24,6 +24,17 @@ cloud student copy and a delta base per device, so their halves are separate obj
 (:mod:`paramcast.methods.cd_cca.method`). ``Method`` itself stays the one-process view the
 benchmarks drive: its ``device_step`` / ``cloud_step`` / ``apply`` / ``predict`` act on one device.
 
+**Training objective** (the one hook a benchmark needs to train a method with another loss). A method
+of the video-QA families trains its output layer against ``method.objective`` wherever it trains
+it: in the cloud ``fit`` and in device-side adaptation (F-linear, Fine-tuning). The default is the QA
+cross-entropy (:data:`paramcast.models.training.ANSWER_CE`); ``method.set_objective(obj)`` before
+``fit`` swaps it (``bench retrieval``: InfoNCE against a caption tower), with the calling convention
+of :class:`paramcast.models.training.Objective`. The method keeps its own training loop, its own
+regularisers (StableSynthNet's DCT/ODS/TDE, CDC-MMPG's ADR phase) and its own batching; the bench
+knows nothing else about it. The objective is the task's, not the method's: it is not part of
+``modules()`` or a checkpoint. Methods with a loss of their own kind (the MLLM family: CD-CCA, its KD
+baselines, TENT, CoTTA) have ``objective = None`` and refuse ``set_objective``.
+
 Checkpoints: ``method.save_checkpoint(path)`` writes every ``nn.Module`` attribute's state as one
 safetensors file whose metadata names the method and its constructor arguments (``num_answers``,
 ``feature_dim``, ``config``); :func:`paramcast.catalog.from_checkpoint` rebuilds the method from it,
@@ -117,6 +128,17 @@ class Method(abc.ABC):
     def reset(self) -> None:  # noqa: B027 - a static method has nothing to reset
         """Drop every device-side adaptation (back to the state right after ``fit``)."""
 
+    # --- the training objective (module docstring) ------------------------------------------
+    #: ``objective(outputs, data, rows) -> (loss, correct)`` the output layer trains against; None: the
+    #: method trains its own loss only and refuses :meth:`set_objective`.
+    objective: Any = None
+
+    def set_objective(self, objective: Any) -> None:
+        """Train the output layer against ``objective`` from now on (call before ``fit``)."""
+        if self.objective is None:
+            raise NotImplementedError(f"{self.name} trains only its own loss; it takes no other objective")
+        self.objective = objective
+
     # --- what the benchmarks report -------------------------------------------------------------
     #: Seconds the last ``device_step`` spent adapting on the device (device-only methods that train
     #: there); None where nothing is measured.
@@ -153,8 +175,9 @@ class Method(abc.ABC):
     # --- checkpoints ---------------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
         """The method's own state: every ``nn.Module`` attribute by name, except the shared frozen
-        ``encoder`` (the device's, passed to the constructor; not part of a method checkpoint)."""
-        return {k: v for k, v in vars(self).items() if isinstance(v, nn.Module) and k != "encoder"}
+        ``encoder`` (the device's, passed to the constructor) and the ``objective`` (the task's);
+        neither is part of a method checkpoint."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, nn.Module) and k not in ("encoder", "objective")}
 
     def after_load(self) -> None:  # noqa: B027 - most methods need nothing here
         """Hook run after a checkpoint's weights are loaded, before ``reset()`` (e.g. re-snapshot)."""

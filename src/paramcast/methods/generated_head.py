@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from paramcast.methods.base import Method
+from paramcast.models.training import ANSWER_CE
 from paramcast.types import HeadParams, Update, Upload
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ def add_static_layer(module: torch.nn.Module, head_in: int, num_answers: int, re
 class GeneratedHeadMethod(Method):
     collaborative = True
     task = TASK              # what uploads must name (the service checks it)
+    objective = ANSWER_CE    # what the generated layer trains against (Method.set_objective)
     model: DeviceModel
     device: torch.device
     feature_dim: int

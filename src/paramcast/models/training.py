@@ -1,18 +1,57 @@
-"""Small helpers shared by the methods that train on cached features (CDC-MMPG and the baselines)."""
+"""Small helpers shared by the methods that train on cached features (CDC-MMPG and the baselines).
+
+**The training objective** (the one hook a benchmark uses to train a method with another loss). Every
+method of the video-QA families (the static-head baselines and the generated-head methods) computes
+its outputs ``(…, V)`` for some rows of its data and hands them, with those rows, to
+``method.objective``; that is all the loss it knows. The default, :data:`ANSWER_CE`, is the QA
+cross-entropy against ``data.answer``; ``bench retrieval`` sets an InfoNCE against a caption tower
+with :meth:`paramcast.methods.base.Method.set_objective`. An objective is called as
+``objective(outputs, data, rows) -> (loss, correct)``: ``rows`` (same leading shape as ``outputs``)
+index ``data``'s rows, ``-1`` marks padding to ignore, ``correct`` counts right outputs for the train
+log. When it is an ``nn.Module`` its parameters train with the method's in the cloud ``fit`` (and
+whatever the caller freezes stays frozen on the device).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import torch
 
 from paramcast.data.base import IGNORE
 from paramcast.models.heads import per_sample_linear, pool_frames
 
-__all__ = ["build_config", "device_groups", "fit_device_groups", "labelled", "minibatches", "warmup_cosine"]
+__all__ = ["ANSWER_CE", "AnswerCrossEntropy", "Objective", "build_config", "device_groups", "fit_device_groups",
+           "group_objective", "labelled", "minibatches", "objective_parameters", "warmup_cosine"]
 
 C = TypeVar("C")
+
+
+class Objective(Protocol):
+    """``objective(outputs (..., V), data, rows (...)) -> (loss, correct)``; see the module docstring."""
+
+    def __call__(self, outputs: torch.Tensor, data: Any, rows: torch.Tensor) -> tuple[torch.Tensor, int]: ...
+
+
+class AnswerCrossEntropy:
+    """The QA objective: cross-entropy of the outputs against ``data.answer[rows]``; ``correct`` = argmax hits."""
+
+    def __call__(self, outputs: torch.Tensor, data: Any, rows: torch.Tensor) -> tuple[torch.Tensor, int]:
+        valid = (rows >= 0).to(outputs.device)
+        y = data.answer[rows.clamp(min=0)].to(outputs.device).masked_fill(~valid, -100)
+        loss = torch.nn.functional.cross_entropy(outputs.flatten(0, -2), y.flatten(), ignore_index=-100)
+        return loss, int(((outputs.argmax(-1) == y) & valid).sum())
+
+
+ANSWER_CE = AnswerCrossEntropy()
+
+
+def objective_parameters(objective: Any) -> list[torch.nn.Parameter]:
+    """The trainable parameters of an objective (none unless it is an ``nn.Module``)."""
+    if not isinstance(objective, torch.nn.Module):
+        return []
+    return [p for p in objective.parameters() if p.requires_grad]
 
 
 def build_config(cls: type[C], config: C | dict | None, overrides: dict[str, Any]) -> C:
@@ -91,15 +130,18 @@ def device_groups(device: torch.Tensor, answer: torch.Tensor, group_size: int,
 
 def fit_device_groups(step_loss, modules: list, params: list, history: Any, *, epochs: int, lr: float,
                       weight_decay: float, group_size: int, groups_per_step: int,
-                      generator: torch.Generator, clip: float = 5.0) -> list[dict[str, float]]:
+                      generator: torch.Generator, clip: float = 5.0, objective: Any = None) -> list[dict[str, float]]:
     """The Phase II loop every generated-head method shares (CDC-MMPG / F-hyper, StableSynthNet, DUET).
 
     Each epoch cuts the history into per-device groups (:func:`device_groups`), and each step calls
     ``step_loss(groups) -> (loss or dict of terms with "loss", correct, count)``; AdamW with warm-up +
     cosine, gradient norm clipped at ``clip``. ``modules`` are put in train mode, then eval mode.
-    Returns one dict per epoch: every term averaged over the targets, plus ``train_acc``.
+    Returns one dict per epoch: every term averaged over the targets, plus ``train_acc``. The
+    ``objective``'s own parameters (an ``nn.Module`` objective) train with ``params``.
     """
-    params = [p for p in params if p.requires_grad]
+    params = [p for p in params if p.requires_grad] + objective_parameters(objective)
+    if isinstance(objective, torch.nn.Module):
+        modules = [*modules, objective]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     n_groups = len(device_groups(history.device, history.answer, group_size, torch.Generator()))
     sched = warmup_cosine(opt, max(1, epochs * -(-n_groups // groups_per_step)))
@@ -136,19 +178,19 @@ def group_targets(groups: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
     return target
 
 
-def group_cross_entropy(static: torch.nn.Module, history: Any, target: torch.Tensor, weight: torch.Tensor,
-                        bias: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-    """Cross-entropy of each group's target rows (G, M) under its generated layer ``weight (G, V, H)``,
-    ``bias (G, V)`` after the device's static head: the training signal every generated-head method
-    shares (CDC-MMPG, StableSynthNet, DUET). Returns ``(loss, logits (G, M, V), correct, targets)``."""
+def group_objective(static: torch.nn.Module, history: Any, target: torch.Tensor, weight: torch.Tensor,
+                    bias: torch.Tensor, device: torch.device,
+                    objective: Objective = ANSWER_CE) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """The objective (default: QA cross-entropy) of each group's target rows (G, M) under its generated
+    layer ``weight (G, V, H)``, ``bias (G, V)`` after the device's static head: the training signal
+    every generated-head method shares (CDC-MMPG, StableSynthNet, DUET).
+    Returns ``(loss, outputs (G, M, V), correct, targets)``."""
     G, M = target.shape
-    valid = (target >= 0).to(device)
     feats = history.features[target.clamp(min=0)].to(device)                 # (G, M, T, C)
     h = static(pool_frames(feats.flatten(0, 1))).view(G, M, -1)              # (G, M, H)
-    logits = per_sample_linear(h, weight, bias)                              # (G, M, V)
-    y = history.answer[target.clamp(min=0)].to(device).masked_fill(~valid, -100)
-    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
-    return loss, logits, int(((logits.argmax(-1) == y) & valid).sum()), int(valid.sum())
+    outputs = per_sample_linear(h, weight, bias)                             # (G, M, V)
+    loss, correct = objective(outputs, history, target)
+    return loss, outputs, correct, int((target >= 0).sum())
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup: float = 0.1):

@@ -264,6 +264,12 @@ class MLLMSourceOnly(Method):
         self.device = next(pretrained.student.parameters()).device
         self.reset()  # subclasses build their state in reset()
 
+    @property
+    def num_answers(self) -> int:
+        """The answer classes of the MLLM's token layout: what a history label indexes (``/v1/info``'s
+        ``num_labels``; direct-answer VQA is one next-token choice among them)."""
+        return self.pre.teacher.layout.n_answers
+
     @classmethod
     def settle_config(cls, config: Any) -> Any:
         """The config this method runs (the KD baselines fix CD-CCA's feature loss here)."""

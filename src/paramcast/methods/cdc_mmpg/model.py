@@ -51,7 +51,7 @@ from paramcast.models.heads import (
 from paramcast.models.training import (
     build_config,
     fit_device_groups,
-    group_cross_entropy,
+    group_objective,
     group_targets,
     minibatches,
 )
@@ -240,7 +240,7 @@ class CDCMMPG(GeneratedHeadMethod):
             lambda groups: self._group_loss(history, groups, g), [self.adaptor, self.model],
             [*self.adaptor.parameters(), *self.model.static.parameters()], history, epochs=cfg.epochs, lr=cfg.lr,
             weight_decay=cfg.weight_decay, group_size=cfg.group_size, groups_per_step=cfg.groups_per_step,
-            generator=g)
+            generator=g, objective=self.objective)
 
     def _group_loss(self, history: FeatureSet, groups: list[tuple[int, torch.Tensor]],
                     g: torch.Generator) -> tuple[torch.Tensor, int, int]:
@@ -249,7 +249,8 @@ class CDCMMPG(GeneratedHeadMethod):
         anchors = history.features[torch.tensor([a for a, _ in groups])].to(self.device)  # (G, T, C)
         source = self.training_source(anchors, g)                                # (G, C)
         weight, bias = self.adaptor(source)                                       # (G, V, H), (G, V)
-        loss, _, correct, n = group_cross_entropy(self.model.static, history, target, weight, bias, self.device)
+        loss, _, correct, n = group_objective(self.model.static, history, target, weight, bias, self.device,
+                                             self.objective)
         return loss, correct, n
 
     def training_source(self, anchors: torch.Tensor, g: torch.Generator) -> torch.Tensor:

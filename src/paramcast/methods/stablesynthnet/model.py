@@ -70,7 +70,7 @@ from paramcast.methods.stablesynthnet.config import StableSynthNetConfig
 from paramcast.models.encoder import default_device
 from paramcast.models.features import FeatureSet
 from paramcast.models.heads import DeviceModel, StaticHead, adain
-from paramcast.models.training import build_config, fit_device_groups, group_cross_entropy, group_targets
+from paramcast.models.training import build_config, fit_device_groups, group_objective, group_targets
 from paramcast.registry import register
 
 __all__ = ["ParametricDriver", "StableSynthNet", "TemplateBank", "renormalise_template"]
@@ -202,7 +202,7 @@ class StableSynthNet(GeneratedHeadMethod):
             lambda groups: self.step_losses(history, labels, groups, g), [self.driver, self.model],
             [*self.driver.parameters(), *self.model.static.parameters()], history, epochs=cfg.epochs, lr=cfg.lr,
             weight_decay=cfg.weight_decay, group_size=cfg.group_size, groups_per_step=cfg.groups_per_step,
-            generator=g)
+            generator=g, objective=self.objective)
         self.log = {"train": log, "fit_seconds": time.perf_counter() - t0}
         if self.templates is not None:
             self.log["templates_seen"] = int(self.templates.seen.sum())
@@ -227,7 +227,8 @@ class StableSynthNet(GeneratedHeadMethod):
         driver = self.driver.projector(fused)                                     # E (R, E)
         weight, bias = self.driver.generate(driver[:G])                           # (G, V, H), (G, V)
 
-        ce, _, correct, n_targets = group_cross_entropy(self.model.static, history, target, weight, bias, self.device)
+        ce, _, correct, n_targets = group_objective(self.model.static, history, target, weight, bias, self.device,
+                                                    self.objective)
 
         cat = labels[rows].to(self.device)
         need_grad = cfg.use_dct or cfg.use_ods
