@@ -65,7 +65,7 @@ from paramcast.bench.videoqa import SPLITS, Prepared, VideoQABenchConfig, _metho
 from paramcast.data.store import ClipView
 from paramcast.models.encoder import AllInOneEncoder
 from paramcast.models.features import FeatureSet, _progress, cache_key, cache_root, encoder_digest
-from paramcast.models.training import warmup_cosine
+from paramcast.models.training import classification_step, warmup_cosine
 
 __all__ = ["MC_METHODS", "encode_cached", "markdown", "mc_finetune", "mc_tokens", "pair_set", "pair_view", "plot",
            "run_mcqa"]
@@ -185,15 +185,9 @@ def mc_finetune(encoder: AllInOneEncoder, stem: torch.Tensor | ClipView, tokens:
                 x = stem[idx][:, frame_index].repeat_interleave(K, dim=0)            # (B*K, D, ...)
                 f = mc.fuse(x, tokens[idx].flatten(0, 1), frame_index=frame_index.to(dev))
                 logits = score(f.mean(1)).view(len(idx), K)
-                y = label[idx].to(dev)
-                loss = nn.functional.cross_entropy(logits, y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-                sched.step()
-                tot += loss.item() * len(idx)
-                correct += int((logits.argmax(-1) == y).sum())
+                loss, right = classification_step(opt, sched, params, logits, label[idx].to(dev))
+                tot += loss * len(idx)
+                correct += right
                 n += len(idx)
                 bar.update(task, advance=1, info=f"loss {tot / n:.3f} acc {correct / n:.3f}")
             log["loss"].append(tot / N)

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from paramcast.data.base import IGNORE, ClipSet
 from paramcast.data.store import ClipView, NpyWriter, open_npy, take_rows
 from paramcast.models.encoder import ENCODER_VERSION, AllInOneEncoder, EncoderConfig, default_device
 from paramcast.models.heads import QAHead
-from paramcast.models.training import warmup_cosine
+from paramcast.models.training import classification_step, warmup_cosine
 
 __all__ = ["FeatureSet", "PretrainConfig", "cache_key", "cache_root", "encoder_digest", "encode_clipset", "feature_set", "fuse_to_npy",
            "load_or_pretrain", "pretrain_encoder", "stem_tokens"]
@@ -124,16 +123,9 @@ def pretrain_encoder(encoder: AllInOneEncoder, history: ClipSet, num_answers: in
                     feats = encoder.fuse(stem[idx][:, fidx], history.question[idx], frame_index=fidx.to(dev))
                 else:
                     feats = encoder(history.frames[idx][:, fidx], history.question[idx], frame_index=fidx.to(dev))
-                logits = head(feats)
-                y = history.answer[idx].to(dev)
-                loss = nn.functional.cross_entropy(logits, y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-                sched.step()
-                tot += loss.item() * idx.numel()
-                correct += int((logits.argmax(-1) == y).sum())
+                loss, right = classification_step(opt, sched, params, head(feats), history.answer[idx].to(dev))
+                tot += loss * idx.numel()
+                correct += right
                 n += idx.numel()
                 bar.update(task, advance=1, info=f"loss {tot / n:.3f} acc {correct / n:.3f}")
             log["loss"].append(tot / max(n, 1))

@@ -206,3 +206,15 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup: fl
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def classification_step(optimizer: torch.optim.Optimizer, scheduler: Any, params: list, logits: torch.Tensor,
+                        target: torch.Tensor, max_norm: float = 1.0) -> tuple[float, int]:
+    """One cross-entropy step with gradient clipping and a scheduler step: (loss, number right)."""
+    loss = torch.nn.functional.cross_entropy(logits, target)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
+    optimizer.step()
+    scheduler.step()
+    return loss.item(), int((logits.argmax(-1) == target).sum())
