@@ -52,6 +52,7 @@ from paramcast.bench.adapt import adapt, count
 from paramcast.bench.mcqa import encode_cached
 from paramcast.bench.metrics import retrieval_recall
 from paramcast.bench.videoqa import SPLITS, VideoQABenchConfig, _method_kwargs, prepare
+from paramcast.data.store import take_rows
 from paramcast.models.features import FeatureSet
 
 __all__ = ["RETRIEVAL_METHODS", "CaptionInfoNCE", "TextTower", "clip_rows", "markdown", "plot", "run_retrieval"]
@@ -184,9 +185,9 @@ def run_retrieval(config: VideoQABenchConfig) -> dict[str, Any]:
     for s in ("history", *SPLITS):
         clips = ds.split(s)
         rows = clip_rows(clips.clip_id)
-        frames = clips.frames[rows]
+        frames = take_rows(clips.frames, rows)        # a view over the clip store: nothing read up front
         blank_q = torch.full((len(rows), 1, 1), 1, dtype=torch.int64)               # [CLS] only
-        stem = None if prep.features[s].tokens is None else prep.features[s].tokens[rows]
+        stem = take_rows(prep.features[s].tokens, rows)
         f = encode_cached(enc, frames, blank_q, f"ret-video-{data_key}-{s}", config.cache_root,
                           progress=config.progress, label=f"encode videos {s}", stem=stem)[:, 0]
         cap = clips.caption[rows]
