@@ -1,5 +1,5 @@
 """``paramcast serve --engine ray --ray-batching serve``: Ray Serve's ``@serve.batch`` in each replica
-(:class:`paramcast.cloud.rayserve.ServeBatcher`) answers as the uvicorn app does, refuses as it does,
+(:class:`paramcast.cloud.serve_batch.ServeBatcher`) answers as the uvicorn app does, refuses as it does,
 and really groups concurrent uploads into one generator call (``/metrics``' batch histogram)."""
 
 from __future__ import annotations

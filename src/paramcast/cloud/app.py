@@ -168,7 +168,7 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
     bytes instead of generating and encoding an update.
     ``batcher``: what groups concurrent uploads, called as :class:`DynamicBatcher` is (``fn, *, max_batch,
     max_wait_ms, key, on_batch``) and answering ``await .run(upload)`` and ``.close()``; Ray Serve's
-    ``@serve.batch`` is :class:`paramcast.cloud.rayserve.ServeBatcher` (``paramcast serve --ray-batching serve``).
+    ``@serve.batch`` is :class:`paramcast.cloud.serve_batch.ServeBatcher` (``paramcast serve --ray-batching serve``).
     """
     if not getattr(method, "collaborative", False):
         raise ValueError(f"method {method.name!r} is device-only (collaborative = False): nothing to serve")

@@ -112,7 +112,7 @@ def answer_grouped(fn: Callable[[Sequence[T]], Sequence[R]], items: Sequence[T],
     """Answer ``items`` with one ``fn`` call per ``key`` group (a failing call is retried item by item):
     one ``(result, None)`` or ``(None, exception)`` per item, in order. ``on_batch(size, seconds)``
     follows every successful call. The grouping both batchers share (:class:`DynamicBatcher`, and
-    ``@serve.batch``'s :class:`paramcast.cloud.rayserve.ServeBatcher`)."""
+    ``@serve.batch``'s :class:`paramcast.cloud.serve_batch.ServeBatcher`)."""
     out: list = [None] * len(items)
     groups: dict[Hashable, list[int]] = {}
     for i, item in enumerate(items):

@@ -14,9 +14,9 @@ Decisions (docs/scale.md):
 * **Batching**: by default (``AppSpec.batcher = "replica"``) the existing
   :class:`~paramcast.cloud.batching.DynamicBatcher` inside each replica: it is the same code path the
   uvicorn engine measures. ``batcher="serve"`` (``paramcast serve --ray-batching serve``) uses Ray
-  Serve's ``@serve.batch`` instead (:class:`ServeBatcher`); docs/scale.md compares the two. Either way
-  Ray's ``max_ongoing_requests`` (set here to ``max_ongoing`` per replica, not Serve's default of 5,
-  which caps a batch at 5) lets enough requests reach a replica to fill its batches.
+  Serve's ``@serve.batch`` instead (:class:`~paramcast.cloud.serve_batch.ServeBatcher`); docs/scale.md
+  compares the two. Either way Ray's ``max_ongoing_requests`` (set here to ``max_ongoing`` per replica,
+  not Serve's default of 5, which caps a batch at 5) lets enough requests reach a replica to fill its batches.
 * **State on disk**: Ray's session files go to ``<run_dir>/ray`` (not /tmp/ray) and its cluster auth
   token to ``<run_dir>/ray-auth-token`` (mode 0600; not ~/.ray/auth_token), unless ``RAY_AUTH_TOKEN_PATH``
   or ``RAY_AUTH_MODE`` is already set. Usage statistics are off unless ``RAY_USAGE_STATS_ENABLED`` says so.
@@ -33,63 +33,24 @@ Decisions (docs/scale.md):
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 from ray import serve
 
-from paramcast.cloud.batching import answer_grouped
 from paramcast.cloud.metrics import MULTIPROC_ENV
 from paramcast.cloud.spec import AppSpec, build_app
 
-__all__ = ["ServeBatcher", "deploy", "replica_pids", "shutdown", "start_ray"]
+__all__ = ["deploy", "replica_pids", "shutdown", "start_ray"]
 
 log = logging.getLogger("paramcast.cloud")
 APP_NAME = "paramcast"
 MAX_RUN_DIR = 40  # + "/ray/session_<date>_<time>_<pid>/sockets/plasma_store" must fit a 107-byte socket path
-
-
-class ServeBatcher:
-    """Ray Serve's ``@serve.batch`` in the place of :class:`~paramcast.cloud.batching.DynamicBatcher`
-    (``create_app(batcher=ServeBatcher)``; ``AppSpec.batcher = "serve"``), with its semantics.
-
-    Serve's queue collects up to ``max_batch`` items on the replica's event loop, waiting at most
-    ``max_wait_ms`` (``batch_wait_timeout_s``), one batch at a time (``max_concurrent_batches=1``, as
-    the one worker thread of DynamicBatcher). Serve knows no keys, so each received batch is split by
-    ``key`` (uploads of different shapes never share a ``fn`` call) and a failing call is retried
-    item by item, by the same :func:`~paramcast.cloud.batching.answer_grouped` DynamicBatcher uses.
-    ``fn`` (blocking torch work) runs on one worker thread, off the event loop.
-    """
-
-    def __init__(self, fn: Callable[[Sequence], Sequence], *, max_batch: int = 32, max_wait_ms: float = 2.0,
-                 key: Callable[[object], Hashable] | None = None,
-                 on_batch: Callable[[int, float], None] | None = None):
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paramcast-serve-batch")
-
-        @serve.batch(max_batch_size=max_batch, batch_wait_timeout_s=max_wait_ms / 1e3)
-        async def paramcast_serve_batch(items: list) -> list:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._pool, lambda: answer_grouped(fn, items, key=key, on_batch=on_batch))
-
-        self._batched = paramcast_serve_batch
-
-    async def run(self, item):
-        """The result for ``item`` (or what ``fn`` raised for it), once its batch is answered."""
-        result, exc = await self._batched(item)
-        if exc is not None:
-            raise exc
-        return result
-
-    def close(self, timeout: float = 5.0) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 @serve.ingress()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 __all__ = ["BATCHERS", "AppSpec", "build_app"]
 
 # "replica": paramcast's DynamicBatcher in the app's process (the uvicorn engine's, each Ray replica's);
-# "serve": Ray Serve's @serve.batch (paramcast.cloud.rayserve.ServeBatcher), for the ray engine.
+# "serve": Ray Serve's @serve.batch (paramcast.cloud.serve_batch.ServeBatcher), for the ray engine.
 BATCHERS = ("replica", "serve")
 
 
@@ -48,7 +48,7 @@ def build_app(spec: AppSpec):
     if "limits" in kw:
         kw["limits"] = Limits(**kw["limits"])
     if spec.batcher == "serve":
-        from paramcast.cloud.rayserve import ServeBatcher
+        from paramcast.cloud.serve_batch import ServeBatcher
 
         kw["batcher"] = ServeBatcher
     return create_app(method, **kw)
