@@ -42,3 +42,13 @@ def test_bench_serve_with_wrk_batched_and_static(tmp_path):
     text = docs.read_text()
     assert "old table" not in text and "| batched | wrk |" in text and text.endswith("tail\n")
     assert (tmp_path / "out" / "serve.json").exists()
+
+
+def test_engine_names_become_serve_flags(tmp_path):
+    assert bench._engine_args("uvicorn", tmp_path) == []
+    flags = bench._engine_args("ray-sb-r2", tmp_path)
+    assert flags[flags.index("--ray-batching") + 1] == "serve" and flags[flags.index("--replicas") + 1] == "2"
+    flags = bench._engine_args("ray-mo5", tmp_path)
+    assert flags[flags.index("--ray-batching") + 1] == "replica" and flags[flags.index("--limit-concurrency") + 1] == "5"
+    with pytest.raises(ValueError, match="unknown option"):
+        bench._engine_args("ray-sbx", tmp_path)

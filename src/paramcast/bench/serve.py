@@ -116,23 +116,26 @@ def _free_port() -> int:
 
 
 def _engine_args(engine: str, run_dir: Path) -> list[str]:
-    """``paramcast serve`` flags for an engine name: ``uvicorn``, or ``ray`` with optional ``-r<replicas>``
-    and ``-mo<max ongoing requests per replica>`` (default 512; Ray Serve's own default is 5)."""
+    """``paramcast serve`` flags for an engine name: ``uvicorn``, or ``ray`` with optional ``-r<replicas>``,
+    ``-mo<max ongoing requests per replica>`` (default 512; Ray Serve's own default is 5) and ``-sb``
+    (Ray Serve's ``@serve.batch`` instead of paramcast's batcher in each replica: ``--ray-batching serve``)."""
     name, *opts = engine.split("-")
     if name == "uvicorn" and not opts:
         return []
     if name != "ray":
-        raise ValueError(f"engine {engine!r} is not uvicorn or ray[-r<N>][-mo<N>]")
-    replicas, max_ongoing = 1, 512
+        raise ValueError(f"engine {engine!r} is not uvicorn or ray[-r<N>][-mo<N>][-sb]")
+    replicas, max_ongoing, batching = 1, 512, "replica"
     for opt in opts:
         if opt.startswith("mo") and opt[2:].isdigit():
             max_ongoing = int(opt[2:])
         elif opt.startswith("r") and opt[1:].isdigit():
             replicas = int(opt[1:])
+        elif opt == "sb":
+            batching = "serve"
         else:
-            raise ValueError(f"engine {engine!r}: unknown option {opt!r} (r<replicas>, mo<max ongoing>)")
+            raise ValueError(f"engine {engine!r}: unknown option {opt!r} (r<replicas>, mo<max ongoing>, sb)")
     return ["--engine", "ray", "--replicas", str(replicas), "--limit-concurrency", str(max_ongoing),
-            "--run-dir", str(run_dir)]
+            "--ray-batching", batching, "--run-dir", str(run_dir)]
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -452,8 +455,8 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
     ``<!-- bench-serve:begin -->`` / ``end`` markers). ``modes``: comma-separated, batched, naive and/or
     static (the HTTP ceiling). ``load``: comma-separated, wrk and/or python; rows of a load other than
     the first are named ``<mode>@<load>``. ``engines``: comma-separated, ``uvicorn`` and/or
-    ``ray[-r<replicas>][-mo<max ongoing>]`` (Ray Serve); rows of engines other than uvicorn are named
-    ``<engine>/<mode>``, and each engine's batched throughput is divided by uvicorn's (``engine_ratio``)
+    ``ray[-r<replicas>][-mo<max ongoing>][-sb]`` (Ray Serve; ``-sb``: Ray's ``@serve.batch`` instead of
+    paramcast's batcher in each replica); rows of engines other than uvicorn are named ``<engine>/<mode>``, and each engine's batched throughput is divided by uvicorn's (``engine_ratio``)
     when both ran. ``compute``: also measure :func:`compute_ceiling` (in this process, before any server).
     ``method_arg``: ``key=value`` constructor arguments of the served method (repeatable).
     Parameters are typer-style (plain defaults), so the function doubles as a CLI command."""
@@ -532,6 +535,7 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
                                             "load": row.pop("client_cpu_cores")}
                     row["mean_batch"] = _mean_batch(server.metrics(), before) if mode != "static" else None
                     row["update"] = info["update"]
+                    row["batcher"] = info["batching"].get("batcher")  # what grouped the uploads (DynamicBatcher | ServeBatcher)
                     row["load"] = tool
                     result["modes"][name if j == 0 else f"{name}@{tool}"] = row
             finally:

@@ -101,6 +101,9 @@ def serve(
                                  help="with --engine ray: where a local Ray keeps its session files and auth token"),
     ray_address: str = typer.Option(None, envvar="PARAMCAST_RAY_ADDRESS",
                                     help="with --engine ray: join this Ray cluster (e.g. auto) instead of starting one"),
+    ray_batching: str = typer.Option("replica", envvar="PARAMCAST_RAY_BATCHING",
+                                     help="with --engine ray: replica (paramcast's batcher in each replica) | "
+                                          "serve (Ray Serve's @serve.batch); docs/scale.md"),
 ) -> None:
     """Serve a method over HTTP: POST /v1/adapt, POST /v1/history, GET /v1/info, /healthz, /metrics, /docs."""
     from paramcast.cloud import Batching, Limits
@@ -127,6 +130,8 @@ def serve(
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if engine not in ("uvicorn", "ray"):
         raise typer.BadParameter(f"--engine {engine!r} must be uvicorn or ray")
+    if ray_batching != "replica" and engine != "ray":
+        raise typer.BadParameter(f"--ray-batching {ray_batching!r} needs --engine ray (@serve.batch runs in Ray Serve only)")
     try:
         limits = Limits(max_upload_bytes=max_upload_bytes, max_history_bytes=max_history_bytes,
                         max_abs_feature=max_abs_feature, body_timeout_s=timeout_body,
@@ -137,7 +142,8 @@ def serve(
                                    "batching": asdict(Batching(max_batch, max_wait_ms)), "limits": asdict(limits),
                                    "upload_shape": _shape(upload_shape), "task": task, "model_version": model_version,
                                    "num_labels": num_labels, "docs": docs, "protect_meta": protect_meta,
-                                   **({"static_answer": static_answer.read_bytes()} if static_answer else {})})
+                                   **({"static_answer": static_answer.read_bytes()} if static_answer else {})},
+                       batcher=ray_batching)
         if engine == "ray":  # Ray's HTTP proxy owns its socket: --congestion-control applies to uvicorn only
             _serve_ray(spec, replicas, host, port, run_dir, ray_address, limit_concurrency, timeout_keep_alive)
             return

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -147,7 +148,8 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
                limits: Limits = Limits(), upload_shape: tuple[int, int] | None = None,
                task: str | None = None, model_version: str | None = None, num_labels: int | None = None,
                docs: bool = True, protect_meta: bool = False,
-               congestion_control: dict | None = None, static_answer: bytes | None = None) -> FastAPI:
+               congestion_control: dict | None = None, static_answer: bytes | None = None,
+               batcher: Callable[..., Any] = DynamicBatcher) -> FastAPI:
     """The service for ``method``.
 
     ``store_path``: the history, an SQLite file or a ``postgresql://`` URL (:func:`~paramcast.cloud.store.open_store`).
@@ -164,6 +166,9 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
     ``static_answer``: the benchmark's HTTP ceiling (``paramcast bench serve``, mode ``static``) —
     ``/v1/adapt`` authenticates, reads, decodes and checks each upload as always, then answers these
     bytes instead of generating and encoding an update.
+    ``batcher``: what groups concurrent uploads, called as :class:`DynamicBatcher` is (``fn, *, max_batch,
+    max_wait_ms, key, on_batch``) and answering ``await .run(upload)`` and ``.close()``; Ray Serve's
+    ``@serve.batch`` is :class:`paramcast.cloud.serve_batch.ServeBatcher` (``paramcast serve --ray-batching serve``).
     """
     if not getattr(method, "collaborative", False):
         raise ValueError(f"method {method.name!r} is device-only (collaborative = False): nothing to serve")
@@ -186,8 +191,8 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
                 return [cloud.cloud_step(uploads[0])]
             return cloud.cloud_step_batch(uploads)
 
-    batcher = DynamicBatcher(generate, max_batch=batching.max_batch, max_wait_ms=batching.max_wait_ms,
-                             key=_upload_key, on_batch=metrics.observe_batch)
+    batcher = batcher(generate, max_batch=batching.max_batch, max_wait_ms=batching.max_wait_ms,
+                      key=_upload_key, on_batch=metrics.observe_batch)
     # Answers are encoded on their own thread(s), overlapping the next generator call. Not in the
     # default thread pool: 40 threads each running torch ops oversubscribe the cores (measured 4x slower).
     encoder = ThreadPoolExecutor(max_workers=batching.encode_threads, thread_name_prefix="paramcast-encode")
@@ -356,7 +361,7 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
         return {"method": method.name, "task": task, "model_version": model_version,
                 "upload": {"features": list(upload_shape) if upload_shape else None},
                 "update": update_info, "quants": list(QUANTS), "default_quant": "fp32", "num_labels": num_labels,
-                "batching": asdict(batching), "limits": asdict(limits), "history": store is not None,
+                "batching": {**asdict(batching), "batcher": type(batcher).__name__}, "limits": asdict(limits), "history": store is not None,
                 "tcp": congestion_control}
 
     @app.get("/healthz", summary="Liveness", responses=PLAIN)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from typing import Generic, TypeVar
 
-__all__ = ["DynamicBatcher"]
+__all__ = ["DynamicBatcher", "answer_grouped"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -43,7 +43,7 @@ class DynamicBatcher(Generic[T, R]):
         self.fn = fn
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1e3
-        self.key = key or (lambda item: None)
+        self.key = key
         self.on_batch = on_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
@@ -91,16 +91,12 @@ class DynamicBatcher(Generic[T, R]):
                 break
             batch, stop = self._collect(first)
             live = [(item, fut) for item, fut in batch if fut.set_running_or_notify_cancel()]
-            groups: dict[Hashable, list] = {}
-            for item, fut in live:
-                try:
-                    k = self.key(item)
-                except Exception as exc:  # a key that cannot be computed is that item's error
+            outcomes = answer_grouped(self.fn, [item for item, _ in live], key=self.key, on_batch=self.on_batch)
+            for (_, fut), (result, exc) in zip(live, outcomes, strict=True):
+                if exc is None:
+                    fut.set_result(result)
+                else:
                     fut.set_exception(exc)
-                    continue
-                groups.setdefault(k, []).append((item, fut))
-            for group in groups.values():
-                self._call(group)
         while True:  # fail whatever is still queued after close()
             try:
                 entry = self._queue.get_nowait()
@@ -109,21 +105,43 @@ class DynamicBatcher(Generic[T, R]):
             if entry is not _STOP and entry[1].set_running_or_notify_cancel():
                 entry[1].set_exception(RuntimeError("batcher is closed"))
 
-    def _call(self, group: list) -> None:
-        items = [item for item, _ in group]
-        t0 = time.perf_counter()
+
+def answer_grouped(fn: Callable[[Sequence[T]], Sequence[R]], items: Sequence[T], *,
+                   key: Callable[[T], Hashable] | None = None,
+                   on_batch: Callable[[int, float], None] | None = None) -> list[tuple[R | None, Exception | None]]:
+    """Answer ``items`` with one ``fn`` call per ``key`` group (a failing call is retried item by item):
+    one ``(result, None)`` or ``(None, exception)`` per item, in order. ``on_batch(size, seconds)``
+    follows every successful call. The grouping both batchers share (:class:`DynamicBatcher`, and
+    ``@serve.batch``'s :class:`paramcast.cloud.serve_batch.ServeBatcher`)."""
+    out: list = [None] * len(items)
+    groups: dict[Hashable, list[int]] = {}
+    for i, item in enumerate(items):
         try:
-            results = list(self.fn(items))
-            if len(results) != len(items):
-                raise RuntimeError(f"batched call returned {len(results)} results for {len(items)} items")
-        except Exception as exc:
-            if len(group) == 1:
-                group[0][1].set_exception(exc)
-                return
-            for one in group:  # isolate the failing item(s)
-                self._call([one])
+            k = key(item) if key is not None else None
+        except Exception as exc:  # a key that cannot be computed is that item's error
+            out[i] = (None, exc)
+            continue
+        groups.setdefault(k, []).append(i)
+    for index in groups.values():
+        _call(fn, items, index, out, on_batch)
+    return out
+
+
+def _call(fn, items, index: list[int], out: list, on_batch) -> None:
+    group = [items[i] for i in index]
+    t0 = time.perf_counter()
+    try:
+        results = list(fn(group))
+        if len(results) != len(group):
+            raise RuntimeError(f"batched call returned {len(results)} results for {len(group)} items")
+    except Exception as exc:
+        if len(index) == 1:
+            out[index[0]] = (None, exc)
             return
-        if self.on_batch is not None:
-            self.on_batch(len(items), time.perf_counter() - t0)
-        for (_, fut), res in zip(group, results, strict=True):
-            fut.set_result(res)
+        for i in index:  # isolate the failing item(s)
+            _call(fn, items, [i], out, on_batch)
+        return
+    if on_batch is not None:
+        on_batch(len(group), time.perf_counter() - t0)
+    for i, res in zip(index, results, strict=True):
+        out[i] = (res, None)

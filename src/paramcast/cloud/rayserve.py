@@ -11,10 +11,12 @@ uvicorn engine does, so routes, refusals, auth and metrics are the same code. Ra
 
 Decisions (docs/scale.md):
 
-* **Batching**: the existing :class:`~paramcast.cloud.batching.DynamicBatcher` inside each replica, not
-  ``@serve.batch``: it is the same code path the uvicorn engine measures, and Ray's
-  ``max_ongoing_requests`` (set here to ``max_ongoing`` per replica, not Serve's default of 5, which
-  caps a batch at 5) lets enough requests reach a replica to fill its batches.
+* **Batching**: by default (``AppSpec.batcher = "replica"``) the existing
+  :class:`~paramcast.cloud.batching.DynamicBatcher` inside each replica: it is the same code path the
+  uvicorn engine measures. ``batcher="serve"`` (``paramcast serve --ray-batching serve``) uses Ray
+  Serve's ``@serve.batch`` instead (:class:`~paramcast.cloud.serve_batch.ServeBatcher`); docs/scale.md
+  compares the two. Either way Ray's ``max_ongoing_requests`` (set here to ``max_ongoing`` per replica,
+  not Serve's default of 5, which caps a batch at 5) lets enough requests reach a replica to fill its batches.
 * **State on disk**: Ray's session files go to ``<run_dir>/ray`` (not /tmp/ray) and its cluster auth
   token to ``<run_dir>/ray-auth-token`` (mode 0600; not ~/.ray/auth_token), unless ``RAY_AUTH_TOKEN_PATH``
   or ``RAY_AUTH_MODE`` is already set. Usage statistics are off unless ``RAY_USAGE_STATS_ENABLED`` says so.

@@ -6,7 +6,11 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
-__all__ = ["AppSpec", "build_app"]
+__all__ = ["BATCHERS", "AppSpec", "build_app"]
+
+# "replica": paramcast's DynamicBatcher in the app's process (the uvicorn engine's, each Ray replica's);
+# "serve": Ray Serve's @serve.batch (paramcast.cloud.serve_batch.ServeBatcher), for the ray engine.
+BATCHERS = ("replica", "serve")
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,11 @@ class AppSpec:
     plugins: tuple[str, ...] = ()
     threads: int = 0                           # torch threads (0: torch's default)
     app_kwargs: dict = field(default_factory=dict)  # create_app's keywords; batching / limits as dicts
+    batcher: str = "replica"                   # BATCHERS: what groups uploads inside the app (docs/scale.md)
+
+    def __post_init__(self) -> None:
+        if self.batcher not in BATCHERS:
+            raise ValueError(f"batcher {self.batcher!r} must be one of {' | '.join(BATCHERS)}")
 
 
 def build_app(spec: AppSpec):
@@ -38,4 +47,8 @@ def build_app(spec: AppSpec):
         kw["batching"] = Batching(**kw["batching"])
     if "limits" in kw:
         kw["limits"] = Limits(**kw["limits"])
+    if spec.batcher == "serve":
+        from paramcast.cloud.serve_batch import ServeBatcher
+
+        kw["batcher"] = ServeBatcher
     return create_app(method, **kw)
