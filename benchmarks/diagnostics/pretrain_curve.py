@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from paramcast.bench.config import load_bench_config
 from paramcast.bench.report import markdown_table, write_result
@@ -27,7 +26,7 @@ from paramcast.data.emojiclips._scenes import QTYPES
 from paramcast.models.encoder import AllInOneEncoder, EncoderConfig
 from paramcast.models.features import stem_tokens
 from paramcast.models.heads import QAHead
-from paramcast.models.training import warmup_cosine
+from paramcast.models.training import classification_step, warmup_cosine
 
 
 def curve(config: str, epochs: int, lr: float, batch_size: int, max_rows: int, seed: int = 0) -> dict:
@@ -52,14 +51,8 @@ def curve(config: str, epochs: int, lr: float, batch_size: int, max_rows: int, s
         order, correct, n = rows[torch.randperm(len(rows), generator=g)], 0, 0
         for s in range(0, len(order), batch_size):
             idx = order[s: s + batch_size]
-            logits = head(enc.fuse(sh[idx], h.question[idx]))
-            loss = nn.functional.cross_entropy(logits, h.answer[idx])
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            correct, n = correct + int((logits.argmax(-1) == h.answer[idx]).sum()), n + len(idx)
+            _, right = classification_step(opt, sched, params, head(enc.fuse(sh[idx], h.question[idx])), h.answer[idx])
+            correct, n = correct + right, n + len(idx)
         enc.eval(), head.eval()
         with torch.no_grad():
             p = torch.cat([head(enc.fuse(sn[s: s + 256], new.question[s: s + 256])).argmax(-1)

@@ -49,7 +49,9 @@ tokenised with the dataset's word vocabulary; the candidate features are cached 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import json
 import statistics
 import time
 from pathlib import Path
@@ -153,14 +155,9 @@ def mc_finetune(encoder: AllInOneEncoder, stem: torch.Tensor | ClipView, tokens:
         directory = cache_root(root) / "encoders" / cache_key("mc", key, encoder_digest(encoder), epochs, batch_size, lr, seed,
                                                               frame_index.tolist(), tuple(tokens.shape))
         if (directory / "model.safetensors").exists():
-            import json
-
             log = json.loads((directory / "mc_finetune.json").read_text())
             return AllInOneEncoder.load(directory, str(encoder.cls_token.device)).requires_grad_(False).eval(), \
                 {**log, "cached": True}
-    import copy
-    import json
-
     torch.manual_seed(seed)
     dev = encoder.cls_token.device
     mc = copy.deepcopy(encoder).requires_grad_(True)
