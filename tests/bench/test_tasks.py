@@ -63,6 +63,13 @@ def test_mc_tokens_join_question_sep_candidate():
     assert tok.tolist() == [[[1, 4, 5, 2, 6, 0], [1, 4, 5, 2, 5, 3]]]
     tok = mc_tokens(torch.tensor([[1, 4, 5, 0]]), torch.tensor([[0, 2]]), vocab, candidate_first=True)
     assert tok.tolist() == [[[1, 6, 2, 4, 5, 0], [1, 5, 3, 2, 4, 5]]]
+    # the candidates' words the word list lacks get ids after it instead of [UNK]
+    from paramcast.bench.mcqa import candidate_words
+
+    assert candidate_words(vocab) == ["thing"]
+    tok = mc_tokens(torch.tensor([[1, 4, 5, 0]]), torch.tensor([[0, 2]]), vocab, candidate_first=True,
+                    words=[*vocab.words, *candidate_words(vocab)])
+    assert tok.tolist() == [[[1, 6, 2, 4, 5, 0], [1, 5, 8, 2, 4, 5]]]
 
 
 def test_mcqa_pair_inputs_are_a_view_over_distinct_clips_not_a_copy_per_row(tmp_path):

@@ -14,7 +14,7 @@ from paramcast.data.base import ClipSet
 from paramcast.data.store import ClipView
 from paramcast.models.encoder import AllInOneEncoder, EncoderConfig
 from paramcast.models.features import feature_set, stem_tokens
-from paramcast.models.pretrained import lite0, minilm_tokenizer
+from paramcast.models.pretrained import lite0, minilm_embeddings, minilm_tokenizer
 
 HERE = Path(__file__).parent
 # Words of EmojiClips questions, captions and sprite names (real emoji names included).
@@ -115,3 +115,26 @@ def test_pretrained_encoder_builds_without_any_network(monkeypatch, tmp_path):
 def test_missing_words_for_minilm_is_a_clear_error():
     with pytest.raises(ValueError, match="words="):
         AllInOneEncoder(EncoderConfig(vocab_size=len(WORDS), image_size=32))
+
+
+def test_with_words_embeds_new_words_and_keeps_every_old_encoding(tmp_path):
+    """The MC candidates' own words ("yes", "three"): new ids after the dataset's, old texts unchanged."""
+    torch.manual_seed(0)
+    enc = AllInOneEncoder(EncoderConfig(vocab_size=len(WORDS), image_size=32), words=WORDS).eval()
+    grown = enc.with_words(["yes", "no", "three"])
+    assert grown.config.vocab_size == len(WORDS) + 3 and enc.config.vocab_size == len(WORDS)
+    frames, q = _clips().frames[:2], _clips().question[:2]
+    with torch.no_grad():
+        torch.testing.assert_close(grown(frames, q), enc(frames, q), rtol=0, atol=0)
+        texts = q[:1].repeat(3, 1)
+        texts[:, 1] = torch.arange(len(WORDS), len(WORDS) + 3)           # [CLS] yes/no/three ...
+        out = grown(frames[:1].repeat(3, 1, 1, 1, 1), texts).mean(1)
+    assert torch.cdist(out, out).triu(1)[torch.triu(torch.ones(3, 3), 1) > 0].min() > 1e-3  # told apart
+    ref, _ = minilm_embeddings()
+    yes = minilm_tokenizer()("yes", add_special_tokens=False)["input_ids"][0]
+    row = grown.text.table[len(WORDS), 0]
+    torch.testing.assert_close(grown.text.embeddings.word_embeddings.weight[row], ref.word_embeddings.weight[yes])
+    grown.save(tmp_path)                                                   # the config carries the new shapes
+    again = AllInOneEncoder.load(tmp_path, device="cpu").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again(frames[:1].repeat(3, 1, 1, 1, 1), texts).mean(1), out)

@@ -69,7 +69,7 @@ from paramcast.models.encoder import AllInOneEncoder
 from paramcast.models.features import FeatureSet, _progress, cache_key, cache_root, encoder_digest
 from paramcast.models.training import classification_step, warmup_cosine
 
-__all__ = ["MC_METHODS", "encode_cached", "markdown", "mc_finetune", "mc_tokens", "pair_set", "pair_view", "plot",
+__all__ = ["MC_METHODS", "candidate_words", "encode_cached", "markdown", "mc_finetune", "mc_tokens", "pair_set", "pair_view", "plot",
            "run_mcqa"]
 
 MC_FRAMES = 3
@@ -77,17 +77,29 @@ MC_METHODS = ("source-only", "f-linear", "fine-tuning", "f-hyper", "cdc-mmpg", "
 SEP, CLS, UNK = 2, 1, 3
 
 
+def candidate_words(vocab: Any) -> list[str]:
+    """Words of the candidate strings that the dataset's word list lacks (EmojiClips: "yes", "no",
+    "maybe", "always", "never", "zero" ... "four" — no question or caption uses them), sorted."""
+    from paramcast.data.emojiclips.dataset import tokenize
+
+    known = set(vocab.words)
+    return sorted({w for text in vocab.mc_answers for w in tokenize(text)} - known)
+
+
 def mc_tokens(question: torch.Tensor, candidates: torch.Tensor, vocab: Any, max_len: int = 64,
-              candidate_first: bool = False) -> torch.Tensor:
+              candidate_first: bool = False, words: list[str] | None = None) -> torch.Tensor:
     """``[CLS] question [SEP] candidate`` word ids for every row and candidate: (N, Lq), (N, K) -> (N, K, L)
     (``candidate_first``: ``[CLS] candidate [SEP] question``).
 
     ``question`` starts with [CLS] and is 0-padded; candidate ``c`` is the string
-    ``vocab.mc_answers[c]`` tokenised with the dataset's word vocabulary (unknown words -> [UNK]).
+    ``vocab.mc_answers[c]`` tokenised with ``words`` (default ``vocab.words``; unknown words ->
+    [UNK]). Pass ``[*vocab.words, *candidate_words(vocab)]`` with an encoder from
+    :meth:`~paramcast.models.encoder.AllInOneEncoder.with_words`: with the dataset's words alone the
+    5 candidates of a yes/no or count question are all [UNK] and cannot be told apart.
     """
     from paramcast.data.emojiclips.dataset import tokenize
 
-    wid = {w: i for i, w in enumerate(vocab.words)}
+    wid = {w: i for i, w in enumerate(words if words is not None else vocab.words)}
     cand_ids = [[wid.get(w, UNK) for w in tokenize(text)] for text in vocab.mc_answers]
     q_rows = [[int(t) for t in row if t != 0] for row in question.tolist()]
     join = (lambda q, c: [CLS] + c + [SEP] + q[1:]) if candidate_first else (lambda q, c: q + [SEP] + c)
@@ -274,11 +286,15 @@ def run_mcqa(config: VideoQABenchConfig, frames: int = MC_FRAMES, candidate_firs
     t0 = time.perf_counter()
     tokens, feats, stems = {}, {}, {}
     fi = frame_index(ds.history.frames.shape[1], frames)      # every split has the same T
+    extra = candidate_words(ds.vocab) if prep.encoder.config.text == "minilm" else []
+    if extra:                                                 # the candidates' own words, embedded by MiniLM
+        prep = dataclasses.replace(prep, encoder=prep.encoder.with_words(extra))
+    words = [*ds.vocab.words, *extra]
     for s in ("history", *SPLITS):
         clips = ds.split(s)
         stems[s] = prep.features[s].tokens                    # per-clip views; frames fi picked per batch
         tokens[s] = mc_tokens(clips.question, clips.candidates, ds.vocab, prep.encoder.config.max_question_len,
-                              candidate_first)
+                              candidate_first, words)
     mc_log = None
     if mc_epochs:
         if stems["history"] is None:

@@ -256,6 +256,25 @@ class _WordPieceText(nn.Module):
         self.proj = nn.Linear(width, config.hidden)
         self.text_vocab = int(rows.numel())
 
+    def add_words(self, words: list[str], max_pieces: int) -> None:
+        """Append ``words`` to the table (ids ``len(table), ...``) with their MiniLM pieces' embeddings;
+        every existing row and weight stays as it is (see :meth:`AllInOneEncoder.with_words`)."""
+        from paramcast.models.pretrained import minilm_embeddings, minilm_tokenizer
+
+        tok = minilm_tokenizer()
+        full, _ = minilm_embeddings()
+        pieces = [tok(w, add_special_tokens=False)["input_ids"][:max_pieces] or [tok.unk_token_id] for w in words]
+        rows = sorted({i for ids in pieces for i in ids})
+        index = {p: self.text_vocab + k for k, p in enumerate(rows)}
+        table = torch.zeros(len(words), self.table.shape[1], dtype=torch.int64)
+        for r, ids in enumerate(pieces):
+            table[r, : len(ids)] = torch.tensor([index[i] for i in ids])
+        old = self.embeddings.word_embeddings.weight
+        grown = torch.cat([old.data, full.word_embeddings.weight.data[rows].to(old)])
+        self.embeddings.word_embeddings = nn.Embedding.from_pretrained(grown, freeze=True, padding_idx=0)
+        self.table = torch.cat([self.table, table.to(self.table.device)])
+        self.text_vocab += len(rows)
+
     def forward(self, question: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ids = self.table[question].flatten(1)                                           # (B, L·k)
         if _exporting():
@@ -320,6 +339,23 @@ class AllInOneEncoder(nn.Module):
     def cacheable(self) -> bool:
         """True when :meth:`stem` is a frozen pretrained network worth caching (not raw pixels)."""
         return self.config.vision != "patch"
+
+    def with_words(self, words: list[str]) -> AllInOneEncoder:
+        """A copy that also embeds ``words``, as word ids ``vocab_size, vocab_size + 1, ...``.
+
+        For texts the dataset's word list lacks, e.g. the multiple-choice candidates "yes", "never",
+        "three", which no question or caption uses (``bench mcqa``). Their MiniLM pieces are looked
+        up like every other word's; nothing is trained and every existing word keeps its id and
+        embedding, so the copy encodes every old text exactly as this encoder does.
+        """
+        if self.config.text != "minilm":
+            raise ValueError("with_words needs text='minilm': the scratch text embedding has no trained row for a "
+                             "new word")
+        new = copy.deepcopy(self)
+        new.text.add_words(list(words), self.config.max_pieces)
+        new.config = dataclasses.replace(self.config, vocab_size=self.config.vocab_size + len(words),
+                                         text_vocab=new.text.text_vocab)
+        return new
 
     def stem(self, frames: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """(B, T, H, W, 3) uint8 -> the frozen part's output (B, T, ...) float, on the model's device."""
