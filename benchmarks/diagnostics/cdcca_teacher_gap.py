@@ -31,8 +31,9 @@ METRICS = ("MC", "DA", "CIDEr", "BLEU4", "CIDEr_in", "CIDEr_near", "CIDEr_out")
 TARGETS = {"MC": 5.0, "DA": 5.0, "CIDEr": 5.0}
 
 
-def run_seed(ds, preset: str, seed: int, pair_cfg: PairConfig, device: str | None, rounds: int) -> dict:
-    cfg = CDCCABenchConfig(preset=preset, seed=seed, rounds=rounds)
+def run_seed(ds, preset: str, seed: int, pair_cfg: PairConfig, device: str | None, rounds: int,
+             teacher_devices: int = 0) -> dict:
+    cfg = CDCCABenchConfig(preset=preset, seed=seed, rounds=rounds, teacher_devices=teacher_devices)
     teacher_source, source, target, info = _domains(ds, cfg)
     t0 = time.perf_counter()
     pair = pretrain_pair(source, ds.vocab, dataclasses.replace(pair_cfg, seed=seed), device, teacher_source)
@@ -66,6 +67,8 @@ def main() -> None:
     ap.add_argument("--student-epochs", type=int, default=PairConfig.student_epochs)
     ap.add_argument("--teacher-vision", default=PairConfig.teacher_vision,
                     help="efficientnet-lite2 (its own vision) or device (reads the device's Lite0 tokens)")
+    ap.add_argument("--teacher-devices", type=int, default=0,
+                    help="training devices in the teacher's corpus (0: the source devices; bench cdcca's study)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--out", default="runs/cdcca_teacher_gap")
     args = ap.parse_args()
@@ -75,7 +78,7 @@ def main() -> None:
                           teacher_vision=args.teacher_vision)
     runs = []
     for s in range(args.seeds):
-        runs.append(run_seed(ds, args.preset, s, pair_cfg, args.device, args.rounds))
+        runs.append(run_seed(ds, args.preset, s, pair_cfg, args.device, args.rounds, args.teacher_devices))
         print(json.dumps({"seed": s, "gap": runs[-1]["gap"], "mean": runs[-1]["mean"]}), flush=True)
         report(runs, args, pair_cfg, time.perf_counter() - t0)   # after every seed: a stopped run keeps its seeds
 
@@ -86,7 +89,7 @@ def report(runs: list[dict], args, pair_cfg: PairConfig, seconds: float) -> None
     targets = [{"target": f"teacher - student, {k} (round mean, {len(runs)} seed(s))", "measured": round(gap[k]["mean"], 2),
                 "std over seeds": round(gap[k]["std"], 2), "needed": f">= {v:g}", "met": bool(gap[k]["mean"] >= v)}
                for k, v in TARGETS.items()]
-    result = {"preset": args.preset, "pair": dataclasses.asdict(pair_cfg), "targets": targets, "gap": gap,
+    result = {"preset": args.preset, "teacher_devices": args.teacher_devices, "pair": dataclasses.asdict(pair_cfg), "targets": targets, "gap": gap,
               "means": means, "runs": runs, "seconds": seconds}
 
     def pm(d: dict) -> str:

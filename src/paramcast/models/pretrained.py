@@ -127,5 +127,10 @@ def minilm_model(causal: bool = False):
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    return BertModel.from_pretrained(str(minilm_dir()), local_files_only=True, is_decoder=causal,
-                                     add_pooling_layer=False).eval()
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()    # its "LOAD REPORT": the pooler's weights are unused here, by design
+    try:
+        return BertModel.from_pretrained(str(minilm_dir()), local_files_only=True, is_decoder=causal,
+                                         add_pooling_layer=False).eval()
+    finally:
+        hf_logging.set_verbosity(level)
