@@ -25,6 +25,14 @@ def test_compute_ceiling_bf16_rows_and_head_error():
     assert 0 <= err["top1_changed"] < 0.05
 
 
+def test_compute_ceiling_int8_uses_the_bare_int8_layer():
+    res = bench.compute_ceiling("cdc-mmpg", num_answers=40, method_args=["serve_dtype=int8"], batches=(1, 4))
+    for r in res["rows"]:
+        assert r["bare_int8_ms"] > 0 and r["fraction_of_bare"] == round(r["bare_int8_ms"] / r["method_ms"], 3)
+    err = res["head_error"]
+    assert 0 < err["weight_max_abs"] <= 0.03 * err["weight_max_abs_ref"]  # int8 codes, not another head
+
+
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make services installs it as root)")
 def test_bench_serve_with_wrk_batched_and_static(tmp_path):
     docs = tmp_path / "service.md"

@@ -40,9 +40,9 @@ def test_int8_linear_is_within_its_error_bound(engine):
     x[4] = -x[4].abs()  # a row of negatives only
     packed = pack_int8(w, b)
     if engine:
-        assert packed.packed is not None, "the quantized engine (fbgemm / oneDNN) could not prepack the layer"
+        assert len(packed.packed) == 2, "the quantized engines (fbgemm, oneDNN) could not prepack the layer"
     else:
-        packed = Int8Weights(packed.codes, packed.scale, packed.bias, None)
+        packed = Int8Weights(packed.codes, packed.scale, packed.bias)
     got, want = int8_linear(x, packed), torch.nn.functional.linear(x, w, b)
     err = (got - want).abs()
     assert got.dtype == torch.float32 and got.shape == want.shape
@@ -56,7 +56,7 @@ def test_both_int8_paths_agree_closely():
     w, x = torch.randn(200, 96, generator=g), torch.randn(5, 96, generator=g)
     packed = pack_int8(w, None)
     a = int8_linear(x, packed)
-    b = int8_linear(x, Int8Weights(packed.codes, packed.scale, packed.bias, None))
+    b = int8_linear(x, Int8Weights(packed.codes, packed.scale, packed.bias))
     assert float((a - b).abs().max()) <= float(_bound(x, w).max())
 
 
@@ -79,19 +79,26 @@ def test_int8_heads_are_close_to_fp32_batch_invariant_and_deterministic():
         assert torch.equal(b.weight, d.weight) and torch.equal(b.bias, d.bias)
 
 
-@pytest.mark.parametrize("engine", [True, False], ids=["engine", "fp32-gemm"])
+@pytest.mark.parametrize("engine", ["x86", "onednn", None], ids=["fbgemm", "onednn", "fp32-gemm"])
 def test_int8_rows_do_not_depend_on_their_batch(engine):
     """The range columns fix the activation quantiser: row i of a batch is bit-exact row i alone,
     whatever the other rows' magnitudes (a per-tensor range would be set by the largest row)."""
     g = torch.Generator().manual_seed(2)
     w, b = torch.randn(500, 96, generator=g), torch.randn(500, generator=g)
-    x = torch.randn(8, 96, generator=g) * torch.logspace(-3, 3, 8)[:, None]
-    packed = pack_int8(w, b)
-    if not engine:
-        packed = Int8Weights(packed.codes, packed.scale, packed.bias, None)
+    x = torch.randn(20, 96, generator=g) * torch.logspace(-3, 3, 20)[:, None]
+    packed = pack_int8(w, b, engines=((1, engine),) if engine else ())
+    assert len(packed.packed) == (1 if engine else 0)
     full = int8_linear(x, packed)
     for i in range(len(x)):
         assert torch.equal(full[i], int8_linear(x[i : i + 1], packed)[0]), i
+
+
+def test_int8_engine_is_chosen_by_batch_size():
+    packed = pack_int8(torch.randn(10, 4), None)
+    (small, p_small), (large, p_large) = packed.packed
+    assert (small, large) == (1, 16)
+    assert packed.pack_for(1) is p_small and packed.pack_for(15) is p_small
+    assert packed.pack_for(16) is p_large and packed.pack_for(64) is p_large
 
 
 def test_int8_copy_follows_the_weights():

@@ -15,7 +15,7 @@ port) once per mode and drives it with N devices for T seconds after a warm-up:
   of the load process over the measured interval are recorded (as cores busy);
 * the compute ceiling (``--compute``): the served method's ``cloud_step_batch`` alone in a tight
   loop at batch 1, 8, 32, 64, as GFLOP/s of its largest layer, against a bare ``nn.functional.linear``
-  of that layer's shape (fp32 and bf16), plus the served heads' max abs error against fp32.
+  of that layer's shape (fp32, bf16 and the engine's dynamic int8), plus the served heads' max abs error against fp32.
 
 After each wrk run one answer per device is fetched and decoded (checksum, shapes, device id).
 The served method defaults to ``bench-hyper`` (registered by the server's plugin
@@ -52,6 +52,7 @@ from torch import nn
 
 from paramcast import catalog, wire
 from paramcast.methods.base import Method
+from paramcast.methods.cdc_mmpg.serving import prepack_int8
 from paramcast.types import HeadParams, Update, Upload
 
 __all__ = ["BenchHyper", "bench_serve", "compute_ceiling", "to_markdown", "update_docs"]
@@ -378,6 +379,8 @@ def compute_ceiling(method: str = "bench-hyper", num_answers: int = 1500, method
     k, o = layer.in_features, layer.out_features
     w32, b32 = layer.weight.detach(), layer.bias.detach()
     w16, b16 = w32.bfloat16(), b32.bfloat16()
+    scale8 = (w32.abs().amax(1) / 127).clamp_min(torch.finfo(torch.float32).tiny)
+    w8 = prepack_int8(w32, scale8, b32)  # the engine's own dynamic int8 linear: per-tensor activations, bias fused
     shape = tuple(getattr(served, "upload_shape", (1, 192)))
     g = torch.Generator().manual_seed(0)
     rows, heads = [], {}
@@ -391,10 +394,12 @@ def compute_ceiling(method: str = "bench-hyper", num_answers: int = 1500, method
             flop = 2 * n * k * o
             row = {"batch": n, "method_ms": _median_ms(partial(served.cloud_step_batch, uploads)),
                    "bare_fp32_ms": _median_ms(partial(nn.functional.linear, x, w32, b32)),
-                   "bare_bf16_ms": _median_ms(partial(nn.functional.linear, xb, w16, b16))}
+                   "bare_bf16_ms": _median_ms(partial(nn.functional.linear, xb, w16, b16)),
+                   "bare_int8_ms": _median_ms(partial(torch.ops.quantized.linear_dynamic, x, w8, False))
+                   if w8 is not None else None}
             row["method_fp32_ms"] = row["method_ms"] if base is served else \
                 _median_ms(partial(base.cloud_step_batch, uploads))
-            bare = row["bare_bf16_ms"] if dtype == "bf16" else row["bare_fp32_ms"]
+            bare = row.get(f"bare_{dtype}_ms") or row["bare_fp32_ms"]
             row.update({"method_gflops": round(flop / row["method_ms"] / 1e6, 1),
                         "bare_gflops": round(flop / bare / 1e6, 1), "fraction_of_bare": round(bare / row["method_ms"], 3),
                         "method_ms_per_head": round(row["method_ms"] / n, 4)})
@@ -591,13 +596,13 @@ def to_markdown(result: dict) -> str:
         lines += ["", f"Compute ceiling: `cloud_step_batch` alone (serve_dtype {comp['serve_dtype']}) vs a bare "
                       f"`linear` of its largest layer ({k} -> {o}), {comp['threads']} threads, median ms; GFLOP/s of "
                       "that layer.", "",
-                  "| batch | method ms | method fp32 ms | bare fp32 ms | bare bf16 ms | ms / head | method GFLOP/s | "
-                  "bare GFLOP/s | fraction of bare |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| batch | method ms | method fp32 ms | bare fp32 ms | bare bf16 ms | bare int8 ms | ms / head | "
+                  "method GFLOP/s | bare GFLOP/s | fraction of bare |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in comp["rows"]:
             lines.append(f"| {r['batch']} | {r['method_ms']} | {r['method_fp32_ms']} | {r['bare_fp32_ms']} | "
-                         f"{r['bare_bf16_ms']} | {r['method_ms_per_head']} | {r['method_gflops']} | {r['bare_gflops']} | "
-                         f"{r['fraction_of_bare']:.0%} |")
+                         f"{r['bare_bf16_ms']} | {r.get('bare_int8_ms') or '–'} | {r['method_ms_per_head']} | "
+                         f"{r['method_gflops']} | {r['bare_gflops']} | {r['fraction_of_bare']:.0%} |")
         if comp.get("per_head_speedup"):
             lines += ["", "Per-head generator time vs the fp32 method at batch 1 "
                           f"({comp['fp32_batch1_ms']} ms): "

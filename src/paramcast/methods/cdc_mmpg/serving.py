@@ -31,54 +31,86 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["SERVE_DTYPES", "Int8Weights", "ServedLinear", "int8_linear", "pack_int8"]
+__all__ = ["INT8_ENGINES", "SERVE_DTYPES", "Int8Weights", "ServedLinear", "int8_linear", "pack_int8", "prepack_int8"]
 
 SERVE_DTYPES = ("fp32", "bf16", "int8")
+#: (smallest batch, quantized engine) for the int8 GEMM: fbgemm (``x86``) is faster up to batch 8 here,
+#: oneDNN from 32 on (benchmarks/results/serve_int8: 7-15 % either way; at 64 fbgemm's int32 scratch
+#: doubles the page faults). A build without one of them uses the other.
+INT8_ENGINES = ((1, "x86"), (16, "onednn"))
 _TINY = torch.finfo(torch.float32).tiny
 
 
 @dataclass(frozen=True)
 class Int8Weights:
     """``codes (O, K)`` int8 and ``scale (O,)`` fp32 (``w ≈ codes · scale``), the fp32 ``bias (O,)``
-    and, on the CPU, the quantized engine's prepacked form of ``[codes | 0 0]``."""
+    and, on the CPU, ``packed``: ``(smallest batch, prepacked [codes | 0 0])`` per quantized engine."""
 
     codes: torch.Tensor
     scale: torch.Tensor
     bias: torch.Tensor
-    packed: object | None
+    packed: tuple[tuple[int, object], ...] = ()
+
+    def pack_for(self, batch: int) -> object | None:
+        """The prepacked weights for a batch of ``batch`` rows (None: the fp32 GEMM over the codes)."""
+        chosen = None
+        for smallest, packed in self.packed:
+            if batch >= smallest or chosen is None:
+                chosen = packed
+        return chosen
 
 
-def pack_int8(weight: torch.Tensor, bias: torch.Tensor | None) -> Int8Weights:
+def pack_int8(weight: torch.Tensor, bias: torch.Tensor | None,
+              engines: tuple[tuple[int, str], ...] = INT8_ENGINES) -> Int8Weights:
     """Per-output-channel symmetric int8 copy of a ``Linear``'s ``weight (O, K)`` (and its fp32 bias)."""
     w = weight.detach().float()
     scale = w.abs().amax(1) / 127
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # an all-zero row: codes 0, any scale
     codes = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
     b = torch.zeros(w.shape[0], device=w.device) if bias is None else bias.detach().float()
-    packed = None
-    if w.device.type == "cpu":
-        padded = torch.cat([codes.float() * scale[:, None], w.new_zeros(w.shape[0], 2)], 1)  # range columns weigh 0
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*quantized tensor creation.*deprecated")
-                q = torch.quantize_per_channel(padded, scale.double(), torch.zeros_like(scale, dtype=torch.long),
-                                               0, torch.qint8)                  # codes again: integers times scale
-            packed = torch.ops.quantized.linear_prepack(q, None)
-        except RuntimeError:  # no quantized engine for this layer here: the fp32 GEMM over the codes below
-            packed = None
-    return Int8Weights(codes, scale, b, packed)
+    packed: list[tuple[int, object]] = []
+    if w.device.type == "cpu":  # the range columns weigh 0; the bias is added after the row scale
+        padded = torch.cat([codes.float() * scale[:, None], w.new_zeros(w.shape[0], 2)], 1)
+        for smallest, engine in engines:
+            p = prepack_int8(padded, scale, engine=engine)
+            if p is not None:
+                packed.append((smallest, p))
+    return Int8Weights(codes, scale, b, tuple(packed))
+
+
+def prepack_int8(weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None = None,
+                 engine: str | None = None) -> object | None:
+    """``engine``'s (default: the current one) prepacked per-channel int8 ``weight (O, K)`` (codes
+    ``round(w / scale)``) for ``torch.ops.quantized.linear_dynamic``, which runs it whatever engine is
+    current then; None where this build has no such engine or it refuses the layer."""
+    before = torch.backends.quantized.engine
+    if engine is not None and engine not in torch.backends.quantized.supported_engines:
+        return None
+    try:
+        if engine is not None:
+            torch.backends.quantized.engine = engine
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*quantized tensor creation.*deprecated")
+            q = torch.quantize_per_channel(weight, scale.double(), torch.zeros_like(scale, dtype=torch.long), 0,
+                                           torch.qint8)
+        return torch.ops.quantized.linear_prepack(q, bias)
+    except RuntimeError:
+        return None
+    finally:
+        torch.backends.quantized.engine = before
 
 
 def int8_linear(x: torch.Tensor, w: Int8Weights) -> torch.Tensor:
     """``x (B, K)`` fp32 through the int8 layer -> ``(B, O)`` fp32; row ``i`` depends on ``x[i]`` only."""
     x = x.float()
     s = x.abs().amax(1, keepdim=True).clamp_min(_TINY)                      # (B, 1): each row's own scale
-    if w.packed is None:                                                      # off the CPU: same codes, fp32 GEMM
+    packed = w.pack_for(x.shape[0])
+    if packed is None:                                                        # off the CPU: same codes, fp32 GEMM
         q = torch.round(x / s * 127).clamp_(-127, 127)
         acc = q @ w.codes.T.float()
         return torch.addcmul(w.bias, acc, s * w.scale / 127)
     rng = x.new_tensor([[1.0, -1.0]]).expand(x.shape[0], 2)
-    acc = torch.ops.quantized.linear_dynamic(torch.cat([x / s, rng], 1), w.packed, False)
+    acc = torch.ops.quantized.linear_dynamic(torch.cat([x / s, rng], 1), packed, False)
     return torch.addcmul(w.bias, acc, s, out=acc)
 
 
