@@ -17,20 +17,24 @@ like on a busy machine; absolute milliseconds do not transfer to ``paramcast ben
 * ``fp32_out`` — ``addmm`` into a preallocated output (the ``out=`` question);
 * the heads' error against fp32 at batch 64 (``bench.serve._head_error``: max abs error of W, b, of
   logits on N(0, 1) hidden vectors, top-answer change rate) for bf16 and int8;
-* the encoder: ``wire.encode`` of one fp32 answer as committed vs SHA-256 over its bytes once.
+* the encoder: ``wire.encode`` of one fp32 answer with ``_container.write`` (one copy) vs the same
+  with ``safetensors.torch.save`` (before), vs its floor, SHA-256 over its bytes once.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import statistics
+import struct
 import time
 import warnings
 from functools import partial
 from pathlib import Path
 
 import torch
+from safetensors.torch import save as st_save
 from torch import nn
 
 from paramcast import catalog, wire
@@ -55,6 +59,25 @@ def interleaved(fns: dict, rounds: int = 7, reps: int = 3) -> dict[str, float]:
                 fn()
                 times[k].append(time.perf_counter() - t0)
     return {k: round(statistics.median(v) * 1e3, 3) for k, v in times.items()}
+
+
+def _sha256(data) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def _encode_with_safetensors_save(head) -> bytes:
+    """``wire.encode`` as it was before ``_container.write``: the file made by ``safetensors.torch.save``."""
+    real = wire.message.write
+    wire.message.write = lambda tensors, metadata: st_save(tensors, metadata=dict(metadata))
+    try:
+        return wire.encode(head, quant="fp32")
+    finally:
+        wire.message.write = real
+
+
+def _parsed(data: bytes) -> tuple:
+    n = struct.unpack("<Q", data[:8])[0]
+    return json.loads(data[8 : 8 + n]), data[8 + n :]
 
 
 def _to_fp32(fn, *args) -> torch.Tensor:
@@ -113,9 +136,11 @@ def main() -> None:
         errors = {d: _head_error(heads[d], heads["fp32"], torch.Generator().manual_seed(1)) for d in ("bf16", "int8")}
         one = heads["fp32"][0]
         data = torch.cat([one.weight.reshape(-1), one.bias]).numpy()
-        enc = interleaved({"encode": lambda: wire.encode(one, quant="fp32"),
-                           "sha256": lambda: hashlib.sha256(data).digest()}, rounds=args.rounds, reps=20)
+        enc = interleaved({"encode": partial(wire.encode, one, quant="fp32"),
+                           "encode_safetensors_save": partial(_encode_with_safetensors_save, one),
+                           "sha256": partial(_sha256, data)}, rounds=args.rounds, reps=20)
         enc["bytes"] = len(wire.encode(one, quant="fp32"))
+        enc["same_message"] = _parsed(wire.encode(one, quant="fp32")) == _parsed(_encode_with_safetensors_save(one))
     result = {"V": V, "layer": [layer.in_features, layer.out_features], "threads": torch.get_num_threads(),
               "engine_default": torch.backends.quantized.engine, "rows": rows, "head_error": errors, "encode": enc}
     cols = ["batch", "method_fp32", "method_bf16", "method_int8", "bare_fp32", "bare_bf16", "bare_bf16_to_fp32",
@@ -127,8 +152,9 @@ def main() -> None:
               f"{d}: W max abs {e['weight_max_abs']:.3g} (max |W| {e['weight_max_abs_ref']:.3g}), b {e['bias_max_abs']:.3g}, "
               f"logits {e['logit_max_abs']:.3g} (max {e['logit_max_abs_ref']:.3g}), top answer changed "
               f"{e['top1_changed']:.3%}" for d, e in errors.items()) + ".", "",
-          f"Encoding one fp32 answer ({enc['bytes']} B): {enc['encode']} ms; SHA-256 over its bytes once: "
-          f"{enc['sha256']} ms.", ""]
+          f"Encoding one fp32 answer ({enc['bytes']} B): {enc['encode']} ms with `_container.write`, "
+          f"{enc['encode_safetensors_save']} ms with `safetensors.torch.save` (same message: {enc['same_message']}); "
+          f"SHA-256 over its bytes once: {enc['sha256']} ms.", ""]
     write_result(result, args.out, "\n".join(md))
     print("\n".join(md))
 
