@@ -1,6 +1,8 @@
 """serve_dtype=int8 vs bf16 vs fp32 for CDC-MMPG's generator at V = 1500, and the answer encoder.
 
     python benchmarks/diagnostics/serve_int8.py --out benchmarks/results/serve_int8
+    MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 \
+        python benchmarks/diagnostics/serve_int8.py --out benchmarks/results/serve_int8_malloc
 
 One process, one torch thread (it runs where it is started; here pinned to one core). Every variant
 of a batch size is timed in the same interleaved rounds, so ratios within a row compare like with
@@ -10,13 +12,17 @@ like on a busy machine; absolute milliseconds do not transfer to ``paramcast ben
   96 -> 145,500) with ``serve_dtype`` fp32 / bf16 / int8: generation plus splitting into heads;
 * ``bare_fp32`` / ``bare_bf16`` (+ its cast to fp32, as served) / ``bare_int8`` — that layer alone:
   ``nn.functional.linear`` and the quantized engine's own ``linear_dynamic`` (per-tensor activations,
-  bias fused: the int8 ceiling, which serving does not use because its answer depends on the batch);
+  bias fused, the engine serving uses at that batch size: the int8 ceiling, which serving does not
+  use as is because its answers would depend on the batch);
 * ``int8_<engine>`` — :func:`paramcast.methods.cdc_mmpg.serving.int8_linear` (per-row activations,
   the served form) with the weights prepacked by the ``x86`` (fbgemm) or ``onednn`` engine only (the
   method picks one by batch size, ``serving.INT8_ENGINES``);
 * ``fp32_out`` — ``addmm`` into a preallocated output (the ``out=`` question);
 * the heads' error against fp32 at batch 64 (``bench.serve._head_error``: max abs error of W, b, of
   logits on N(0, 1) hidden vectors, top-answer change rate) for bf16 and int8;
+* minor page faults per call: glibc's default thresholds return freed outputs of a few MB to the
+  system, so a later call touches fresh pages (~2 µs each); the ``_malloc`` run fixes the mmap
+  threshold at its 32 MB ceiling and keeps freed memory (``MALLOC_*`` are read at process start);
 * the encoder: ``wire.encode`` of one fp32 answer with ``_container.write`` (one copy) vs the same
   with ``safetensors.torch.save`` (before), vs its floor, SHA-256 over its bytes once.
 """
@@ -26,6 +32,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import resource
 import statistics
 import struct
 import time
@@ -40,25 +48,30 @@ from torch import nn
 from paramcast import catalog, wire
 from paramcast.bench.report import markdown_table, write_result
 from paramcast.bench.serve import _head_error
-from paramcast.methods.cdc_mmpg.serving import int8_linear, pack_int8, prepack_int8
+from paramcast.methods.cdc_mmpg.serving import INT8_ENGINES, by_batch, int8_linear, pack_int8, prepack_int8
 from paramcast.types import Upload
 
 V, BATCHES, DTYPES = 1500, (1, 8, 32, 64), ("fp32", "bf16", "int8")
 
 
 def interleaved(fns: dict, rounds: int = 7, reps: int = 3) -> dict[str, float]:
-    """Median ms per call of each function, timed in ``rounds`` interleaved rounds of ``reps`` calls."""
+    """Median ms per call of each function, timed in ``rounds`` interleaved rounds of ``reps`` calls,
+    and (``<name>_faults``) the minor page faults per call: fresh pages of a large output."""
     times: dict[str, list[float]] = {k: [] for k in fns}
+    faults = dict.fromkeys(fns, 0)
     for fn in fns.values():
         fn()
         fn()
     for _ in range(rounds):
         for k, fn in fns.items():
             for _ in range(reps):
+                f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 t0 = time.perf_counter()
                 fn()
                 times[k].append(time.perf_counter() - t0)
-    return {k: round(statistics.median(v) * 1e3, 3) for k, v in times.items()}
+                faults[k] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+    out = {k: round(statistics.median(v) * 1e3, 3) for k, v in times.items()}
+    return out | {f"{k}_faults": faults[k] // (rounds * reps) for k in fns}
 
 
 def _sha256(data) -> bytes:
@@ -105,7 +118,8 @@ def main() -> None:
     layer = ref.adaptor.hyper.out
     w32, b32 = layer.weight.detach(), layer.bias.detach()
     w16, b16 = w32.bfloat16(), b32.bfloat16()
-    bare8 = prepack_int8(w32, (w32.abs().amax(1) / 127).clamp_min(1e-30), b32)
+    scale8 = (w32.abs().amax(1) / 127).clamp_min(1e-30)
+    bare8 = tuple((n, prepack_int8(w32, scale8, b32, engine=e)) for n, e in INT8_ENGINES)
     packs = engine_packs(layer)
     g = torch.Generator().manual_seed(0)
     rows, heads = [], {}
@@ -120,7 +134,7 @@ def main() -> None:
             fns |= {"bare_fp32": partial(nn.functional.linear, x, w32, b32),
                     "bare_bf16": partial(nn.functional.linear, xb, w16, b16),
                     "bare_bf16_to_fp32": partial(_to_fp32, nn.functional.linear, xb, w16, b16),
-                    "bare_int8": partial(torch.ops.quantized.linear_dynamic, x, bare8, False),
+                    "bare_int8": partial(torch.ops.quantized.linear_dynamic, x, by_batch(bare8, n), False),
                     "fp32_out": partial(torch.addmm, b32, x, w32.T, out=out)}
             fns |= {f"int8_{e}": partial(int8_linear, x, p) for e, p in packs.items()}
             row = {"batch": n, **interleaved(fns, rounds=args.rounds)}
@@ -141,13 +155,18 @@ def main() -> None:
                            "sha256": partial(_sha256, data)}, rounds=args.rounds, reps=20)
         enc["bytes"] = len(wire.encode(one, quant="fp32"))
         enc["same_message"] = _parsed(wire.encode(one, quant="fp32")) == _parsed(_encode_with_safetensors_save(one))
-    result = {"V": V, "layer": [layer.in_features, layer.out_features], "threads": torch.get_num_threads(),
+    malloc = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}  # glibc tunables of this run
+    result = {"V": V, "malloc_env": malloc, "layer": [layer.in_features, layer.out_features], "threads": torch.get_num_threads(),
               "engine_default": torch.backends.quantized.engine, "rows": rows, "head_error": errors, "encode": enc}
     cols = ["batch", "method_fp32", "method_bf16", "method_int8", "bare_fp32", "bare_bf16", "bare_bf16_to_fp32",
             "bare_int8", *[f"int8_{e}" for e in packs], "fp32_out", "int8_vs_bf16", "int8_fraction_of_bare_int8",
             "int8_fraction_of_bare_bf16", "per_head_speedup_bf16", "per_head_speedup_int8"]
+    fault_cols = ["batch", *[f"{k}_faults" for k in cols[1:cols.index("fp32_out") + 1]]]
     md = [f"CDC-MMPG generator at V = {V} (f_h's output {layer.in_features} -> {layer.out_features}), "
-          f"{result['threads']} torch thread, median ms per call, interleaved rounds.", "", markdown_table(rows, cols),
+          f"{result['threads']} torch thread, median ms per call, interleaved rounds; glibc malloc environment: "
+          f"{' '.join(f'{k}={v}' for k, v in malloc.items()) or 'none (defaults)'}.", "", markdown_table(rows, cols),
+          "Minor page faults per call (4 KiB pages first touched: outputs glibc returned to the system):", "",
+          markdown_table(rows, fault_cols),
           "Heads vs fp32 (batch 64): " + "; ".join(
               f"{d}: W max abs {e['weight_max_abs']:.3g} (max |W| {e['weight_max_abs_ref']:.3g}), b {e['bias_max_abs']:.3g}, "
               f"logits {e['logit_max_abs']:.3g} (max {e['logit_max_abs_ref']:.3g}), top answer changed "

@@ -52,7 +52,7 @@ from torch import nn
 
 from paramcast import catalog, wire
 from paramcast.methods.base import Method
-from paramcast.methods.cdc_mmpg.serving import prepack_int8
+from paramcast.methods.cdc_mmpg.serving import INT8_ENGINES, by_batch, prepack_int8
 from paramcast.types import HeadParams, Update, Upload
 
 __all__ = ["BenchHyper", "bench_serve", "compute_ceiling", "to_markdown", "update_docs"]
@@ -380,7 +380,9 @@ def compute_ceiling(method: str = "bench-hyper", num_answers: int = 1500, method
     w32, b32 = layer.weight.detach(), layer.bias.detach()
     w16, b16 = w32.bfloat16(), b32.bfloat16()
     scale8 = (w32.abs().amax(1) / 127).clamp_min(torch.finfo(torch.float32).tiny)
-    w8 = prepack_int8(w32, scale8, b32)  # the engine's own dynamic int8 linear: per-tensor activations, bias fused
+    # the engines' own dynamic int8 linear (per-tensor activations, bias fused), each where serving uses it
+    w8 = tuple((n, prepack_int8(w32, scale8, b32, engine=e)) for n, e in INT8_ENGINES)
+    w8 = tuple((n, p) for n, p in w8 if p is not None)
     shape = tuple(getattr(served, "upload_shape", (1, 192)))
     g = torch.Generator().manual_seed(0)
     rows, heads = [], {}
@@ -395,8 +397,8 @@ def compute_ceiling(method: str = "bench-hyper", num_answers: int = 1500, method
             row = {"batch": n, "method_ms": _median_ms(partial(served.cloud_step_batch, uploads)),
                    "bare_fp32_ms": _median_ms(partial(nn.functional.linear, x, w32, b32)),
                    "bare_bf16_ms": _median_ms(partial(nn.functional.linear, xb, w16, b16)),
-                   "bare_int8_ms": _median_ms(partial(torch.ops.quantized.linear_dynamic, x, w8, False))
-                   if w8 is not None else None}
+                   "bare_int8_ms": _median_ms(partial(torch.ops.quantized.linear_dynamic, x, by_batch(w8, n), False))
+                   if w8 else None}
             row["method_fp32_ms"] = row["method_ms"] if base is served else \
                 _median_ms(partial(base.cloud_step_batch, uploads))
             bare = row.get(f"bare_{dtype}_ms") or row["bare_fp32_ms"]

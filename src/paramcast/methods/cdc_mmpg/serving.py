@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["INT8_ENGINES", "SERVE_DTYPES", "Int8Weights", "ServedLinear", "int8_linear", "pack_int8", "prepack_int8"]
+__all__ = ["INT8_ENGINES", "SERVE_DTYPES", "Int8Weights", "ServedLinear", "by_batch", "int8_linear", "pack_int8", "prepack_int8"]
 
 SERVE_DTYPES = ("fp32", "bf16", "int8")
 #: (smallest batch, quantized engine) for the int8 GEMM: fbgemm (``x86``) is faster up to batch 8 here,
@@ -53,11 +53,17 @@ class Int8Weights:
 
     def pack_for(self, batch: int) -> object | None:
         """The prepacked weights for a batch of ``batch`` rows (None: the fp32 GEMM over the codes)."""
-        chosen = None
-        for smallest, packed in self.packed:
-            if batch >= smallest or chosen is None:
-                chosen = packed
-        return chosen
+        return by_batch(self.packed, batch)
+
+
+def by_batch(table: tuple[tuple[int, object], ...], batch: int) -> object | None:
+    """The entry of ``(smallest batch, value)`` pairs (ascending) for ``batch``: the last whose smallest
+    batch it reaches, else the first; None for an empty table."""
+    chosen = None
+    for smallest, value in table:
+        if batch >= smallest or chosen is None:
+            chosen = value
+    return chosen
 
 
 def pack_int8(weight: torch.Tensor, bias: torch.Tensor | None,
