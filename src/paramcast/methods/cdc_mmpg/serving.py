@@ -13,7 +13,7 @@ wire's fp32 answer) and accumulate in fp32 / int32:
   what makes a device's head independent of the other uploads in its batch (bit-exact, tested):
   the dynamic quantiser's per-tensor range would otherwise be set by the batch's largest row, so a
   device's answer would depend on — and leak something about — strangers' uploads. It costs one
-  pass over the output (measured in ``benchmarks/serve_int8``). Off the CPU (or where the quantized
+  pass over the output (measured in ``benchmarks/results/serve_int8.md``). Off the CPU (or where the quantized
   engine cannot prepack the layer) the same scheme — int8 weight codes, per-row symmetric int8
   activations — runs as an fp32 GEMM over the integer codes (its sums are exact below 2^24, i.e.
   for K < 1040): the same error bound, no speed gain. The prepack takes a ``qint8`` tensor, a form
@@ -34,9 +34,9 @@ import torch
 __all__ = ["INT8_ENGINES", "SERVE_DTYPES", "Int8Weights", "ServedLinear", "by_batch", "int8_linear", "pack_int8", "prepack_int8"]
 
 SERVE_DTYPES = ("fp32", "bf16", "int8")
-#: (smallest batch, quantized engine) for the int8 GEMM: fbgemm (``x86``) is faster up to batch 8 here,
-#: oneDNN from 32 on (benchmarks/results/serve_int8: 7-15 % either way; at 64 fbgemm's int32 scratch
-#: doubles the page faults). A build without one of them uses the other.
+#: (smallest batch, quantized engine) for the int8 GEMM, from benchmarks/results/serve_int8*.md:
+#: fbgemm (``x86``) is faster at batch 8, oneDNN at 32 and 64 (where fbgemm's int32 scratch also
+#: doubles the page faults), the two even at 1. A build without one of them uses the other.
 INT8_ENGINES = ((1, "x86"), (16, "onednn"))
 _TINY = torch.finfo(torch.float32).tiny
 
