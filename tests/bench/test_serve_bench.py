@@ -38,7 +38,7 @@ def test_bench_serve_with_wrk_batched_and_static(tmp_path):
     docs = tmp_path / "service.md"
     docs.write_text(f"# doc\n{bench.DOCS_BEGIN}\nold table\n{bench.DOCS_END}\ntail\n")
     res = bench.bench_serve(devices=3, seconds=1, warmup_s=0, num_answers=8, modes="batched,static", threads=1,
-                            compute=False, method_arg=["hidden=8", "head_in=4"], out=tmp_path / "out", docs=docs,
+                            encode_threads=2, compute=False, method_arg=["hidden=8", "head_in=4"], out=tmp_path / "out", docs=docs,
                             quiet=True)
     for mode in ("batched", "static"):
         row = res["modes"][mode]
@@ -49,6 +49,7 @@ def test_bench_serve_with_wrk_batched_and_static(tmp_path):
     assert res["fraction_of_static"] > 0 and res["config"]["load_tools"]["wrk"].startswith("wrk")
     text = docs.read_text()
     assert "old table" not in text and "| batched | wrk |" in text and text.endswith("tail\n")
+    assert res["config"]["encode_threads"] == 2 and "2 encoding threads" in text  # the server started with it
     assert (tmp_path / "out" / "serve.json").exists()
 
 

@@ -151,13 +151,14 @@ class _Server:
 
     def __init__(self, *, method: str, num_answers: int, token_file: Path, max_batch: int, max_wait_ms: float,
                  threads: int, log: Path, engine: str = "uvicorn", method_args: Sequence[str] = (),
-                 static_answer: Path | None = None):
+                 static_answer: Path | None = None, encode_threads: int = 1):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "paramcast.cli.serve", "--method", method, "--plugin", "paramcast.bench.serve_plugin",
                "--method-arg", f"num_answers={num_answers}", "--token-file", str(token_file),
                "--port", str(self.port), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
-               "--upload-shape", "1,192", "--threads", str(threads), "--log-level", "warning"]
+               "--upload-shape", "1,192", "--threads", str(threads), "--log-level", "warning",
+               "--encode-threads", str(encode_threads)]
         for arg in method_args:
             cmd += ["--method-arg", arg]
         if static_answer is not None:
@@ -454,7 +455,7 @@ def _mean_batch(metrics_text: str, before: tuple[float, float] = (0.0, 0.0)) -> 
 
 def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 1500, method: str = "bench-hyper",
                 quant: str = "fp32", max_batch: int = 32, max_wait_ms: float = 2.0, warmup_s: float = 2.0,
-                threads: int = 0, verify_every: int = 16, modes: str = "batched,naive,static", engines: str = "uvicorn",
+                threads: int = 0, encode_threads: int = 1, verify_every: int = 16, modes: str = "batched,naive,static", engines: str = "uvicorn",
                 load: str = "wrk", compute: bool = True, method_arg: list[str] | None = None,
                 out: Path | None = None, docs: Path | None = None, quiet: bool = False) -> dict:
     """Run the serving benchmark; return the result dict, print its Markdown table (unless ``quiet``),
@@ -484,7 +485,8 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
     result: dict = {"config": {"devices": devices, "seconds": seconds, "num_answers": num_answers, "method": method,
                                "method_args": method_args, "quant": quant, "max_batch": max_batch,
                                "max_wait_ms": max_wait_ms, "warmup_s": warmup_s,
-                               "threads": threads or torch.get_num_threads(), "cpus": os.cpu_count(),
+                               "threads": threads or torch.get_num_threads(), "encode_threads": encode_threads,
+                               "cpus": os.cpu_count(),
                                "engines": engines, "load": loads,
                                "env": {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")
                                        if k in os.environ}, "load_tools": {x: tools[x] for x in loads},
@@ -520,7 +522,8 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
             server = _Server(method=method, num_answers=num_answers, token_file=token_file,
                              max_batch=1 if mode == "naive" else max_batch, max_wait_ms=max_wait_ms,
                              threads=threads, log=tmp / f"server-{name.replace('/', '-')}.log", engine=engine,
-                             method_args=method_args, static_answer=static_answer if mode == "static" else None)
+                             method_args=method_args, static_answer=static_answer if mode == "static" else None,
+                             encode_threads=encode_threads)
             try:
                 info = server.info
                 uploads = [wire.encode(Upload(device_id=f"bench-{i:03d}", method=info["method"],
@@ -573,9 +576,10 @@ def to_markdown(result: dict) -> str:
     c = result["config"]
     args = f", {', '.join(c['method_args'])}" if c.get("method_args") else ""
     tools = "; ".join(f"{k}: {v}" for k, v in c.get("load_tools", {}).items())
+    enc = f", {c['encode_threads']} encoding threads" if c.get("encode_threads", 1) != 1 else ""
     lines = [f"Serving benchmark: {c['devices']} concurrent devices, {c['seconds']} s per mode, method "
              f"`{c['method']}` (V = {c['num_answers']}{args}), downlink {c['quant']}, max batch {c['max_batch']}, "
-             f"max wait {c['max_wait_ms']} ms, {c['threads']} torch threads, {c['cpus']} CPUs.",
+             f"max wait {c['max_wait_ms']} ms, {c['threads']} torch threads{enc}, {c['cpus']} CPUs.",
              *([f"Load: {tools}. Command: `{c['command']}`."] if tools else []), "",
              "| mode | load | req/s | p50 ms | p99 ms | mean batch | errors | MB down | server cores | load cores |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
