@@ -353,3 +353,25 @@ def test_one_error_hierarchy_for_both_codecs():
     with pytest.raises(HistoryError):
         decode_history(b"\0" * 4)
     assert issubclass(LabelError, HistoryError) and not issubclass(WireError, HistoryError)
+
+
+@pytest.mark.parametrize("shapes", [{"a": ((3, 2), torch.float32)},
+                                    {"w#codes": ((9,), torch.uint8), "w#absmax": ((2,), torch.float16),
+                                     "positions": ((4,), torch.int64), "b#values": ((5,), torch.float32)},
+                                    {"empty": ((0, 3), torch.float32), "x": ((1,), torch.int64)}])
+def test_container_writer_is_what_safetensors_writes(shapes):
+    """One copy instead of safetensors' two, the same file: header JSON and data bytes as
+    ``safetensors.torch.save`` makes them (its metadata key order aside), and it loads back."""
+    from safetensors.torch import load, save
+
+    from paramcast.wire._container import write
+
+    g = torch.Generator().manual_seed(3)
+    tensors = {k: (torch.randn(s, generator=g) * 100).to(dt) for k, (s, dt) in shapes.items()}
+    meta = {"sha256": "ab", "paramcast": '{"x":1}'}
+    ours, theirs = write(tensors, meta), save(tensors, metadata=meta)
+    n, m = struct.unpack("<Q", ours[:8])[0], struct.unpack("<Q", theirs[:8])[0]
+    assert n % 8 == 0 and json.loads(ours[8 : 8 + n]) == json.loads(theirs[8 : 8 + m])
+    assert ours[8 + n :] == theirs[8 + m :] and len(ours) == len(theirs)
+    back = load(ours)
+    assert set(back) == set(tensors) and all(torch.equal(back[k], tensors[k]) for k in tensors)

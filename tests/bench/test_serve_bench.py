@@ -25,12 +25,20 @@ def test_compute_ceiling_bf16_rows_and_head_error():
     assert 0 <= err["top1_changed"] < 0.05
 
 
+def test_compute_ceiling_int8_uses_the_bare_int8_layer():
+    res = bench.compute_ceiling("cdc-mmpg", num_answers=40, method_args=["serve_dtype=int8"], batches=(1, 4))
+    for r in res["rows"]:
+        assert r["bare_int8_ms"] > 0 and r["fraction_of_bare"] == round(r["bare_int8_ms"] / r["method_ms"], 3)
+    err = res["head_error"]
+    assert 0 < err["weight_max_abs"] <= 0.03 * err["weight_max_abs_ref"]  # int8 codes, not another head
+
+
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make services installs it as root)")
 def test_bench_serve_with_wrk_batched_and_static(tmp_path):
     docs = tmp_path / "service.md"
     docs.write_text(f"# doc\n{bench.DOCS_BEGIN}\nold table\n{bench.DOCS_END}\ntail\n")
     res = bench.bench_serve(devices=3, seconds=1, warmup_s=0, num_answers=8, modes="batched,static", threads=1,
-                            compute=False, method_arg=["hidden=8", "head_in=4"], out=tmp_path / "out", docs=docs,
+                            encode_threads=2, compute=False, method_arg=["hidden=8", "head_in=4"], out=tmp_path / "out", docs=docs,
                             quiet=True)
     for mode in ("batched", "static"):
         row = res["modes"][mode]
@@ -41,6 +49,7 @@ def test_bench_serve_with_wrk_batched_and_static(tmp_path):
     assert res["fraction_of_static"] > 0 and res["config"]["load_tools"]["wrk"].startswith("wrk")
     text = docs.read_text()
     assert "old table" not in text and "| batched | wrk |" in text and text.endswith("tail\n")
+    assert res["config"]["encode_threads"] == 2 and "2 encoding threads" in text  # the server started with it
     assert (tmp_path / "out" / "serve.json").exists()
 
 

@@ -404,7 +404,7 @@ def test_serve_flags_reach_the_server_and_log_level_trace_works(monkeypatch, tmp
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: started.append(self.config))
     args = ["serve", "--method", "toy-hyper", "--log-level", "trace", "--limit-concurrency", "7",
             "--timeout-headers", "3", "--timeout-body", "4", "--timeout-keep-alive", "2", "--no-docs",
-            "--history-posts-per-minute", "5", "--store", str(tmp_path / "h.sqlite")]
+            "--history-posts-per-minute", "5", "--store", str(tmp_path / "h.sqlite"), "--encode-threads", "2"]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     (config,) = started
@@ -414,7 +414,9 @@ def test_serve_flags_reach_the_server_and_log_level_trace_works(monkeypatch, tmp
     from fastapi.testclient import TestClient
 
     with TestClient(config.app) as c:
-        limits = c.get("/v1/info").json()["limits"]
+        info = c.get("/v1/info").json()
+        limits = info["limits"]
+        assert info["batching"]["encode_threads"] == 2
         assert limits["body_timeout_s"] == 4 and limits["history_posts_per_minute"] == 5
         assert c.get("/docs").status_code == 404
     res = CliRunner().invoke(cli, ["serve", "--method", "toy-hyper", "--log-level", "loud"])

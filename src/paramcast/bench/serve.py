@@ -15,7 +15,7 @@ port) once per mode and drives it with N devices for T seconds after a warm-up:
   of the load process over the measured interval are recorded (as cores busy);
 * the compute ceiling (``--compute``): the served method's ``cloud_step_batch`` alone in a tight
   loop at batch 1, 8, 32, 64, as GFLOP/s of its largest layer, against a bare ``nn.functional.linear``
-  of that layer's shape (fp32 and bf16), plus the served heads' max abs error against fp32.
+  of that layer's shape (fp32, bf16 and the engine's dynamic int8), plus the served heads' max abs error against fp32.
 
 After each wrk run one answer per device is fetched and decoded (checksum, shapes, device id).
 The served method defaults to ``bench-hyper`` (registered by the server's plugin
@@ -52,6 +52,7 @@ from torch import nn
 
 from paramcast import catalog, wire
 from paramcast.methods.base import Method
+from paramcast.methods.cdc_mmpg.serving import INT8_ENGINES, by_batch, prepack_int8
 from paramcast.types import HeadParams, Update, Upload
 
 __all__ = ["BenchHyper", "bench_serve", "compute_ceiling", "to_markdown", "update_docs"]
@@ -150,13 +151,14 @@ class _Server:
 
     def __init__(self, *, method: str, num_answers: int, token_file: Path, max_batch: int, max_wait_ms: float,
                  threads: int, log: Path, engine: str = "uvicorn", method_args: Sequence[str] = (),
-                 static_answer: Path | None = None):
+                 static_answer: Path | None = None, encode_threads: int = 1):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "paramcast.cli.serve", "--method", method, "--plugin", "paramcast.bench.serve_plugin",
                "--method-arg", f"num_answers={num_answers}", "--token-file", str(token_file),
                "--port", str(self.port), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
-               "--upload-shape", "1,192", "--threads", str(threads), "--log-level", "warning"]
+               "--upload-shape", "1,192", "--threads", str(threads), "--log-level", "warning",
+               "--encode-threads", str(encode_threads)]
         for arg in method_args:
             cmd += ["--method-arg", arg]
         if static_answer is not None:
@@ -378,6 +380,10 @@ def compute_ceiling(method: str = "bench-hyper", num_answers: int = 1500, method
     k, o = layer.in_features, layer.out_features
     w32, b32 = layer.weight.detach(), layer.bias.detach()
     w16, b16 = w32.bfloat16(), b32.bfloat16()
+    scale8 = (w32.abs().amax(1) / 127).clamp_min(torch.finfo(torch.float32).tiny)
+    # the engines' own dynamic int8 linear (per-tensor activations, bias fused), each where serving uses it
+    w8 = tuple((n, prepack_int8(w32, scale8, b32, engine=e)) for n, e in INT8_ENGINES)
+    w8 = tuple((n, p) for n, p in w8 if p is not None)
     shape = tuple(getattr(served, "upload_shape", (1, 192)))
     g = torch.Generator().manual_seed(0)
     rows, heads = [], {}
@@ -391,10 +397,12 @@ def compute_ceiling(method: str = "bench-hyper", num_answers: int = 1500, method
             flop = 2 * n * k * o
             row = {"batch": n, "method_ms": _median_ms(partial(served.cloud_step_batch, uploads)),
                    "bare_fp32_ms": _median_ms(partial(nn.functional.linear, x, w32, b32)),
-                   "bare_bf16_ms": _median_ms(partial(nn.functional.linear, xb, w16, b16))}
+                   "bare_bf16_ms": _median_ms(partial(nn.functional.linear, xb, w16, b16)),
+                   "bare_int8_ms": _median_ms(partial(torch.ops.quantized.linear_dynamic, x, by_batch(w8, n), False))
+                   if w8 else None}
             row["method_fp32_ms"] = row["method_ms"] if base is served else \
                 _median_ms(partial(base.cloud_step_batch, uploads))
-            bare = row["bare_bf16_ms"] if dtype == "bf16" else row["bare_fp32_ms"]
+            bare = row.get(f"bare_{dtype}_ms") or row["bare_fp32_ms"]
             row.update({"method_gflops": round(flop / row["method_ms"] / 1e6, 1),
                         "bare_gflops": round(flop / bare / 1e6, 1), "fraction_of_bare": round(bare / row["method_ms"], 3),
                         "method_ms_per_head": round(row["method_ms"] / n, 4)})
@@ -447,7 +455,7 @@ def _mean_batch(metrics_text: str, before: tuple[float, float] = (0.0, 0.0)) -> 
 
 def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 1500, method: str = "bench-hyper",
                 quant: str = "fp32", max_batch: int = 32, max_wait_ms: float = 2.0, warmup_s: float = 2.0,
-                threads: int = 0, verify_every: int = 16, modes: str = "batched,naive,static", engines: str = "uvicorn",
+                threads: int = 0, encode_threads: int = 1, verify_every: int = 16, modes: str = "batched,naive,static", engines: str = "uvicorn",
                 load: str = "wrk", compute: bool = True, method_arg: list[str] | None = None,
                 out: Path | None = None, docs: Path | None = None, quiet: bool = False) -> dict:
     """Run the serving benchmark; return the result dict, print its Markdown table (unless ``quiet``),
@@ -477,7 +485,8 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
     result: dict = {"config": {"devices": devices, "seconds": seconds, "num_answers": num_answers, "method": method,
                                "method_args": method_args, "quant": quant, "max_batch": max_batch,
                                "max_wait_ms": max_wait_ms, "warmup_s": warmup_s,
-                               "threads": threads or torch.get_num_threads(), "cpus": os.cpu_count(),
+                               "threads": threads or torch.get_num_threads(), "encode_threads": encode_threads,
+                               "cpus": os.cpu_count(),
                                "engines": engines, "load": loads,
                                "env": {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")
                                        if k in os.environ}, "load_tools": {x: tools[x] for x in loads},
@@ -513,7 +522,8 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
             server = _Server(method=method, num_answers=num_answers, token_file=token_file,
                              max_batch=1 if mode == "naive" else max_batch, max_wait_ms=max_wait_ms,
                              threads=threads, log=tmp / f"server-{name.replace('/', '-')}.log", engine=engine,
-                             method_args=method_args, static_answer=static_answer if mode == "static" else None)
+                             method_args=method_args, static_answer=static_answer if mode == "static" else None,
+                             encode_threads=encode_threads)
             try:
                 info = server.info
                 uploads = [wire.encode(Upload(device_id=f"bench-{i:03d}", method=info["method"],
@@ -566,9 +576,10 @@ def to_markdown(result: dict) -> str:
     c = result["config"]
     args = f", {', '.join(c['method_args'])}" if c.get("method_args") else ""
     tools = "; ".join(f"{k}: {v}" for k, v in c.get("load_tools", {}).items())
+    enc = f", {c['encode_threads']} encoding threads" if c.get("encode_threads", 1) != 1 else ""
     lines = [f"Serving benchmark: {c['devices']} concurrent devices, {c['seconds']} s per mode, method "
              f"`{c['method']}` (V = {c['num_answers']}{args}), downlink {c['quant']}, max batch {c['max_batch']}, "
-             f"max wait {c['max_wait_ms']} ms, {c['threads']} torch threads, {c['cpus']} CPUs.",
+             f"max wait {c['max_wait_ms']} ms, {c['threads']} torch threads{enc}, {c['cpus']} CPUs.",
              *([f"Load: {tools}. Command: `{c['command']}`."] if tools else []), "",
              "| mode | load | req/s | p50 ms | p99 ms | mean batch | errors | MB down | server cores | load cores |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -591,13 +602,13 @@ def to_markdown(result: dict) -> str:
         lines += ["", f"Compute ceiling: `cloud_step_batch` alone (serve_dtype {comp['serve_dtype']}) vs a bare "
                       f"`linear` of its largest layer ({k} -> {o}), {comp['threads']} threads, median ms; GFLOP/s of "
                       "that layer.", "",
-                  "| batch | method ms | method fp32 ms | bare fp32 ms | bare bf16 ms | ms / head | method GFLOP/s | "
-                  "bare GFLOP/s | fraction of bare |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| batch | method ms | method fp32 ms | bare fp32 ms | bare bf16 ms | bare int8 ms | ms / head | "
+                  "method GFLOP/s | bare GFLOP/s | fraction of bare |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in comp["rows"]:
             lines.append(f"| {r['batch']} | {r['method_ms']} | {r['method_fp32_ms']} | {r['bare_fp32_ms']} | "
-                         f"{r['bare_bf16_ms']} | {r['method_ms_per_head']} | {r['method_gflops']} | {r['bare_gflops']} | "
-                         f"{r['fraction_of_bare']:.0%} |")
+                         f"{r['bare_bf16_ms']} | {r.get('bare_int8_ms') or '–'} | {r['method_ms_per_head']} | "
+                         f"{r['method_gflops']} | {r['bare_gflops']} | {r['fraction_of_bare']:.0%} |")
         if comp.get("per_head_speedup"):
             lines += ["", "Per-head generator time vs the fp32 method at batch 1 "
                           f"({comp['fp32_batch1_ms']} ms): "

@@ -68,7 +68,8 @@ DOCS_ASSETS = "/docs-assets"  # Swagger UI's JS/CSS, shipped in the fastapi-offl
 class Batching:
     max_batch: int = 32       # uploads answered by one generator call; 1 = naive per-request generation
     max_wait_ms: float = 2.0  # how long a non-full batch waits for more uploads
-    encode_threads: int = 1   # threads encoding answers; more only oversubscribe torch's OpenMP pools
+    encode_threads: int = 1   # threads encoding answers (an fp32 answer runs no torch op; quantising ones do, and
+                              # more threads then oversubscribe torch's OpenMP pools)
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 import torch
 
 __all__ = ["COMPACT", "DTYPES", "MAX_HEADER_BYTES", "Entry", "WireError", "canonical", "digest", "read_header",
-           "short"]
+           "short", "write"]
 
 Entry = tuple[torch.dtype, tuple[int, ...]]
 MAX_DIMS = 8  # any tensor; the decoders allow fewer
@@ -38,6 +38,7 @@ COMPACT = (",", ":")  # JSON separators of canonical text
 DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
           "BOOL": torch.bool}
+_NAMES = {v: k for k, v in DTYPES.items()}
 _ENTRY_KEYS = {"dtype", "shape", "data_offsets"}
 _repr = reprlib.Repr()  # keyword arguments need Python 3.12
 _repr.maxstring, _repr.maxother, _repr.maxlist, _repr.maxdict, _repr.maxlevel = 40, 40, 6, 6, 3
@@ -60,8 +61,33 @@ def digest(tensors: Mapping[str, torch.Tensor], *, prefix: str = "", separators:
         t = tensors[name].contiguous()
         h.update(json.dumps([name, str(t.dtype), list(t.shape)], sort_keys=True, separators=separators,
                             ensure_ascii=True).encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b"")  # the buffer itself: no copy
+        h.update(_buffer(t))  # the buffer itself: no copy
     return h.hexdigest()
+
+
+def _buffer(t: torch.Tensor):
+    """The bytes of a contiguous CPU tensor, without copying them."""
+    return t.detach().cpu().reshape(-1).view(torch.uint8).numpy() if t.numel() else b""
+
+
+def write(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> bytes:
+    """The safetensors file of ``tensors`` (contiguous, on the CPU, dtypes of :data:`DTYPES`) with
+    ``metadata`` as ``__metadata__``, made with one copy of the data: the header and every tensor's
+    own buffer joined once into the result (``safetensors.torch.save`` copies it into a Rust buffer
+    and again into ``bytes``). Layout as safetensors writes it: tensors by itemsize, largest first
+    (each aligned to it), then by name; the header padded with spaces to a multiple of 8; keys of
+    ``__metadata__`` sorted (safetensors' are in hash order; docs/wire.md §1: any order is valid)."""
+    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
+    parts, offset = [], 0
+    for name in sorted(tensors, key=lambda k: (-tensors[k].element_size(), k)):
+        t = tensors[name]
+        n = t.numel() * t.element_size()
+        header[name] = {"dtype": _NAMES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + n]}
+        parts.append(_buffer(t))
+        offset += n
+    text = json.dumps(header, separators=COMPACT, ensure_ascii=True).encode()
+    text += b" " * (-len(text) % 8)
+    return b"".join([struct.pack("<Q", len(text)), text, *parts])
 
 
 def short(value: object) -> str:

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 import torch
 from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
-from paramcast.wire._container import DTYPES, WireError, read_header, short
+from paramcast.wire._container import DTYPES, WireError, read_header, short, write
 from paramcast.wire._container import digest as _digest
 
 __all__ = ["SCHEMA", "HistoryBatch", "HistoryError", "LabelError", "decode_history", "digest", "encode_history"]
@@ -62,7 +61,7 @@ def encode_history(device_id: str, task: str, features: torch.Tensor, labels: to
     if question is not None:
         tensors["question"] = question.detach().to(torch.int64).contiguous()
     meta = {"schema": SCHEMA, "device_id": device_id, "task": task, "sha256": digest(tensors)}
-    return st_save(tensors, metadata=meta)
+    return write(tensors, meta)
 
 
 def decode_history(data: bytes, *, max_rows: int = 4096, feature_dim: int | None = None,

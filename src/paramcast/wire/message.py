@@ -1,6 +1,6 @@
 """Uploads, heads and deltas as bytes and back (``paramcast.wire.encode`` / ``decode``).
 
-A message is a safetensors file (``safetensors.torch.save``): the payload's tensors, plus two
+A message is a safetensors file (written by ``_container.write``, read by ``safetensors.torch.load``): the payload's tensors, plus two
 string entries in the safetensors ``__metadata__``:
 
 * ``paramcast`` — canonical JSON (sorted keys, no spaces) of ``schema`` (:data:`SCHEMA_VERSION`),
@@ -36,7 +36,6 @@ from typing import Any
 
 import torch
 from safetensors.torch import load as _st_load
-from safetensors.torch import save as _st_save
 
 from paramcast import compression
 from paramcast.types import QUANTS, HeadParams, Upload, WeightDelta
@@ -48,6 +47,7 @@ from paramcast.wire._container import (
     digest,
     read_header,
     short,
+    write,
 )
 
 __all__ = ["KINDS", "MAX_ELEMENTS", "MAX_INDEX", "SCHEMA_VERSION", "WireError", "checksum", "decode", "encode",
@@ -208,7 +208,7 @@ def encode(
         tensors[name] = t
     _check_text_rows(tensors)
     meta_json = canonical(meta)
-    return _st_save(tensors, metadata={"paramcast": meta_json, "sha256": checksum(meta_json, tensors)})
+    return write(tensors, {"paramcast": meta_json, "sha256": checksum(meta_json, tensors)})
 
 
 def _parse_header(data: bytes) -> tuple[dict[str, str], dict[str, tuple[torch.dtype, tuple[int, ...]]]]:

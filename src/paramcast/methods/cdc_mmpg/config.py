@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from paramcast.losses.vae import LAM_ON
+from paramcast.methods.cdc_mmpg.serving import SERVE_DTYPES
 
 __all__ = ["SERVE_DTYPES", "CDCMMPGConfig"]
-
-SERVE_DTYPES = {"fp32": None, "bf16": "bfloat16"}  # serve_dtype -> torch dtype name (None: as trained)
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class CDCMMPGConfig:
     batch_size: int = 256            # rows per step in Phase I
     anchor_frame: int = 0            # frame the device uploads at inference (seed §1: the first frame)
     sample_at_inference: bool = False  # draw R ~ N(mu, sigma) in cloud_step (seed Alg. 1) or use mu (deterministic)
-    serve_dtype: str = "fp32"        # f_h's output layer when serving: fp32, or bf16 weights with fp32 accumulation
+    serve_dtype: str = "fp32"        # f_h's output layer when serving: fp32, bf16 or int8 (serving.py)
 
     def __post_init__(self) -> None:
         for f in ("head_hidden", "proj_dim", "hyper_hidden", "latent_dim", "vae_hidden", "sampled_frames",
@@ -54,6 +53,6 @@ class CDCMMPGConfig:
         if self.lam_on not in LAM_ON:
             raise ValueError(f"lam_on={self.lam_on!r}: use 'global' (eq. 17 as printed) or 'anchor' (paramcast)")
         if self.serve_dtype not in SERVE_DTYPES:
-            raise ValueError(f"serve_dtype={self.serve_dtype!r}: use one of {sorted(SERVE_DTYPES)}")
+            raise ValueError(f"serve_dtype={self.serve_dtype!r}: use one of {list(SERVE_DTYPES)}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout={self.dropout}: use a value in [0, 1)")

@@ -40,7 +40,8 @@ import torch
 from torch import nn
 
 from paramcast.losses.vae import adr_loss
-from paramcast.methods.cdc_mmpg.config import SERVE_DTYPES, CDCMMPGConfig
+from paramcast.methods.cdc_mmpg.config import CDCMMPGConfig
+from paramcast.methods.cdc_mmpg.serving import ServedLinear
 from paramcast.methods.generated_head import GeneratedHeadMethod, add_static_layer
 from paramcast.models.heads import (
     DeviceModel,
@@ -93,20 +94,17 @@ class HyperNetwork(nn.Module):
         self.out = nn.Linear(hidden, (head_in + 1) * num_answers)   # the huge layer: hidden × (H+1)·V
         nn.init.normal_(self.out.weight, std=init_std)
         nn.init.zeros_(self.out.bias)
+        self._served = ServedLinear()  # the serving copy of ``out`` (not a module: never saved)
 
-    def forward(self, e: torch.Tensor, lowp: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``lowp`` (serving only, no grad): f_h's output layer in that dtype — weights and activations
-        rounded to it, products accumulated in fp32 by the GEMM, the result back in fp32 — half the
-        weight bytes read per call. One GEMM per batch either way."""
+    def forward(self, e: torch.Tensor, serve_dtype: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
+        """``serve_dtype`` (serving only, no grad; :mod:`paramcast.methods.cdc_mmpg.serving`): f_h's
+        output layer as fp32, bf16 or int8 weights, accumulated in fp32 / int32, the result fp32.
+        One GEMM per batch either way."""
         h = self.body(e)
-        if lowp is None or torch.is_grad_enabled():
+        if torch.is_grad_enabled():
             theta = self.out(h)                                                  # (B, (H+1)·V)
         else:
-            w = self.out.weight
-            key = (lowp, w.data_ptr(), w._version)
-            if getattr(self, "_lowp_key", None) != key:  # a copy in lowp, remade if the weights change
-                self._lowp_key, self._lowp = key, (w.detach().to(lowp), self.out.bias.detach().to(lowp))
-            theta = nn.functional.linear(h.to(lowp), *self._lowp).float()
+            theta = self._served(self.out, h, serve_dtype)
         w, b = theta.split([self.head_in * self.num_answers, self.num_answers], dim=-1)
         return w.view(-1, self.num_answers, self.head_in), b                     # (B, V, H), (B, V)
 
@@ -152,9 +150,9 @@ class FastDomainAdaptor(nn.Module):
     def forward(self, feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.generate(self.projector(feature))
 
-    def generate(self, embedding: torch.Tensor, lowp: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def generate(self, embedding: torch.Tensor, serve_dtype: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
         """f_h on a projected embedding E_g (B, E) -> W (B, V, H), b (B, V) (+ W_0, b_0 when residual)."""
-        dw, db = self.hyper(self.dropout(embedding), lowp)                       # (B, V, H), (B, V)
+        dw, db = self.hyper(self.dropout(embedding), serve_dtype)                       # (B, V, H), (B, V)
         if self.residual:
             return self.weight0 + dw, self.bias0 + db
         return dw, db
@@ -270,8 +268,7 @@ class CDCMMPG(GeneratedHeadMethod):
         x = features.to(self.device, torch.float32)
         if self.generator is not None:
             x = self.generator(x, sample=self.config.sample_at_inference)["generated"]
-        lowp = SERVE_DTYPES[self.config.serve_dtype]
-        return self.adaptor.generate(self.adaptor.projector(x), lowp and getattr(torch, lowp))
+        return self.adaptor.generate(self.adaptor.projector(x), self.config.serve_dtype)
 
     def static_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.adaptor.weight0, self.adaptor.bias0
