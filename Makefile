@@ -64,6 +64,7 @@ RESULTS ?= runs/results
 bench-all: demo services
 	$(PY) -m paramcast bench videoqa --config benchmarks/videoqa/standard.yaml --out $(RESULTS)/videoqa_standard
 	$(PY) benchmarks/diagnostics/videoqa_headroom.py benchmarks/videoqa/standard.yaml --out $(RESULTS)/videoqa_headroom_standard
+	$(PY) -m paramcast bench videoqa --config benchmarks/videoqa/standard_variants.yaml --out $(RESULTS)/videoqa_standard_variants
 	$(PY) -m paramcast bench mcqa --preset quick --threads 1 --out $(RESULTS)/mcqa_quick
 	$(PY) -m paramcast bench retrieval --preset quick --threads 1 --out $(RESULTS)/retrieval_quick
 	$(PY) -m paramcast bench frames --preset quick --threads 1 --out $(RESULTS)/frames_quick

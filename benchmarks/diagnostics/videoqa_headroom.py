@@ -120,21 +120,30 @@ def oracle_heads(prep, method, grid=ORACLE_GRID) -> dict:
     return {**best, "grid": runs}
 
 
-def device_probe(prep, steps: int = 300) -> dict:
+def device_probe(prep, max_iter: int = 500, l2: float = 1e-4) -> dict:
+    """Linear probe frame-0 feature -> device id, fit to convergence: multinomial logistic regression on
+    standardised features, full-batch L-BFGS (the usual linear-probe protocol, e.g. CLIP's), a small L2.
+    (Until this round: 300 Adam steps of 512 rows, which stopped short of convergence on the standard
+    preset: 43.7 % on new against 63.0 % converged, measured on the same features.)"""
     hist, new = prep.features["history"], prep.features["new"]
     x, y = hist.features[:, 0], hist.device
     mu, sd = x.mean(0), x.std(0) + 1e-6
+    xs = (x - mu) / sd
+    torch.manual_seed(0)
     lin = nn.Linear(x.shape[1], int(y.max()) + 1)
-    opt = torch.optim.Adam(lin.parameters(), 1e-2)
-    for _ in range(steps):
-        idx = torch.randint(len(x), (512,))
-        loss = nn.functional.cross_entropy(lin((x[idx] - mu) / sd), y[idx])
+    opt = torch.optim.LBFGS(lin.parameters(), max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
         opt.zero_grad()
+        loss = nn.functional.cross_entropy(lin(xs), y) + l2 * lin.weight.square().sum()
         loss.backward()
-        opt.step()
+        return loss
+
+    opt.step(closure)
     with torch.no_grad():
+        train = (lin(xs).argmax(-1) == y).float().mean().item()
         acc = (lin((new.features[:, 0] - mu) / sd).argmax(-1) == new.device).float().mean().item()
-    return {"accuracy": acc, "chance": 1 / (int(y.max()) + 1)}
+    return {"accuracy": acc, "train_accuracy": train, "chance": 1 / (int(y.max()) + 1)}
 
 
 def targets(result: dict) -> list[dict]:
@@ -185,8 +194,9 @@ def main() -> None:
           + markdown_table(result["oracle_per_device_head"]["grid"], ["epochs", "lr", "new_filtered"]) + "\n\n"
           f"vision-only CNN on `count`: {max(result['vision_only_count']['accuracy_per_epoch']):.3f} "
           f"(majority {result['vision_only_count']['majority']:.3f})\n\n"
-          f"device id from one frame feature (linear probe): {result['device_probe_one_frame']['accuracy']:.3f} "
-          f"(chance {result['device_probe_one_frame']['chance']:.3f})\n")
+          f"device id from one frame feature (linear probe, fit to convergence): "
+          f"{result['device_probe_one_frame']['accuracy']:.3f} on new, {result['device_probe_one_frame']['train_accuracy']:.3f} "
+          f"on the history (chance {result['device_probe_one_frame']['chance']:.3f})\n")
     print(md)
     print(json.dumps({k: str(v) for k, v in write_result(result, Path(args.out), md).items()}))
 
