@@ -65,6 +65,7 @@ bench-all: demo services
 	$(PY) -m paramcast bench videoqa --config benchmarks/videoqa/standard.yaml --out $(RESULTS)/videoqa_standard
 	$(PY) benchmarks/diagnostics/videoqa_headroom.py benchmarks/videoqa/standard.yaml --out $(RESULTS)/videoqa_headroom_standard
 	$(PY) -m paramcast bench videoqa --config benchmarks/videoqa/standard_variants.yaml --out $(RESULTS)/videoqa_standard_variants
+	$(PY) -m paramcast bench videoqa --config benchmarks/videoqa/standard_serve_dtype.yaml --out $(RESULTS)/videoqa_standard_serve_dtype
 	$(PY) -m paramcast bench mcqa --preset quick --threads 1 --out $(RESULTS)/mcqa_quick
 	$(PY) -m paramcast bench retrieval --preset quick --threads 1 --out $(RESULTS)/retrieval_quick
 	$(PY) -m paramcast bench frames --preset quick --threads 1 --out $(RESULTS)/frames_quick
@@ -74,6 +75,7 @@ bench-all: demo services
 	$(PY) -m paramcast bench cdcca --preset standard --out $(RESULTS)/cdcca_standard
 	$(PY) -m paramcast bench netsim --paper --out $(RESULTS)/netsim_paper
 	$(PY) -m paramcast bench serve --devices 32 --seconds 8 --num-answers 1500 --method cdc-mmpg --method-arg serve_dtype=bf16 --load wrk,python --out $(RESULTS)/serve_v1500
+	$(PY) -m paramcast bench serve --devices 32 --seconds 8 --num-answers 1500 --method cdc-mmpg --method-arg serve_dtype=int8 --load wrk,python --out $(RESULTS)/serve_v1500_int8
 	$(PY) -m paramcast bench link --out $(RESULTS)/link_rtt20 --rtt-ms 20 || echo "bench link needs root (network namespaces)"
 	$(PY) -m paramcast bench link-grid --out $(RESULTS)/link_grid || echo "bench link-grid needs root (network namespaces)"
 
