@@ -1,6 +1,9 @@
 """Benchmark configs: ``benchmarks/<task>/<name>.yaml``, each with the command that runs it in its header.
 
 The YAML's ``task`` key picks the config dataclass; everything else must match that dataclass.
+``base: other.yaml`` (a path next to the file) starts from that config's keys, which this file's keys
+replace one by one: a study that must share the main comparison's data, encoder and budget
+(``standard_variants.yaml``) names it once instead of copying it.
 """
 
 from __future__ import annotations
@@ -9,9 +12,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from paramcast.config import ConfigError, from_dict
+from paramcast.config import ConfigError, from_dict, read_yaml
 
 __all__ = ["TASKS", "load_bench_config"]
 
@@ -31,16 +32,26 @@ def config_class(task: str) -> type:
 def load_bench_config(path: str | Path) -> Any:
     """Load and validate one benchmark YAML; raise :class:`ConfigError` listing every problem."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"not valid YAML: {exc}"], str(path)) from None
-    if not isinstance(data, dict) or "task" not in data:
+    data = _mapping(path)
+    if "task" not in data:
         raise ConfigError(["top level must be a mapping with a 'task' key"], str(path))
-    data = dict(data)
     task = data.pop("task")
     try:
         cls = config_class(task)
     except ConfigError as exc:
         raise ConfigError(exc.errors, str(path)) from None
     return from_dict(cls, data, str(path))
+
+
+def _mapping(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The YAML mapping of ``path`` with its ``base`` chain merged under it (this file's keys win)."""
+    if path.resolve() in seen:
+        raise ConfigError([f"base: {path} is its own base (a cycle)"], str(seen[0]))
+    data = dict(read_yaml(path) or {})
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    parent = path.parent / str(base)
+    if not parent.exists():
+        raise ConfigError([f"base: {base!r} not found next to the file ({parent})"], str(path))
+    return _mapping(parent, (*seen, path.resolve())) | data
