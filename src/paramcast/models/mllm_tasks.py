@@ -165,15 +165,19 @@ def _caption_tokens(ids: torch.Tensor, words: list[str]) -> list[str]:
 
 @torch.no_grad()
 def evaluate(model: MLLM, batch: MLLMBatch, words: list[str], max_caption: int, chunk: int = 128) -> dict:
-    """DA and MC accuracy (%) and decoded/reference caption strings of ``batch``."""
+    """DA and MC accuracy (%), each row's correctness (``DA_ok``, ``MC_ok``: (N,) bool) and the
+    decoded/reference caption strings of ``batch``."""
     model.eval()
-    da, mc, hyps, refs = 0, 0, [], []
+    da, mc, hyps, refs = [], [], [], []
     for b in batch.chunks(chunk):
         logits, _ = answer_logits(model, b.image, None, b.question)
-        da += int((logits.argmax(-1) == b.answer).sum())
-        mc += int((mc_logits(logits, b.candidates).argmax(-1) == b.mc_label).sum())
+        da.append((logits.argmax(-1) == b.answer).cpu())
+        mc.append((mc_logits(logits, b.candidates).argmax(-1) == b.mc_label).cpu())
         ids, _ = greedy_caption(model, b.image, None, max_caption)
         hyps += _caption_tokens(ids, words)
         refs += _caption_tokens(b.caption, words)
+    da_ok = torch.cat(da) if da else torch.zeros(0, dtype=torch.bool)
+    mc_ok = torch.cat(mc) if mc else torch.zeros(0, dtype=torch.bool)
     n = max(len(batch), 1)
-    return {"DA": 100.0 * da / n, "MC": 100.0 * mc / n, "hyps": hyps, "refs": refs}
+    return {"DA": 100.0 * int(da_ok.sum()) / n, "MC": 100.0 * int(mc_ok.sum()) / n, "DA_ok": da_ok, "MC_ok": mc_ok,
+            "hyps": hyps, "refs": refs}
