@@ -109,8 +109,22 @@ def main() -> None:
     ap.add_argument("--teacher-devices", type=int, default=0,
                     help="training devices in the teacher's corpus (0: the source devices; bench cdcca's study)")
     ap.add_argument("--device", default=None)
+    ap.add_argument("--from-json", default=None, metavar="PATH",
+                    help="re-render a committed result (this script's JSON) with the current report, no training; "
+                         "written to --out, still naming the command that measured it")
     ap.add_argument("--out", default="runs/cdcca_teacher_gap")
     args = ap.parse_args()
+    if args.from_json:
+        import shlex
+        import sys
+
+        old = json.loads(Path(args.from_json).read_text())
+        sys.argv = shlex.split(old["command"])[1:]                  # the run's own command line
+        measured = ap.parse_args()
+        report(old["runs"], measured, PairConfig(**{**old["pair"], "teacher": PairConfig().teacher,
+                                                    "student": PairConfig().student}), old["seconds"],
+               out=Path(args.out))
+        return
     t0 = time.perf_counter()
     ds = _load(CDCCABenchConfig(preset=args.preset))
     pair_cfg = PairConfig(teacher_epochs=args.teacher_epochs, student_epochs=args.student_epochs,
@@ -124,7 +138,7 @@ def main() -> None:
         report(runs, args, pair_cfg, time.perf_counter() - t0)   # after every seed: a stopped run keeps its seeds
 
 
-def report(runs: list[dict], args, pair_cfg: PairConfig, seconds: float) -> None:
+def report(runs: list[dict], args, pair_cfg: PairConfig, seconds: float, out: Path | None = None) -> None:
     types = [f"MC_{t}" for t in runs[0]["types"]]
     per_type = [{"type": t[3:], **{who: round(mean_std([sum(rd[who].get(t, 0.0) for rd in r["rounds"]) / len(r["rounds"])
                                                         for r in runs])["mean"], 2) for who in ("teacher", "student")}}
@@ -153,6 +167,15 @@ def report(runs: list[dict], args, pair_cfg: PairConfig, seconds: float) -> None
         result["means"][f"{who}_blind"] = blind
         rows.append({"model": f"{who}, image zeroed (text prior)",
                      **{k: pm(blind[k]) if k in blind else "" for k in METRICS}})
+    def contribution(r: dict, who: str, k: str, where: str) -> float:   # score - text prior, one seed
+        if where == "in domain":
+            return r["in_domain"][who][k] - r["in_domain"][f"{who}_blind"][k]
+        return sum(rd[who][k] - rd[f"{who}_blind"][k] for rd in r["rounds"]) / len(r["rounds"])
+
+    visual = [{"model": who, "where": where,
+               **{k: pm(mean_std([contribution(r, who, k, where) for r in runs])) for k in ("MC", "DA")}}
+              for where in ("target devices", "in domain") for who in ("teacher", "student")]
+    result["visual_contribution"] = visual
     per_round = [{"seed": r["seed"], "round": rd["round"], "device": rd["device"], "rows": rd["rows"],
                   **{f"{k} {who[0]}": rd[who][k] for who in ("teacher", "student") for k in ("MC", "DA", "CIDEr")}}
                  for r in runs for rd in r["rounds"]]
@@ -163,6 +186,8 @@ def report(runs: list[dict], args, pair_cfg: PairConfig, seconds: float) -> None
           + markdown_table(targets) + "\n" + markdown_table(rows)
           + f"\nIn domain: the source devices' own new clips ({runs[0]['in_domain']['rows']} rows, seen categories), "
           "MC / DA with the image and with it zeroed:\n\n" + markdown_table(indom)
+          + "\nVisual contribution (score with the image minus the same model's text prior, paired per seed; "
+          "mean ± std over seeds):\n\n" + markdown_table(visual)
           + "\nMC per question type (mean over rounds and seeds; a type's rows are few, read the gaps loosely):\n\n"
           + markdown_table(per_type) + "\n" + markdown_table(per_round)
           + f"\nDomains (seed 0): {runs[0]['domains']}\n\nPretraining (seed 0): teacher "
@@ -170,7 +195,7 @@ def report(runs: list[dict], args, pair_cfg: PairConfig, seconds: float) -> None
           f"student {runs[0]['pretrain_log']['student']['seconds']:.0f}s on {runs[0]['pretrain_log']['student']['rows']} "
           f"rows; total {seconds:.0f}s.\n")
     print(md)
-    print(json.dumps({k: str(v) for k, v in write_result(result, Path(args.out), md).items()}))
+    print(json.dumps({k: str(v) for k, v in write_result(result, out or Path(args.out), md).items()}))
 
 
 if __name__ == "__main__":

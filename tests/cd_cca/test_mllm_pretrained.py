@@ -246,3 +246,18 @@ def test_augmented_teacher_fit_reads_jittered_views():
     pair = pretrain_pair(synth_clips(8, v), v, _cfg(teacher_tune_blocks=1, teacher_augment_views=2), device="cpu")
     assert pair.log["teacher"]["views"] == 3 and pair.log["student"]["views"] == 1
     assert not any(p.requires_grad for p in pair.teacher_encoder.parameters())   # frozen after its fit
+
+
+def test_scores_per_question_type_add_up_to_mc(pair):
+    from paramcast.bench.cdcca import _scores
+
+    import dataclasses
+    import types as pytypes
+
+    rows = synth_clips(12, pair.vocab, seed=8)
+    qtype = torch.tensor([0, 1] * 6)                        # two of three types present
+    pre = pytypes.SimpleNamespace(vocab=dataclasses.replace(pair.vocab, qtypes=["a", "b", "c"]),
+                                  max_caption=pair.max_caption)
+    out = _scores(pair.student, encode_rows(pair.encoder, rows), ["in"] * len(rows), pre, qtype)
+    assert abs((out["MC_a"] + out["MC_b"]) / 2 - out["MC"]) < 1e-6   # 6 rows each
+    assert "MC_c" not in out

@@ -30,6 +30,13 @@ the device's Lite0 tokens. :func:`pretrain_pair` returns the device encoder as `
 ``teacher_vision="device"`` is the seed's layout instead: the teacher (still the 6-layer MiniLM
 context, 4 query layers, the wider LM, every source row) reads the device encoder's Lite0 tokens,
 the ones UTS uploads; the encoder is trained with the student first, then frozen.
+
+Teacher studies (``PairConfig``; ``benchmarks/diagnostics/cdcca_teacher_gap.py`` flags of the same names):
+``teacher_frames`` > 1 reads that many frames of the clip (first to last, each frame's tokens with a
+code of its time) where the student reads the middle one; ``teacher_tune_blocks`` fine-tunes the last
+blocks of the teacher's own backbone; ``teacher_augment_views`` trains it on :func:`camera_jitter`
+views of each source clip besides the clean one. Measured on standard (docs/cd_cca.md): none of
+them makes the teacher better than the student on the target devices.
 """
 
 from __future__ import annotations
