@@ -106,7 +106,7 @@ export class DeviceClient {
       let retry = true;
       try {
         const r = await fetch(`${this.baseUrl}/v1/adapt?quant=${this.quant}`, {
-          method: "POST", body, signal: AbortSignal.timeout(Math.min(remaining, this.opts.attemptTimeoutMs)),
+          method: "POST", body, signal: AbortSignal.timeout(Math.max(1, Math.ceil(Math.min(remaining, this.opts.attemptTimeoutMs)))),  // an integer: Node 20 refuses fractions
           headers: { Authorization: `Bearer ${this.token}`, "Content-Type": "application/octet-stream" },
         });
         const answer = new Uint8Array(await r.arrayBuffer());
