@@ -55,8 +55,9 @@ def _in_domain(ds, cfg: CDCCABenchConfig, rows: int = 600):
 
 
 def run_seed(ds, preset: str, seed: int, pair_cfg: PairConfig, device: str | None, rounds: int,
-             teacher_devices: int = 0) -> dict:
-    cfg = CDCCABenchConfig(preset=preset, seed=seed, rounds=rounds, teacher_devices=teacher_devices)
+             teacher_devices: int = 0, teacher_all_categories: bool = False) -> dict:
+    cfg = CDCCABenchConfig(preset=preset, seed=seed, rounds=rounds, teacher_devices=teacher_devices,
+                           teacher_all_categories=teacher_all_categories)
     teacher_source, source, target, info = _domains(ds, cfg)
     t0 = time.perf_counter()
     pair = pretrain_pair(source, ds.vocab, dataclasses.replace(pair_cfg, seed=seed), device, teacher_source)
@@ -108,6 +109,9 @@ def main() -> None:
                     help="camera_jitter views per source clip in the teacher's training (0: clean frames only)")
     ap.add_argument("--teacher-devices", type=int, default=0,
                     help="training devices in the teacher's corpus (0: the source devices; bench cdcca's study)")
+    ap.add_argument("--teacher-all-categories", action="store_true",
+                    help="those other devices' rows include the held-out categories (a cloud that knows what the "
+                         "device never saw; needs --teacher-devices > 4)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--from-json", default=None, metavar="PATH",
                     help="re-render a committed result (this script's JSON) with the current report, no training; "
@@ -133,7 +137,8 @@ def main() -> None:
                           teacher_augment_views=args.teacher_augment_views)
     runs = []
     for s in range(args.seeds):
-        runs.append(run_seed(ds, args.preset, s, pair_cfg, args.device, args.rounds, args.teacher_devices))
+        runs.append(run_seed(ds, args.preset, s, pair_cfg, args.device, args.rounds, args.teacher_devices,
+                             args.teacher_all_categories))
         print(json.dumps({"seed": s, "gap": runs[-1]["gap"], "mean": runs[-1]["mean"]}), flush=True)
         report(runs, args, pair_cfg, time.perf_counter() - t0)   # after every seed: a stopped run keeps its seeds
 
@@ -150,7 +155,8 @@ def report(runs: list[dict], args, pair_cfg: PairConfig, seconds: float, out: Pa
     targets = [{"target": f"teacher - student, {k} (round mean, {len(runs)} seed(s))", "measured": round(gap[k]["mean"], 2),
                 "std over seeds": round(gap[k]["std"], 2), "needed": f">= {v:g}", "met": bool(gap[k]["mean"] >= v)}
                for k, v in TARGETS.items()]
-    result = {"preset": args.preset, "teacher_devices": args.teacher_devices, "pair": dataclasses.asdict(pair_cfg), "targets": targets, "gap": gap,
+    result = {"preset": args.preset, "teacher_devices": args.teacher_devices,
+              "teacher_all_categories": args.teacher_all_categories, "pair": dataclasses.asdict(pair_cfg), "targets": targets, "gap": gap,
               "means": means, "mc_per_type": per_type, "runs": runs, "seconds": seconds}
 
     def pm(d: dict) -> str:

@@ -330,6 +330,14 @@ def test_domains_keep_heldout_categories_and_round_devices_out_of_pretraining():
         assert set(teacher.device.tolist()) == ({0, 1} if teacher_devices == 0 else set(range(6)))
         assert [set(r.device.tolist()) for r, _ in rounds] == [{8}, {9}]
         assert all(s == "out" for r, split in rounds for c, s in zip(r.category.tolist(), split, strict=True) if c in held)
+    # the all-categories study: held-out categories reach the teacher, only from devices 2..5, never the student
+    teacher, student, rounds, info = _domains(ds, CDCCABenchConfig(source_devices=2, holdout_categories=2, max_source=50,
+                                                                   rounds=2, teacher_devices=6, teacher_all_categories=True))
+    from_held = teacher.subset(torch.isin(teacher.category, torch.tensor([4, 5])).nonzero().flatten())
+    assert len(from_held) == info["teacher_heldout_rows"] > 0 and set(from_held.device.tolist()) == {2, 3, 4, 5}
+    assert not set(student.category.tolist()) & {4, 5} and set(teacher.device.tolist()) == set(range(6))
+    with pytest.raises(ValueError, match="teacher_devices"):
+        CDCCABenchConfig(source_devices=2, teacher_all_categories=True)
 
 
 def test_train_names_an_mllm_checkpoint_without_an_empty_model_version(pre, tmp_path):

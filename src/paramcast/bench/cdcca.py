@@ -63,6 +63,10 @@ class CDCCABenchConfig:
     teacher_devices: int = 0         # training devices in the teacher's corpus (0: the source devices). More
                                      # is a study, not the protocol: a teacher that has seen other styles and
                                      # cameras (never the rounds' devices, never the held-out categories)
+    teacher_all_categories: bool = False  # study: those other devices' rows *with* the held-out categories -
+                                     # a cloud that knows concepts the device never saw (web-scale knowledge,
+                                     # the seed's premise), still never the rounds' devices. Needs
+                                     # teacher_devices > source_devices
     rounds: int = 3                  # one unseen device per round (cycled if there are fewer)
     round_rows: int = 0              # rows per round (0: every row of the round's device), split half
                                      # stream / half evaluation by clip
@@ -80,6 +84,9 @@ class CDCCABenchConfig:
             raise ValueError(f"pair={self.pair!r}: use scratch or pretrained")
         if self.rounds < 1 or not (self.round_rows == 0 or self.round_rows >= 4):
             raise ValueError("rounds must be >= 1 and round_rows 0 (all) or >= 4 (half stream, half evaluation)")
+        if self.teacher_all_categories and self.teacher_devices <= self.source_devices:
+            raise ValueError(f"teacher_all_categories needs teacher_devices > source_devices ({self.source_devices}): "
+                             "the held-out categories reach the teacher only from the other training devices")
 
 
 @dataclass
@@ -111,7 +118,7 @@ def _domains(ds, cfg: CDCCABenchConfig) -> tuple[ClipSet, ClipSet, list[tuple[Cl
     t_idx = src_idx
     if cfg.teacher_devices > cfg.source_devices:  # the source rows first, then the other devices' rows
         t_idx = torch.cat([src_idx, rows((hist.device >= cfg.source_devices) & (hist.device < cfg.teacher_devices)
-                                         & seen_cat)])
+                                         & (True if cfg.teacher_all_categories else seen_cat))])
     teacher_source = hist.subset(t_idx[: cfg.teacher_source_rows or None])
     source = hist.subset(src_idx[: cfg.max_source])
     counts = torch.bincount(source.category, minlength=n_cat)
@@ -132,7 +139,8 @@ def _domains(ds, cfg: CDCCABenchConfig) -> tuple[ClipSet, ClipSet, list[tuple[Cl
             "heldout_categories": [ds.vocab.categories[c] for c in held],
             "near_categories": [ds.vocab.categories[c] for c in near],
             "round_devices": [ds.vocab.devices[unseen_devices[r % len(unseen_devices)]] for r in range(cfg.rounds)],
-            "source_rows": len(source), "teacher_source_rows": len(teacher_source)}
+            "source_rows": len(source), "teacher_source_rows": len(teacher_source),
+            "teacher_heldout_rows": int(torch.isin(teacher_source.category, torch.tensor(held)).sum())}
     return teacher_source, source, rounds, info
 
 
@@ -443,7 +451,7 @@ def _plot(res: dict, path: Path) -> None:
 def bench_cdcca(preset: str = "quick", source: str | None = None, rounds: int = 3, round_rows: int = 0,
                 seed: int = 0, seeds: int = 1, epochs: int = 12, ablations: bool = True, token_study: bool = True,
                 teacher_devices: int = 0, device: str | None = None, out: Path = Path("runs/cdcca/cdcca"),
-                pair: str = "scratch") -> dict:
+                pair: str = "scratch", teacher_all_categories: bool = False) -> dict:
     """Entry point of ``paramcast bench cdcca``: run seeds ``seed .. seed + seeds - 1``, then write JSON,
     Markdown and a PNG (the first seed's rounds). With several seeds the JSON holds every run and a
     ``summary`` (mean ± std, paired gains over source-only)."""
@@ -455,7 +463,7 @@ def bench_cdcca(preset: str = "quick", source: str | None = None, rounds: int = 
         cfg = CDCCABenchConfig(preset=preset, data_source=source, rounds=rounds, round_rows=round_rows, seed=s,
                                pretrain=PretrainConfig(teacher_epochs=epochs, student_epochs=epochs, seed=s),
                                ablations=ablations, token_study=token_study, teacher_devices=teacher_devices,
-                               device=device, pair=pair)
+                               teacher_all_categories=teacher_all_categories, device=device, pair=pair)
         ds = _load(cfg) if ds is None else ds  # one dataset for every seed (data_seed is fixed)
         runs.append(run_cdcca(cfg, ds=ds))
     if seeds == 1:

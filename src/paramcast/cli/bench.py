@@ -133,6 +133,9 @@ def cdcca(
     token_study: bool = typer.Option(True, help="Table 4: random vs UTS token sampling at 25 / 50 / 75 %."),
     teacher_devices: int = typer.Option(0, help="Study: the teacher (and shared encoder) also pretrain on training "
                                                 "devices up to this index (0 = the 4 source devices, the protocol)."),
+    teacher_all_categories: bool = typer.Option(False, help="Study: those other devices' rows include the held-out "
+                                                            "categories (a cloud that knows what the device never saw; "
+                                                            "needs --teacher-devices > 4)."),
     device: str = typer.Option(None, help="torch device, e.g. cpu or cuda (default: cuda if available)."),
     out: Path = typer.Option(Path("runs/cdcca/cdcca"), help="Result path stem; .json/.md/.png are written."),
     pair: str = typer.Option("scratch", help="Teacher / student pair: scratch (shared from-scratch ViT) or pretrained "
@@ -146,7 +149,8 @@ def cdcca(
 
     paths = bench_cdcca(preset=preset, source=source, rounds=rounds, round_rows=round_rows, seed=seed, seeds=seeds,
                         epochs=epochs, ablations=ablations, token_study=token_study,
-                        teacher_devices=teacher_devices, device=device, out=out, pair=pair)
+                        teacher_devices=teacher_devices, device=device, out=out, pair=pair,
+                        teacher_all_categories=teacher_all_categories)
     console.print(Path(paths["markdown"]).read_text())
     console.print(f"wrote {paths['json']}, {paths['markdown']}, {Path(out).with_suffix('.png')}")
 
