@@ -6,9 +6,8 @@ Reads ``stablesynthnet_ablation_quick.json`` (every row fitted and evaluated for
 on the same data and frozen encoder) and reports, per claim and split, the *paired* difference
 (row A minus row B, per seed; mean ± sample std over seeds, in accuracy points) and the verdict:
 
-* ``A > B`` holds when mean − std > 0 (the difference is positive in the usual spread of the seeds);
-* ``A ≥ B`` holds when mean + std ≥ 0 (A is not below B beyond the seeds' spread);
-* ``A ≫ B`` (the seed reports 37.1 vs 11.1) holds when mean − std ≥ 5 points.
+``paramcast.bench.report.verdict``: ``A > B`` holds when mean − std > 0, ``A ≥ B`` when mean + std ≥ 0,
+``A ≫ B`` (the seed reports 37.1 vs 11.1) when mean − std ≥ 5 points.
 
 Where ``videoqa_standard.json`` (the ``make demo`` run, one seed) exists, its single-seed difference is
 shown beside, with no spread. The rule is fixed here, before reading any result.
@@ -21,6 +20,8 @@ import json
 import statistics
 from pathlib import Path
 
+from paramcast.bench.report import verdict
+
 #: (claim, row A, relation, row B) — the seeds' claims on open-ended video QA.
 CLAIMS = [
     ("CDC-MMPG (no labels) ≥ Fine-tuning with labels (CDC-MMPG, Tables 1–2)", "cdc-mmpg", "≥", "fine-tuning"),
@@ -29,14 +30,6 @@ CLAIMS = [
     ("StableSynthNet > DUET (StableSynthNet, Table 2)", "full", ">", "duet"),
 ]
 _STANDARD_NAME = {"full": "stablesynthnet"}
-
-
-def verdict(mean: float, std: float, relation: str) -> bool:
-    if relation == ">":
-        return mean - std > 0
-    if relation == "≥":
-        return mean + std >= 0
-    return mean - std >= 5.0
 
 
 def claims(ablation: dict, standard: dict | None = None) -> list[dict]:

@@ -299,6 +299,30 @@ def test_bench_cdcca_tiny_end_to_end(tmp_path, monkeypatch):
     assert "TENT-continual (+caption entropy)" in res["summary"]["readings"]
     md = Path(paths["markdown"]).read_text()
     assert "over 2 seeds" in md and "Table 5" in md and (tmp_path / "cdcca.png").exists()
+    # the seed's claims, paired per seed; without ablation / token rows only Tables 1-2's claims are judged
+    cl = {(c["claim"].split(" (")[0], c["metric"]): c for c in res["summary"]["claims"]}
+    c = cl[("CD-CCA > Source-only", "MC")]
+    assert c["diff"] == pytest.approx(sum(gains) / 2, abs=0.01) and not any("UTS" in k[0] for k in cl)
+    assert "holds" in md.split("seed's claims")[1]
+    # --from-json re-renders the same report, keeping the command that measured it
+    from paramcast.bench.cdcca import rerender
+
+    again = rerender(Path(paths["json"]), tmp_path / "again")
+    assert Path(again["markdown"]).read_text().split("\n", 2)[2] == md.split("\n", 2)[2]
+    assert json.loads(Path(again["json"]).read_text())["command"] == res["command"]
+
+
+def test_claim_verdicts():
+    """The fixed rule every seed's claim is judged by (paired difference A - B: mean, std over seeds)."""
+    from paramcast.bench.report import verdict
+
+    assert verdict(1.0, 0.5, ">") and not verdict(1.0, 1.5, ">") and not verdict(-1.0, 0.5, ">")
+    assert verdict(-1.0, 1.5, "≥") and not verdict(-1.0, 0.5, "≥")
+    assert verdict(-0.8, 0.4, "≥", -0.5) and not verdict(-1.2, 0.4, "≥", -0.5)   # a cost of at most 0.5 point
+    assert verdict(0.7, 3.0, "≈", 0.8) and not verdict(-0.9, 0.0, "≈", 0.8)
+    assert verdict(7.0, 1.0, "≫") and not verdict(5.5, 1.0, "≫")
+    with pytest.raises(ValueError):
+        verdict(0.0, 0.0, "<")
 
 
 def test_domains_keep_heldout_categories_and_round_devices_out_of_pretraining():

@@ -32,7 +32,7 @@ from paramcast import wire
 from paramcast.bench.adapt import WireTransport, adapt
 from paramcast.bench.captioning import caption_scores
 from paramcast.bench.netsim import PROFILES, transfer_ms
-from paramcast.bench.report import markdown_table, mean_std, write_result
+from paramcast.bench.report import markdown_table, mean_std, verdict, write_result
 from paramcast.data.base import ClipSet
 from paramcast.methods.cd_cca.akd import adapter_parameters
 from paramcast.methods.cd_cca.method import (
@@ -332,6 +332,49 @@ def compression_costs(results: dict) -> dict:
             for link, ref in COSTS.items() if ref in results}
 
 
+_BASELINES = ("Source-only", "TENT-continual", "CoTTA", "PKD", "ChannelWiseDivergence")
+#: CD-CCA's claims (cd-cca.txt): (claim, row A, relation, row B, metrics, margin) for
+#: :func:`paramcast.bench.report.verdict` on the paired difference A - B over seeds.
+CLAIMS = [
+    ("CD-CCA > Source-only (Tables 1-2; the seed: +3.93 MC / +3.19 DA / +2.20 CIDEr)", "CD-CCA", ">", "Source-only",
+     ("MC", "DA", "CIDEr"), 0.0),
+    *((f"CD-CCA > {b} (Tables 1-2)", "CD-CCA", ">", b, ("MC", "DA", "CIDEr"), 0.0) for b in _BASELINES[1:]),
+    *((f"{b} within ±0.8 of source-only (Table 1)", b, "≈", "Source-only", ("MC", "DA"), 0.8)
+      for b in _BASELINES[1:]),
+    ("AKD adds to pseudo-labels (Table 3)", "PL+AKD", ">", "PL",
+     ("MC", "DA"), 0.0),
+    ("UTS-1 (sample selection) adds (Table 3)", "PL+AKD+UTS-1", ">", "PL+AKD", ("MC",), 0.0),
+    ("UTS-2 (token selection) adds (Table 3)", "CD-CCA", ">", "PL+AKD+UTS-1", ("MC",), 0.0),
+    ("UTS > random tokens at 25 % (Table 4)", "tokens UTS 25%", ">", "tokens random 25%", ("MC",), 0.0),
+    ("UTS > random tokens at 50 % (Table 4)", "CD-CCA", ">", "tokens random 50%", ("MC",), 0.0),
+    ("UTS > random tokens at 75 % (Table 4)", "tokens UTS 75%", ">", "tokens random 75%", ("MC",), 0.0),
+    ("UTS costs <= 0.5 point vs every token (Table 5)", "CD-CCA", "≥", "PL+AKD",
+     ("MC", "DA", "CIDEr"), -0.5),
+    ("DWC costs <= 0.5 point vs the fp16 delta", "CD-CCA", "≥", "CD-CCA (fp16 full delta)",
+     ("MC", "DA", "CIDEr"), -0.5),
+]
+
+
+#: issue 16's bar for a decidable comparison: the spread over seeds of a paired difference below this
+DECIDABLE = {"MC": 1.0, "DA": 1.0, "CIDEr": 2.0}
+
+
+def claims(runs: list[dict]) -> list[dict]:
+    """Each claim of :data:`CLAIMS` per metric: the paired difference A - B (same seed: same pretraining, same
+    rounds), mean ± std over the runs, and whether it holds (:func:`~paramcast.bench.report.verdict`).
+    Claims whose rows a run lacks (``--no-ablations``, ``--no-token-study``) are left out."""
+    out = []
+    for text, a, rel, b, metrics, margin in CLAIMS:
+        if a not in runs[0]["results"] or b not in runs[0]["results"]:
+            continue
+        for k in metrics:
+            d = mean_std([r["results"][a]["mean"][k] - r["results"][b]["mean"][k] for r in runs])
+            out.append({"claim": text, "metric": k, "A": a, "B": b, "relation": rel, "diff": round(d["mean"], 2),
+                        "std": round(d["std"], 2), "seeds": len(runs), "holds": verdict(d["mean"], d["std"], rel, margin),
+                        "decidable": d["std"] < DECIDABLE[k]})
+    return out
+
+
 def summarise_seeds(runs: list[dict]) -> dict:
     """Per method, over seeds: mean ± std of the round-mean MC / DA / CIDEr and of the *paired* gain over
     source-only in the same seed (same pretraining, same rounds: the comparison that cancels most noise);
@@ -351,6 +394,7 @@ def summarise_seeds(runs: list[dict]) -> dict:
     costs = [compression_costs(r["results"]) for r in runs]
     out["costs"] = {link: {k: mean_std([c[link][k] for c in costs]) for k in ("MC", "DA", "CIDEr")}
                     for link in costs[0]}
+    out["claims"] = claims(runs)
     return out
 
 
@@ -380,6 +424,14 @@ def _markdown_seeds(res: dict) -> str:
         "paramcast's readings of the baselines minus the published method, paired per seed:",
         markdown_table([{"reading": n, "vs": v["vs"], **{k: pm(v[k]) for k in ("MC", "DA", "CIDEr")}}
                         for n, v in S.get("readings", {}).items()]),
+        "## The seed's claims, holds / does not hold",
+        "Paired difference A - B per seed, mean ± std over seeds (points); `paramcast.bench.report.verdict`: "
+        "`>` holds when mean - std > 0, `≥ ... -0.5` (a cost of at most 0.5 point) when mean + std >= -0.5, "
+        "`≈` (within ±0.8) when |mean| <= 0.8. `decidable`: the std is below 1 point (MC, DA) or 2 (CIDEr), "
+        "issue 16's bar; where it is not, the verdict rests on noise.", "",
+        markdown_table([{"claim": c["claim"], "metric": c["metric"], "A - B": f"{c['diff']:+.2f} ± {c['std']:.2f}",
+                         "holds": "holds" if c["holds"] else "does not hold",
+                         "decidable": "yes" if c["decidable"] else "no"} for c in claims(res["runs"])]),
         f"# Seed {seeds[0]} in full", "", first])
 
 
@@ -475,6 +527,20 @@ def bench_cdcca(preset: str = "quick", source: str | None = None, rounds: int = 
     paths = write_result(res, Path(out), md)
     _plot(runs[0], Path(out).with_suffix(".png"))
     return {k: str(v) for k, v in paths.items()}
+
+
+def rerender(path: Path, out: Path) -> dict:
+    """Re-write a committed result (``bench_cdcca``'s JSON at ``path``) at ``out`` with the current summary
+    and report, no training; the JSON keeps the command and machine that measured it."""
+    import json
+
+    res = json.loads(Path(path).read_text())
+    if "runs" in res:
+        res["summary"] = summarise_seeds(res["runs"])
+        md = _markdown_seeds(res)
+    else:
+        md = _markdown(res)
+    return {k: str(v) for k, v in write_result(res, Path(out), md).items()}
 
 
 def domains(cfg: CDCCABenchConfig, ds=None) -> tuple[ClipSet, ClipSet, list[ClipSet], object]:

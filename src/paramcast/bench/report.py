@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["environment", "markdown_table", "save_figure", "write_result"]
+__all__ = ["environment", "markdown_table", "save_figure", "verdict", "write_result"]
 
 
 def environment() -> dict[str, Any]:
@@ -50,6 +50,27 @@ def mean_std(values: Sequence[float]) -> dict[str, Any]:
     """Mean, sample standard deviation (0 for one value) and the values themselves."""
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
             "values": list(values)}
+
+
+def verdict(mean: float, std: float, relation: str, margin: float = 0.0) -> bool:
+    """Does a seed's claim hold, from the paired difference A - B over seeds (mean, sample std)? The rule,
+    fixed before reading any result (and the same for every seed's claims):
+
+    * ``A > B`` holds when mean - std > margin (positive beyond the usual spread of the seeds);
+    * ``A ≥ B`` holds when mean + std >= margin (not below it beyond that spread; a cost of at most
+      0.5 point is ``A ≥ B`` with margin -0.5);
+    * ``A ≫ B`` holds when mean - std >= 5 points;
+    * ``A ≈ B`` ("within ±margin") holds when |mean| <= margin.
+    """
+    if relation == ">":
+        return mean - std > margin
+    if relation == "≥":
+        return mean + std >= margin
+    if relation == "≫":
+        return mean - std >= 5.0
+    if relation == "≈":
+        return abs(mean) <= margin
+    raise ValueError(f"relation {relation!r}: use >, ≥, ≫ or ≈")
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:

@@ -140,13 +140,20 @@ def cdcca(
     out: Path = typer.Option(Path("runs/cdcca/cdcca"), help="Result path stem; .json/.md/.png are written."),
     pair: str = typer.Option("scratch", help="Teacher / student pair: scratch (shared from-scratch ViT) or pretrained "
                                              "(Lite0 tokens, 6-layer MiniLM teacher; docs/cd_cca.md)."),
+    from_json: Path = typer.Option(None, "--from-json", help="Re-render a committed result (its JSON) with the current "
+                                                             "report, e.g. the claims table, at --out; no training."),
 ) -> None:
     """CD-CCA continual rounds vs TENT / CoTTA / PKD / CWD, ablations, token sampling, transmission (Tables 1-5).
 
     Pretrains a shared encoder, a teacher and a student on the source domain, then streams one unseen device per round; collaborative methods go through the real wire (bytes counted from messages). docs/cd_cca.md explains the protocol and the results.
     """
-    from paramcast.bench.cdcca import bench_cdcca
+    from paramcast.bench.cdcca import bench_cdcca, rerender
 
+    if from_json is not None:
+        paths = rerender(from_json, out)
+        console.print(Path(paths["markdown"]).read_text())
+        console.print(f"wrote {paths['json']}, {paths['markdown']}")
+        return
     paths = bench_cdcca(preset=preset, source=source, rounds=rounds, round_rows=round_rows, seed=seed, seeds=seeds,
                         epochs=epochs, ablations=ablations, token_study=token_study,
                         teacher_devices=teacher_devices, device=device, out=out, pair=pair,
