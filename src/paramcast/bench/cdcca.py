@@ -518,13 +518,14 @@ def bench_cdcca(preset: str = "quick", source: str | None = None, rounds: int = 
                                teacher_all_categories=teacher_all_categories, device=device, pair=pair)
         ds = _load(cfg) if ds is None else ds  # one dataset for every seed (data_seed is fixed)
         runs.append(run_cdcca(cfg, ds=ds))
-    if seeds == 1:
-        res, md = runs[0], _markdown(runs[0])
-    else:
-        res = {"seeds": list(range(seed, seed + seeds)), "summary": summarise_seeds(runs), "runs": runs,
-               "seconds": time.perf_counter() - t0}
-        md = _markdown_seeds(res)
-    paths = write_result(res, Path(out), md)
+        # after every seed: a run stopped later keeps the seeds it finished (the JSON lists them)
+        if seeds == 1:
+            res, md = runs[0], _markdown(runs[0])
+        else:
+            res = {"seeds": list(range(seed, seed + len(runs))), "summary": summarise_seeds(runs), "runs": runs,
+                   "seconds": time.perf_counter() - t0}
+            md = _markdown_seeds(res)
+        paths = write_result(res, Path(out), md)
     _plot(runs[0], Path(out).with_suffix(".png"))
     return {k: str(v) for k, v in paths.items()}
 
