@@ -431,7 +431,7 @@ def _markdown_seeds(res: dict) -> str:
         "issue 16's bar; where it is not, the verdict rests on noise.", "",
         markdown_table([{"claim": c["claim"], "metric": c["metric"], "A - B": f"{c['diff']:+.2f} ± {c['std']:.2f}",
                          "holds": "holds" if c["holds"] else "does not hold",
-                         "decidable": "yes" if c["decidable"] else "no"} for c in claims(res["runs"])]),
+                         "decidable": "yes" if c["decidable"] else "no"} for c in S["claims"]]),
         f"# Seed {seeds[0]} in full", "", first])
 
 
