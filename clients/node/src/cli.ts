@@ -1,7 +1,8 @@
 // paramcast-node adapt: stream samples through the exported device model, adapting through the service.
 //
 //   node --import tsx src/cli.ts --model runs/export --url http://127.0.0.1:8000 --token "$TOKEN" \
-//        --device-id dev-0 --samples samples.safetensors --batch 5 --quant fp32,int8 --out node.json
+//        --device-id dev-0 --samples samples.safetensors --batch 5 --quant fp32,int8 --out node.json \
+//        [--deadline-ms 2000 --attempt-timeout-ms 1000]
 //
 // samples.safetensors: frames (N, T, S, S, 3) U8, question (N, L) I64. For every batch of --batch samples
 // (per quant, from the static head): run the model, upload the first sample's anchor-frame feature, install
@@ -20,6 +21,8 @@ const { values: a } = parseArgs({
     model: { type: "string" }, url: { type: "string", default: "http://127.0.0.1:8000" }, token: { type: "string" },
     "device-id": { type: "string" }, samples: { type: "string" }, batch: { type: "string", default: "5" },
     quant: { type: "string", default: "fp32" }, out: { type: "string" },
+    // the client's budget per adapt (defaults: the client's, 2000 / 1000 ms); a cold server's first answer can take longer
+    "deadline-ms": { type: "string" }, "attempt-timeout-ms": { type: "string" },
   },
 });
 for (const k of ["model", "token", "device-id", "samples"] as const) {
@@ -41,7 +44,11 @@ const T = frames.shape[1];
 const report: Record<string, unknown> = {};
 for (const quant of a.quant!.split(",") as Quant[]) {
   model.reset();
-  const client = new DeviceClient(model, a.url!, a.token!, a["device-id"]!, { quant });
+  const budget = {
+    ...(a["deadline-ms"] ? { deadlineMs: Number(a["deadline-ms"]) } : {}),
+    ...(a["attempt-timeout-ms"] ? { attemptTimeoutMs: Number(a["attempt-timeout-ms"]) } : {}),
+  };
+  const client = new DeviceClient(model, a.url!, a.token!, a["device-id"]!, { quant, ...budget });
   const logits: number[][] = [], pred: number[] = [], results = [];
   for (let s = 0; s < n; s += batch) {
     const b = Math.min(batch, n - s);
