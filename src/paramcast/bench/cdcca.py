@@ -117,8 +117,8 @@ def _domains(ds, cfg: CDCCABenchConfig) -> tuple[ClipSet, ClipSet, list[tuple[Cl
     src_idx = rows((hist.device < cfg.source_devices) & seen_cat)
     t_idx = src_idx
     if cfg.teacher_devices > cfg.source_devices:  # the source rows first, then the other devices' rows
-        t_idx = torch.cat([src_idx, rows((hist.device >= cfg.source_devices) & (hist.device < cfg.teacher_devices)
-                                         & (True if cfg.teacher_all_categories else seen_cat))])
+        other = (hist.device >= cfg.source_devices) & (hist.device < cfg.teacher_devices)
+        t_idx = torch.cat([src_idx, rows(other if cfg.teacher_all_categories else other & seen_cat)])
     teacher_source = hist.subset(t_idx[: cfg.teacher_source_rows or None])
     source = hist.subset(src_idx[: cfg.max_source])
     counts = torch.bincount(source.category, minlength=n_cat)
