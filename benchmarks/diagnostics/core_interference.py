@@ -9,8 +9,9 @@ physical core on the host, a shared frequency budget, shared caches), the event 
 whenever its neighbour works, and adapted throughput cannot reach the static ceiling even with free
 generation. This measures that factor directly, with no server:
 
-* the **probe** — a fixed pure-Python loop (integer arithmetic, like the interpreter work of parsing,
-  routing and checking a request), pinned to CPU 0, its best of ``--reps`` timings;
+* the **probe** — ``paramcast.bench.serve.python_probe``, a fixed pure-Python loop (integer arithmetic,
+  like the interpreter work of parsing, routing and checking a request), pinned to CPU 0, its best of
+  ``--reps`` timings;
 * the **neighbours** — a second process pinned to CPU 1 running, for the probe's whole duration,
   nothing (``alone``), a pure-Python spin (``python``), the served generator's memory-bound layer
   (``gemm``: ``linear`` 96 -> 145,500 at batch 8, one torch thread), or SHA-256 over a 582 KB answer
@@ -33,19 +34,9 @@ import time
 from pathlib import Path
 
 from paramcast.bench.report import markdown_table, write_result
+from paramcast.bench.serve import python_probe
 
 NEIGHBOURS = ("alone", "python", "gemm", "sha256")
-
-
-def probe(reps: int) -> float:
-    """Best time (s) of a fixed pure-Python loop."""
-    best = float("inf")
-    for _ in range(reps):
-        t0, s = time.perf_counter(), 0
-        for i in range(2_000_000):
-            s += i * i % 7
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def neighbour(kind: str) -> None:
@@ -73,7 +64,7 @@ def trial(kind: str, reps: int) -> float:
         proc = subprocess.Popen([sys.executable, __file__, "--neighbour", kind])
         time.sleep(1.5)  # imported and running
     try:
-        return probe(reps)
+        return python_probe(reps)
     finally:
         if proc is not None:
             proc.kill()

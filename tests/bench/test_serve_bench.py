@@ -61,3 +61,20 @@ def test_engine_names_become_serve_flags(tmp_path):
     assert flags[flags.index("--ray-batching") + 1] == "replica" and flags[flags.index("--limit-concurrency") + 1] == "5"
     with pytest.raises(ValueError, match="unknown option"):
         bench._engine_args("ray-sbx", tmp_path)
+
+
+def test_cpu_interference_is_recorded_and_rendered(monkeypatch):
+    """The probe runs pinned to CPU 0 against a spinning neighbour on CPU 1, restores the affinity, and the
+    report prints the factor (the probe's timings are replaced: a test does not time)."""
+    if not hasattr(bench.os, "sched_setaffinity") or not {0, 1} <= bench.os.sched_getaffinity(0):
+        pytest.skip("needs CPUs 0 and 1")
+    before = bench.os.sched_getaffinity(0)
+    seen, times = [], iter([1.0, 2.0, 1.0, 2.2, 1.0, 1.8])
+    monkeypatch.setattr(bench, "python_probe", lambda reps=3: (seen.append(bench.os.sched_getaffinity(0)), next(times))[1])
+    res = bench.cpu_interference(trials=3)
+    assert res == {"trials": 3, "alone_s": 1.0, "neighbour_busy_s": 2.0, "slowdown": 2.0}
+    assert seen == [{0}] * 6 and bench.os.sched_getaffinity(0) == before
+    text = bench.to_markdown({"config": {"devices": 1, "seconds": 1, "method": "m", "num_answers": 8, "quant": "fp32",
+                                         "max_batch": 1, "max_wait_ms": 0, "threads": 1, "cpus": 2},
+                              "modes": {}, "cpu_interference": res})
+    assert "**2.0x** slower" in text

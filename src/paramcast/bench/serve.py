@@ -15,7 +15,9 @@ port) once per mode and drives it with N devices for T seconds after a warm-up:
   of the load process over the measured interval are recorded (as cores busy);
 * the compute ceiling (``--compute``): the served method's ``cloud_step_batch`` alone in a tight
   loop at batch 1, 8, 32, 64, as GFLOP/s of its largest layer, against a bare ``nn.functional.linear``
-  of that layer's shape (fp32, bf16 and the engine's dynamic int8), plus the served heads' max abs error against fp32.
+  of that layer's shape (fp32, bf16 and the engine's dynamic int8), plus the served heads' max abs error against fp32,
+  and the run's CPU interference (:func:`cpu_interference`: how much slower Python runs on one CPU while
+  the other works, which the static ceiling never pays and an adapted request does).
 
 After each wrk run one answer per device is fetched and decoded (checksum, shapes, device id).
 The served method defaults to ``bench-hyper`` (registered by the server's plugin
@@ -356,6 +358,48 @@ def _median_ms(fn, min_s: float = 0.4, min_reps: int = 5, max_reps: int = 200) -
     return round(statistics.median(times) * 1e3, 3)
 
 
+def python_probe(reps: int = 3) -> float:
+    """Best time (s) over ``reps`` of a fixed pure-Python loop: the kind of work an event loop does."""
+    best = float("inf")
+    for _ in range(reps):
+        t0, s = time.perf_counter(), 0
+        for i in range(2_000_000):
+            s += i * i % 7
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+_SPIN = "import os\nos.sched_setaffinity(0, {1})\nwhile True:\n    pass\n"
+
+
+def cpu_interference(trials: int = 3, reps: int = 3) -> dict | None:
+    """How much slower :func:`python_probe` runs pinned to CPU 0 while a process pinned to CPU 1 spins
+    (median over ``trials`` alternating rounds). The static-body ceiling runs the event loop with the
+    other CPU idle, an adapted request with it busy: where the two CPUs share a physical core's time on
+    the host, that costs the event loop this factor (``benchmarks/diagnostics/core_interference.py``
+    tries other neighbours). It varies with the host's load, so every run records its own. ``None``
+    with fewer than two CPUs or without ``sched_setaffinity``."""
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2 or not {0, 1} <= os.sched_getaffinity(0):
+        return None
+    saved = os.sched_getaffinity(0)
+    alone, busy = [], []
+    try:
+        os.sched_setaffinity(0, {0})
+        for _ in range(trials):
+            alone.append(python_probe(reps))
+            spin = subprocess.Popen([sys.executable, "-c", _SPIN])
+            try:
+                time.sleep(0.5)
+                busy.append(python_probe(reps))
+            finally:
+                spin.kill()
+                spin.wait()
+    finally:
+        os.sched_setaffinity(0, saved)
+    a, b = statistics.median(alone), statistics.median(busy)
+    return {"trials": trials, "alone_s": round(a, 4), "neighbour_busy_s": round(b, 4), "slowdown": round(b / a, 3)}
+
+
 def compute_ceiling(method: str = "bench-hyper", num_answers: int = 1500, method_args: Sequence[str] = (),
                     batches: Sequence[int] = (1, 8, 32, 64), threads: int = 0) -> dict:
     """``cloud_step_batch`` alone at each batch size vs a bare ``linear`` of the method's largest layer.
@@ -495,6 +539,7 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
                     "modes": {}}
     if compute:
         result["compute"] = compute_ceiling(method, num_answers, method_args, threads=threads)
+        result["cpu_interference"] = cpu_interference()
     with tempfile.TemporaryDirectory(prefix="paramcast-bench-serve-") as tmp:
         tmp = Path(tmp)
         token_file = tmp / "tokens.json"
@@ -596,6 +641,12 @@ def to_markdown(result: dict) -> str:
     for engine, ratio in result.get("engine_ratio", {}).items():
         lines += ["", f"{engine} / uvicorn batched throughput: **{ratio}x** (overhead {1 / ratio:.2f}x)."
                   if ratio else f"{engine}: no request answered."]
+    inter = result.get("cpu_interference")
+    if inter:
+        lines += ["", f"CPU interference in this run: a pure-Python probe pinned to CPU 0 is **{inter['slowdown']}x** "
+                      "slower while a process pinned to CPU 1 spins (median of "
+                      f"{inter['trials']}); the static ceiling runs its event loop with CPU 1 idle, an adapted request "
+                      "with it busy."]
     comp = result.get("compute")
     if comp:
         k, o = comp["layer"]
