@@ -89,6 +89,18 @@ def test_vqav2(vqav2_root):
     assert [vocab.answers[a] for a in train.answer] == ["red", "no"]
 
 
+
+def test_vqav2_leaves_a_passed_vocabulary_unchanged(vqav2_root):
+    """Reading val with the training split's vocabulary adds val's unseen types to a copy, not to it."""
+    from paramcast.data.formats.imageqa import read_vqav2
+
+    train_vocab = read_vqav2(vqav2_root, "train").vocab
+    before = (list(train_vocab.categories), list(train_vocab.qtypes))
+    val = read_vqav2(vqav2_root, "val", vocab=train_vocab)
+    assert (train_vocab.categories, train_vocab.qtypes) == before
+    assert val.vocab.categories[:len(before[0])] == before[0] and val.vocab.qtypes[:len(before[1])] == before[1]
+
+
 def test_aokvqa_multiple_choice_and_direct_answers(aokvqa_root):
     val, vocab = load_dataset("aokvqa", aokvqa_root, split="val", size=16)
     _check_conventions(val, vocab, 1, 16)

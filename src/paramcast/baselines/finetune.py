@@ -89,6 +89,8 @@ class FineTuning(FLinear):
     copy of the encoder, so the shared frozen encoder other methods use is never touched.
     """
 
+    reads_raw_inputs = True
+
     def __init__(self, *args: Any, encoder: nn.Module | None = None, **kwargs: Any):
         if encoder is None:
             raise ValueError("fine-tuning retrains the encoder on the device: pass encoder=<AllInOneEncoder>")

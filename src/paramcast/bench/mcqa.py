@@ -252,7 +252,7 @@ def _evaluate(method: Any, split: str, feats: torch.Tensor, clips: Any, tokens: 
               devices: list[str], stem: torch.Tensor | ClipView | None = None,
               frame_index: torch.Tensor | None = None) -> tuple[dict, list[float], tuple | None]:
     preds, labels, devs, adapt_ms, example = [], [], [], [], None
-    raw = getattr(method, "name", "") == "fine-tuning"
+    raw = method.reads_raw_inputs
     for d in clips.device.unique().tolist():
         rows = torch.nonzero(clips.device == d).flatten()
         shot_rows, rest = rows[:k], rows[k:]

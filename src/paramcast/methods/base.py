@@ -96,6 +96,9 @@ class Method(abc.ABC):
     name: ClassVar[str] = "method"
     #: True when the method talks to the cloud at adaptation time (uploads something).
     collaborative: ClassVar[bool] = False
+    #: True when adaptation reads the raw frames and questions of its batches (``FeatureSet.frames`` /
+    #: ``.question``), not only their features: benchmarks then build such batches (they cost memory).
+    reads_raw_inputs: ClassVar[bool] = False
 
     @abc.abstractmethod
     def fit(self, history: Any) -> None:

@@ -20,6 +20,7 @@ Published formats read here:
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from pathlib import Path
 
@@ -81,8 +82,12 @@ def read_vqav2(root: str | Path, split: str = "train", *, vocab: Vocab | None = 
                       answers=build_answer_vocab((a for r in train for a in r["direct"]), answer_vocab),
                       devices=["all"], categories=sorted({r["answer_type"] for r in train}),
                       qtypes=sorted({r["question_type"] for r in train}))
-    for field, names in (("answer_type", vocab.categories), ("question_type", vocab.qtypes)):
-        names.extend(sorted({r[field] for r in rows} - set(names)))
+    # types this split has and the vocabulary lacks get new indices after the known ones, in a copy: a
+    # vocabulary passed in (the training split's, to read val) is never changed under its owner
+    vocab = dataclasses.replace(vocab, **{
+        attr: [*names, *sorted({r[field] for r in rows} - set(names))]
+        for attr, field, names in (("categories", "answer_type", vocab.categories),
+                                   ("qtypes", "question_type", vocab.qtypes))})
     clip_ids, clips = clip_index([str(r["image_id"]) for r in rows])
     answers = [r["answer"] for r in rows]
     out = make_rows(
