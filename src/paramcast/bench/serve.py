@@ -378,8 +378,8 @@ def cpu_interference(trials: int = 3, reps: int = 3) -> dict | None:
     other CPU idle, an adapted request with it busy: where the two CPUs share a physical core's time on
     the host, that costs the event loop this factor (``benchmarks/diagnostics/core_interference.py``
     tries other neighbours). It varies with the host's load, so every run records its own. ``None``
-    with fewer than two CPUs or without ``sched_setaffinity``."""
-    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2 or not {0, 1} <= os.sched_getaffinity(0):
+    off Linux (``sched_setaffinity``) or where CPUs 0 and 1 are not both available."""
+    if sys.platform != "linux" or not {0, 1} <= os.sched_getaffinity(0):
         return None
     saved = os.sched_getaffinity(0)
     alone, busy = [], []
