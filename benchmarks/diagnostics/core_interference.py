@@ -28,13 +28,11 @@ import argparse
 import hashlib
 import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from paramcast.bench.report import markdown_table, write_result
-from paramcast.bench.serve import python_probe
+from paramcast.bench.serve import probe_beside
 
 NEIGHBOURS = ("alone", "python", "gemm", "sha256")
 
@@ -59,16 +57,8 @@ def neighbour(kind: str) -> None:
 
 
 def trial(kind: str, reps: int) -> float:
-    proc = None
-    if kind != "alone":
-        proc = subprocess.Popen([sys.executable, __file__, "--neighbour", kind])
-        time.sleep(1.5)  # imported and running
-    try:
-        return python_probe(reps)
-    finally:
-        if proc is not None:
-            proc.kill()
-            proc.wait()
+    cmd = None if kind == "alone" else [sys.executable, __file__, "--neighbour", kind]
+    return probe_beside(cmd, reps, settle_s=1.5)  # 1.5 s: the neighbour has imported and runs
 
 
 def main() -> None:

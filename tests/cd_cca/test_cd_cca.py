@@ -310,6 +310,17 @@ def test_bench_cdcca_tiny_end_to_end(tmp_path, monkeypatch):
     again = rerender(Path(paths["json"]), tmp_path / "again")
     assert Path(again["markdown"]).read_text().split("\n", 2)[2] == md.split("\n", 2)[2]
     assert json.loads(Path(again["json"]).read_text())["command"] == res["command"]
+    # several results merge into one over their seeds (seed 1 measured apart from seed 0): the same summary
+    from paramcast.bench.report import write_result
+
+    apart = [write_result(run | {"command": f"measured seed {i}"}, tmp_path / f"seed{i}", "")["json"]
+             for i, run in enumerate(res["runs"])]
+    merged = json.loads(Path(rerender(apart[::-1], tmp_path / "merged")["json"]).read_text())
+    assert merged["seeds"] == res["seeds"] and merged["summary"]["claims"] == res["summary"]["claims"]
+    assert [p["command"] for p in merged["parts"]] == ["measured seed 1", "measured seed 0"]
+    assert "measured seed 1" in (tmp_path / "merged.md").read_text()
+    with pytest.raises(ValueError, match="more than one"):
+        rerender([apart[0], apart[0]], tmp_path / "twice")
 
 
 def test_claim_verdicts():

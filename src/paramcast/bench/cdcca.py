@@ -415,6 +415,9 @@ def _markdown_seeds(res: dict) -> str:
     first = _markdown(res["runs"][0]).split("\n", 2)[2]  # without its title line
     return "\n".join([
         f"# CD-CCA benchmark over {len(seeds)} seeds ({', '.join(map(str, seeds))})", "",
+        *(["Merged from (`--from-json` given several results):",
+           *(f"- seeds {', '.join(map(str, p['seeds']))}: `{p['command']}`" for p in res["parts"]), ""]
+          if "parts" in res else []),
         "Each seed redraws the student's source rows, pretraining, UTS and AKD; the dataset and the rounds' "
         "devices are the same. Round-mean accuracy (%) and CIDEr as mean ± std over seeds; `gain` is the "
         "paired difference with source-only in the same seed.", "",
@@ -532,18 +535,49 @@ def bench_cdcca(preset: str = "quick", source: str | None = None, rounds: int = 
     return {k: str(v) for k, v in paths.items()}
 
 
-def rerender(path: Path, out: Path) -> dict:
-    """Re-write a committed result (``bench_cdcca``'s JSON at ``path``) at ``out`` with the current summary
-    and report, no training; the JSON keeps the command and machine that measured it."""
+#: what every merged run must share (everything of the protocol but the seed)
+_SAME = ("preset", "data_source", "data_seed", "rounds", "round_rows", "ablations", "token_study", "teacher_devices",
+         "teacher_all_categories", "pair")
+
+
+def _unseeded(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k != "seed"}
+
+
+def rerender(paths: Path | list[Path], out: Path) -> dict:
+    """Write committed results (``bench_cdcca``'s JSON) at ``out`` with the current summary and report, no
+    training. One path: the JSON keeps the command and machine that measured it. Several: their runs are
+    merged into one result over every seed they hold (e.g. seed 0 measured in one session, seeds 1-2 in the
+    next), refused when a seed repeats or the protocol differs; ``parts`` keeps each file's command and
+    seeds, and the Markdown lists them."""
     import json
 
-    res = json.loads(Path(path).read_text())
-    if "runs" in res:
-        res["summary"] = summarise_seeds(res["runs"])
-        md = _markdown_seeds(res)
+    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    loaded = [json.loads(p.read_text()) for p in paths]
+    if len(loaded) == 1:
+        res = loaded[0]
+        if "runs" not in res:
+            return {k: str(v) for k, v in write_result(res, Path(out), _markdown(res)).items()}
     else:
-        md = _markdown(res)
-    return {k: str(v) for k, v in write_result(res, Path(out), md).items()}
+        runs, parts = [], []
+        for p, r in zip(paths, loaded, strict=True):
+            mine = r.get("runs", [r])
+            runs += mine
+            parts.append({"path": str(p), "command": r["command"], "seeds": [x["config"]["seed"] for x in mine]})
+        runs.sort(key=lambda r: r["config"]["seed"])
+        seeds = [r["config"]["seed"] for r in runs]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds {seeds}: a seed appears in more than one result")
+        for r in runs[1:]:
+            diff = [k for k in _SAME if r["config"].get(k) != runs[0]["config"].get(k)]
+            diff += ["pretrain"] * (_unseeded(r["config"]["pretrain"]) != _unseeded(runs[0]["config"]["pretrain"]))
+            if diff or set(r["results"]) != set(runs[0]["results"]):
+                raise ValueError(f"seed {r['config']['seed']} differs from seed {seeds[0]} in "
+                                 f"{diff or 'its methods'}: not one protocol")
+        # the command is this merge's (write_result records it); how each run was measured is in parts
+        res = {"seeds": seeds, "runs": runs, "parts": parts, "seconds": sum(r["seconds"] for r in runs)}
+    res["summary"] = summarise_seeds(res["runs"])
+    return {k: str(v) for k, v in write_result(res, Path(out), _markdown_seeds(res)).items()}
 
 
 def domains(cfg: CDCCABenchConfig, ds=None) -> tuple[ClipSet, ClipSet, list[ClipSet], object]:

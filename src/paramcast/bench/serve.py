@@ -372,6 +372,20 @@ def python_probe(reps: int = 3) -> float:
 _SPIN = "import os\nos.sched_setaffinity(0, {1})\nwhile True:\n    pass\n"
 
 
+def probe_beside(neighbour: Sequence[str] | None, reps: int = 3, settle_s: float = 0.5) -> float:
+    """:func:`python_probe` while the command ``neighbour`` runs (it pins itself; ``None``: alone),
+    started ``settle_s`` before and killed after."""
+    if neighbour is None:
+        return python_probe(reps)
+    proc = subprocess.Popen(list(neighbour))
+    try:
+        time.sleep(settle_s)
+        return python_probe(reps)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def cpu_interference(trials: int = 3, reps: int = 3) -> dict | None:
     """How much slower :func:`python_probe` runs pinned to CPU 0 while a process pinned to CPU 1 spins
     (median over ``trials`` alternating rounds). The static-body ceiling runs the event loop with the
@@ -386,14 +400,8 @@ def cpu_interference(trials: int = 3, reps: int = 3) -> dict | None:
     try:
         os.sched_setaffinity(0, {0})
         for _ in range(trials):
-            alone.append(python_probe(reps))
-            spin = subprocess.Popen([sys.executable, "-c", _SPIN])
-            try:
-                time.sleep(0.5)
-                busy.append(python_probe(reps))
-            finally:
-                spin.kill()
-                spin.wait()
+            alone.append(probe_beside(None, reps))
+            busy.append(probe_beside([sys.executable, "-c", _SPIN], reps))
     finally:
         os.sched_setaffinity(0, saved)
     a, b = statistics.median(alone), statistics.median(busy)

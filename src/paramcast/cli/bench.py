@@ -140,8 +140,10 @@ def cdcca(
     out: Path = typer.Option(Path("runs/cdcca/cdcca"), help="Result path stem; .json/.md/.png are written."),
     pair: str = typer.Option("scratch", help="Teacher / student pair: scratch (shared from-scratch ViT) or pretrained "
                                              "(Lite0 tokens, 6-layer MiniLM teacher; docs/cd_cca.md)."),
-    from_json: Path = typer.Option(None, "--from-json", help="Re-render a committed result (its JSON) with the current "
-                                                             "report, e.g. the claims table, at --out; no training."),
+    from_json: list[Path] = typer.Option(None, "--from-json", help="Re-render a committed result (its JSON) with the "
+                                                                   "current report, e.g. the claims table, at --out; "
+                                                                   "no training. Given several times, merge their "
+                                                                   "seeds into one result (same protocol)."),
 ) -> None:
     """CD-CCA continual rounds vs TENT / CoTTA / PKD / CWD, ablations, token sampling, transmission (Tables 1-5).
 
@@ -149,7 +151,7 @@ def cdcca(
     """
     from paramcast.bench.cdcca import bench_cdcca, rerender
 
-    if from_json is not None:
+    if from_json:
         paths = rerender(from_json, out)
         console.print(Path(paths["markdown"]).read_text())
         console.print(f"wrote {paths['json']}, {paths['markdown']}")
