@@ -249,10 +249,10 @@ def test_augmented_teacher_fit_reads_jittered_views():
 
 
 def test_scores_per_question_type_add_up_to_mc(pair):
-    from paramcast.bench.cdcca import _scores
-
     import dataclasses
     import types as pytypes
+
+    from paramcast.bench.cdcca import _scores
 
     rows = synth_clips(12, pair.vocab, seed=8)
     qtype = torch.tensor([0, 1] * 6)                        # two of three types present

@@ -416,7 +416,8 @@ def _markdown_seeds(res: dict) -> str:
     return "\n".join([
         f"# CD-CCA benchmark over {len(seeds)} seeds ({', '.join(map(str, seeds))})", "",
         *(["Merged from (`--from-json` given several results):",
-           *(f"- seeds {', '.join(map(str, p['seeds']))}: `{p['command']}`" for p in res["parts"]), ""]
+           *(f"- seed{'s' * (len(p['seeds']) > 1)} {', '.join(map(str, p['seeds']))}: `{p['command']}`"
+             for p in res["parts"]), ""]
           if "parts" in res else []),
         "Each seed redraws the student's source rows, pretraining, UTS and AKD; the dataset and the rounds' "
         "devices are the same. Round-mean accuracy (%) and CIDEr as mean ± std over seeds; `gain` is the "
