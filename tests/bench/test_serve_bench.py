@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -34,23 +35,45 @@ def test_compute_ceiling_int8_uses_the_bare_int8_layer():
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make services installs it as root)")
+def _spins() -> list[str]:
+    """The processes running :data:`bench._SPIN` now."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if bench._SPIN.encode() in cmdline.read_bytes():
+                found.append(cmdline.parent.name)
+        except OSError:
+            pass  # the process ended while we looked
+    return found
+
+
 def test_bench_serve_with_wrk_batched_and_static(tmp_path):
     docs = tmp_path / "service.md"
     docs.write_text(f"# doc\n{bench.DOCS_BEGIN}\nold table\n{bench.DOCS_END}\ntail\n")
-    res = bench.bench_serve(devices=3, seconds=1, warmup_s=0, num_answers=8, modes="batched,static", threads=1,
+    busy = bench._two_cpus()  # static-busy: the static ceiling beside a spin pinned to CPU 1
+    modes = "batched,static" + ",static-busy" * busy
+    res = bench.bench_serve(devices=3, seconds=1, warmup_s=0, num_answers=8, modes=modes, threads=1,
                             encode_threads=2, compute=False, method_arg=["hidden=8", "head_in=4"], out=tmp_path / "out", docs=docs,
                             quiet=True)
-    for mode in ("batched", "static"):
+    assert list(res["modes"]) == modes.split(",")
+    for mode in modes.split(","):
         row = res["modes"][mode]
         assert row["load"] == "wrk" and row["errors"] == 0 and row["requests_ok"] > 0
         assert row["verified_answers"] == 3 and row["cpu_cores"]["load"] >= 0
     # the static body is the same size as a generated answer
     assert abs(res["modes"]["static"]["down_bytes_per_answer"] - res["modes"]["batched"]["down_bytes_per_answer"]) < 64
     assert res["fraction_of_static"] > 0 and res["config"]["load_tools"]["wrk"].startswith("wrk")
+    assert (res.get("fraction_of_static_busy", 0) > 0) == busy
+    assert not _spins()  # the spin beside static-busy is gone with its mode
     text = docs.read_text()
     assert "old table" not in text and "| batched | wrk |" in text and text.endswith("tail\n")
     assert res["config"]["encode_threads"] == 2 and "2 encoding threads" in text  # the server started with it
     assert (tmp_path / "out" / "serve.json").exists()
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="static-busy"):
+        bench.bench_serve(modes="batched,idle", compute=False, quiet=True)
 
 
 def test_engine_names_become_serve_flags(tmp_path):

@@ -211,3 +211,17 @@ def test_retrieval_refuses_a_k_that_leaves_no_gallery(tiny):
 
     with pytest.raises(ValueError, match="leaves no gallery"):          # was an IndexError after every fit
         retrieval.run_retrieval(dataclasses.replace(tiny(["source-only"]), k=16))
+
+
+def test_environment_records_the_cpu(monkeypatch, tmp_path):
+    """A result says which CPU measured it and whether bf16 runs natively there (read from /proc/cpuinfo)."""
+    from paramcast.bench import report
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu sse avx2 amx_bf16 avx512f\n")
+    real = report.Path
+    monkeypatch.setattr(report, "Path", lambda p: info if p == "/proc/cpuinfo" else real(p))
+    monkeypatch.setattr(report.platform, "processor", lambda: "")
+    env = report.environment()
+    assert env["cpu"] == "Test CPU 9000" and env["cpu_bf16"] == ["amx_bf16"]
+    assert env["cpu_capability"] == report.torch.backends.cpu.get_cpu_capability()

@@ -7,7 +7,10 @@ port) once per mode and drives it with N devices for T seconds after a warm-up:
 * modes: ``batched`` (dynamic batching, ``--max-batch``), ``naive`` (``--max-batch 1``: one generator
   call per request) and ``static`` — the HTTP ceiling: the same server and route stack (auth, body
   read, ``wire.decode``, checks) answering a precomputed answer of the same size
-  (``paramcast serve --static-answer``) instead of generating and encoding one;
+  (``paramcast serve --static-answer``) instead of generating and encoding one; and ``static-busy``,
+  the same ceiling while a pure-Python spin pinned to CPU 1 keeps the second CPU as busy as generation
+  and encoding keep it under batched load (the ceiling an adapted request can reach where the two
+  CPUs share a physical core's time; Linux with CPUs 0 and 1 only);
 * load (``--load``): ``wrk`` — a compiled load generator (Debian's ``wrk``, one thread, one keep-alive
   connection per device, a Lua script posting each device's wire-encoded upload with its own token),
   so that the load costs the server little CPU; and/or ``python`` — N asyncio devices on one
@@ -44,7 +47,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -369,21 +373,38 @@ def python_probe(reps: int = 3) -> float:
     return best
 
 
+MODES = ("batched", "naive", "static", "static-busy")
 _SPIN = "import os\nos.sched_setaffinity(0, {1})\nwhile True:\n    pass\n"
 
 
-def probe_beside(neighbour: Sequence[str] | None, reps: int = 3, settle_s: float = 0.5) -> float:
-    """:func:`python_probe` while the command ``neighbour`` runs (it pins itself; ``None``: alone),
-    started ``settle_s`` before and killed after."""
+@contextmanager
+def beside(neighbour: Sequence[str] | None, settle_s: float = 0.5) -> Iterator[None]:
+    """Run the command ``neighbour`` (it pins itself; ``None``: nothing) from ``settle_s`` before the
+    block until after it, then kill it."""
     if neighbour is None:
-        return python_probe(reps)
+        yield
+        return
     proc = subprocess.Popen(list(neighbour))
     try:
         time.sleep(settle_s)
-        return python_probe(reps)
+        yield
     finally:
         proc.kill()
         proc.wait()
+
+
+def probe_beside(neighbour: Sequence[str] | None, reps: int = 3, settle_s: float = 0.5) -> float:
+    """:func:`python_probe` while the command ``neighbour`` runs (see :func:`beside`)."""
+    with beside(neighbour, settle_s):
+        return python_probe(reps)
+
+
+def _spin_cmd() -> list[str]:
+    return [sys.executable, "-c", _SPIN]
+
+
+def _two_cpus() -> bool:
+    return sys.platform == "linux" and {0, 1} <= os.sched_getaffinity(0)
 
 
 def cpu_interference(trials: int = 3, reps: int = 3) -> dict | None:
@@ -393,7 +414,7 @@ def cpu_interference(trials: int = 3, reps: int = 3) -> dict | None:
     the host, that costs the event loop this factor (``benchmarks/diagnostics/core_interference.py``
     tries other neighbours). It varies with the host's load, so every run records its own. ``None``
     off Linux (``sched_setaffinity``) or where CPUs 0 and 1 are not both available."""
-    if sys.platform != "linux" or not {0, 1} <= os.sched_getaffinity(0):
+    if not _two_cpus():
         return None
     saved = os.sched_getaffinity(0)
     alone, busy = [], []
@@ -401,7 +422,7 @@ def cpu_interference(trials: int = 3, reps: int = 3) -> dict | None:
         os.sched_setaffinity(0, {0})
         for _ in range(trials):
             alone.append(probe_beside(None, reps))
-            busy.append(probe_beside([sys.executable, "-c", _SPIN], reps))
+            busy.append(probe_beside(_spin_cmd(), reps))
     finally:
         os.sched_setaffinity(0, saved)
     a, b = statistics.median(alone), statistics.median(busy)
@@ -525,9 +546,11 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
 
     method_args = list(method_arg or [])
     modes = [m.strip() for m in modes.split(",") if m.strip()]
-    bad = set(modes) - {"batched", "naive", "static"}
+    bad = set(modes) - set(MODES)
     if bad or not modes:
-        raise ValueError(f"modes must be a subset of ['batched', 'naive', 'static'], got {list(modes)}")
+        raise ValueError(f"modes must be a subset of {list(MODES)}, got {list(modes)}")
+    if "static-busy" in modes and not _two_cpus():
+        raise ValueError("mode static-busy pins a spin to CPU 1 next to the server: it needs Linux with CPUs 0 and 1")
     loads = [x.strip() for x in load.split(",") if x.strip()]
     if set(loads) - {"wrk", "python"} or not loads:
         raise ValueError(f"load must be a subset of ['wrk', 'python'], got {loads}")
@@ -557,7 +580,7 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
         for engine, _ in runs:
             _engine_args(engine, tmp)  # a bad engine name fails before any server starts
         static_answer = None
-        if "static" in modes:  # the answer of the same size, made by the same method in this process
+        if {"static", "static-busy"} & set(modes):  # the answer of the same size, made by the same method in this process
             served = _create(method, num_answers=num_answers, **_method_kwargs(method_args))
             shape = tuple(getattr(served, "upload_shape", (1, 192)))
             with torch.inference_mode():
@@ -575,7 +598,7 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
             server = _Server(method=method, num_answers=num_answers, token_file=token_file,
                              max_batch=1 if mode == "naive" else max_batch, max_wait_ms=max_wait_ms,
                              threads=threads, log=tmp / f"server-{name.replace('/', '-')}.log", engine=engine,
-                             method_args=method_args, static_answer=static_answer if mode == "static" else None,
+                             method_args=method_args, static_answer=static_answer if mode.startswith("static") else None,
                              encode_threads=encode_threads)
             try:
                 info = server.info
@@ -585,18 +608,20 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
                            for i in range(devices)]
                 for i, body in enumerate(uploads):
                     (tmp / f"upload-{i:03d}.bin").write_bytes(body)
+                static = mode.startswith("static")
                 for j, tool in enumerate(loads):
                     before = _batch_counts(server.metrics())
-                    if tool == "wrk":
-                        row = _drive_wrk(server, tmp, uploads, tokens, seconds, warmup_s, quant,
-                                         check_device=mode != "static")
-                    else:
-                        cpu0 = server.cpu_seconds()
-                        row = asyncio.run(_drive(server.url, uploads, tokens, seconds, warmup_s, quant, verify_every,
-                                                 check_device=mode != "static"))
-                        row["cpu_cores"] = {"server": round((server.cpu_seconds() - cpu0) / row["seconds"], 2),
-                                            "load": row.pop("client_cpu_cores")}
-                    row["mean_batch"] = _mean_batch(server.metrics(), before) if mode != "static" else None
+                    with beside(_spin_cmd() if mode == "static-busy" else None):
+                        if tool == "wrk":
+                            row = _drive_wrk(server, tmp, uploads, tokens, seconds, warmup_s, quant,
+                                             check_device=not static)
+                        else:
+                            cpu0 = server.cpu_seconds()
+                            row = asyncio.run(_drive(server.url, uploads, tokens, seconds, warmup_s, quant,
+                                                     verify_every, check_device=not static))
+                            row["cpu_cores"] = {"server": round((server.cpu_seconds() - cpu0) / row["seconds"], 2),
+                                                "load": row.pop("client_cpu_cores")}
+                    row["mean_batch"] = _mean_batch(server.metrics(), before) if not static else None
                     row["update"] = info["update"]
                     row["batcher"] = info["batching"].get("batcher")  # what grouped the uploads (DynamicBatcher | ServeBatcher)
                     row["load"] = tool
@@ -609,6 +634,8 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
         result["speedup"] = round(rows["batched"]["req_per_s"] / naive, 2) if naive else None
     if {"batched", "static"} <= set(rows) and rows["static"]["req_per_s"]:
         result["fraction_of_static"] = round(rows["batched"]["req_per_s"] / rows["static"]["req_per_s"], 3)
+    if {"batched", "static-busy"} <= set(rows) and rows["static-busy"]["req_per_s"]:
+        result["fraction_of_static_busy"] = round(rows["batched"]["req_per_s"] / rows["static-busy"]["req_per_s"], 3)
     if "batched" in rows and rows["batched"]["req_per_s"]:
         ratios = {name.split("/")[0]: round(r["req_per_s"] / rows["batched"]["req_per_s"], 3)
                   for name, r in rows.items() if name.endswith("/batched")}
@@ -644,6 +671,9 @@ def to_markdown(result: dict) -> str:
     if result.get("fraction_of_static"):
         lines += ["", f"Batched / static-body ceiling (same server, same route stack, answer precomputed): "
                       f"**{result['fraction_of_static']:.0%}**."]
+    if result.get("fraction_of_static_busy"):
+        lines += ["", "Batched / the same ceiling beside a Python spin on CPU 1 (`static-busy`: the second CPU as "
+                      f"busy as generation keeps it): **{result['fraction_of_static_busy']:.0%}**."]
     if result.get("speedup"):
         lines += ["", f"Batched / naive throughput: **{result['speedup']}x**."]
     for engine, ratio in result.get("engine_ratio", {}).items():
