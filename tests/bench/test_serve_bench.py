@@ -60,6 +60,12 @@ def test_bench_serve_with_wrk_batched_and_static(tmp_path):
         row = res["modes"][mode]
         assert row["load"] == "wrk" and row["errors"] == 0 and row["requests_ok"] > 0
         assert row["verified_answers"] == 3 and row["cpu_cores"]["load"] >= 0
+    # the adapt handler's stages, from the server's /metrics: all three for an adaptation, read_check alone for a
+    # static answer; together they fit in the whole request
+    b, st = res["modes"]["batched"]["server_ms"], res["modes"]["static"]["server_ms"]
+    assert all(b[k] > 0 for k in ("read_check", "batch", "encode", "generate", "request"))
+    assert b["read_check"] + b["batch"] + b["encode"] <= b["request"]
+    assert st["read_check"] > 0 and st["batch"] is st["encode"] is st["generate"] is None
     # the static body is the same size as a generated answer
     assert abs(res["modes"]["static"]["down_bytes_per_answer"] - res["modes"]["batched"]["down_bytes_per_answer"]) < 64
     assert res["fraction_of_static"] > 0 and res["config"]["load_tools"]["wrk"].startswith("wrk")
@@ -67,6 +73,7 @@ def test_bench_serve_with_wrk_batched_and_static(tmp_path):
     assert not _spins()  # the spin beside static-busy is gone with its mode
     text = docs.read_text()
     assert "old table" not in text and "| batched | wrk |" in text and text.endswith("tail\n")
+    assert "| mode | request | read_check | batch | encode | generate |" in text
     assert res["config"]["encode_threads"] == 2 and "2 encoding threads" in text  # the server started with it
     assert (tmp_path / "out" / "serve.json").exists()
 

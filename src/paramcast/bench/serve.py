@@ -57,6 +57,7 @@ import torch
 from torch import nn
 
 from paramcast import catalog, wire
+from paramcast.cloud.metrics import ADAPT_STAGES
 from paramcast.methods.base import Method
 from paramcast.methods.cdc_mmpg.serving import INT8_ENGINES, by_batch, prepack_int8
 from paramcast.types import HeadParams, Update, Upload
@@ -513,17 +514,28 @@ def _head_error(served: list, ref: list, g: torch.Generator) -> dict:
                                   / len(logits), 5)}
 
 
-def _batch_counts(metrics_text: str) -> tuple[float, float]:
-    s = re.search(r"^paramcast_batch_size_sum (\S+)$", metrics_text, re.M)
-    c = re.search(r"^paramcast_batch_size_count (\S+)$", metrics_text, re.M)
-    return (float(s.group(1)), float(c.group(1))) if s and c else (0.0, 0.0)
+_SERIES = {"batch_size": ("paramcast_batch_size", ""), "generate": ("paramcast_generate_seconds", ""),
+           "request": ("paramcast_request_seconds", '{route="/v1/adapt"}'),
+           **{st: ("paramcast_adapt_stage_seconds", f'{{stage="{st}"}}') for st in ADAPT_STAGES}}
 
 
-def _mean_batch(metrics_text: str, before: tuple[float, float] = (0.0, 0.0)) -> float:
-    """Mean batch size of the generator calls since ``before`` (an earlier :func:`_batch_counts`)."""
-    total, count = _batch_counts(metrics_text)
-    total, count = total - before[0], count - before[1]
-    return round(total / count, 2) if count > 0 else float("nan")
+def _sums(metrics_text: str) -> dict[str, tuple[float, float]]:
+    """``(sum, count)`` of each histogram of :data:`_SERIES` in the server's ``/metrics`` text (0, 0 if absent)."""
+    out = {}
+    for key, (name, labels) in _SERIES.items():
+        pair = [re.search(rf"^{name}_{part}{re.escape(labels)} (\S+)$", metrics_text, re.M) for part in ("sum", "count")]
+        out[key] = (float(pair[0].group(1)), float(pair[1].group(1))) if all(pair) else (0.0, 0.0)
+    return out
+
+
+def _means(metrics_text: str, before: dict[str, tuple[float, float]]) -> dict[str, float | None]:
+    """Per series, the mean of what was observed since ``before`` (an earlier :func:`_sums`): the batch size,
+    and milliseconds for the generator call, the whole adapt request and each handler stage."""
+    now, out = _sums(metrics_text), {}
+    for key, (total, count) in now.items():
+        total, count = total - before[key][0], count - before[key][1]
+        out[key] = None if count <= 0 else round(total / count * (1 if key == "batch_size" else 1e3), 3)
+    return out
 
 
 def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 1500, method: str = "bench-hyper",
@@ -610,7 +622,7 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
                     (tmp / f"upload-{i:03d}.bin").write_bytes(body)
                 static = mode.startswith("static")
                 for j, tool in enumerate(loads):
-                    before = _batch_counts(server.metrics())
+                    before = _sums(server.metrics())
                     with beside(_spin_cmd() if mode == "static-busy" else None):
                         if tool == "wrk":
                             row = _drive_wrk(server, tmp, uploads, tokens, seconds, warmup_s, quant,
@@ -621,7 +633,9 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
                                                      verify_every, check_device=not static))
                             row["cpu_cores"] = {"server": round((server.cpu_seconds() - cpu0) / row["seconds"], 2),
                                                 "load": row.pop("client_cpu_cores")}
-                    row["mean_batch"] = _mean_batch(server.metrics(), before) if not static else None
+                    means = _means(server.metrics(), before)
+                    row["mean_batch"] = means.pop("batch_size")
+                    row["server_ms"] = means  # mean ms: a generator call, an adapt request, its handler's stages
                     row["update"] = info["update"]
                     row["batcher"] = info["batching"].get("batcher")  # what grouped the uploads (DynamicBatcher | ServeBatcher)
                     row["load"] = tool
@@ -668,6 +682,15 @@ def to_markdown(result: dict) -> str:
         mb = r["mean_batch"] if r.get("mean_batch") is not None else "–"
         lines.append(f"| {mode} | {r.get('load', 'python')} | {r['req_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {mb} | "
                      f"{r['errors']} | {r['bytes_down'] / 1e6:.0f} | {cpu.get('server', '–')} | {cpu.get('load', '–')} |")
+    timed = {m: r["server_ms"] for m, r in result["modes"].items() if r.get("server_ms", {}).get("request")}
+    if timed:
+        lines += ["", "Where a request's time goes, server side (mean ms; the stages are the adapt handler's: read_check = "
+                      "body read, decode and checks; batch = queued, generated and handed back; encode = queued on the "
+                      "encoder, encoded and handed back; request = the whole HTTP request; generate = one generator call):",
+                  "", "| mode | request | read_check | batch | encode | generate |", "|---|---:|---:|---:|---:|---:|"]
+        for m, t in timed.items():
+            lines.append(f"| {m} | " + " | ".join("–" if t.get(k) is None else f"{t[k]:.2f}"
+                                                   for k in ("request", *ADAPT_STAGES, "generate")) + " |")
     if result.get("fraction_of_static"):
         lines += ["", f"Batched / static-body ceiling (same server, same route stack, answer precomputed): "
                       f"**{result['fraction_of_static']:.0%}**."]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -303,6 +304,7 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
     async def adapt(request: Request,
                     quant: str | None = Query(None, description=f"downlink quantisation, one of {list(QUANTS)}"),
                     x_paramcast_quant: str | None = Header(None, description="same as ?quant= (the query wins)")):
+        t = [time.perf_counter()]  # the stages' boundaries, for /metrics (Metrics.observe_stages)
         device = tokens.authenticate(request.headers.get("authorization"))
         q = quant or x_paramcast_quant or "fp32"
         if q not in QUANTS:
@@ -313,10 +315,13 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
             raise ApiError(400, "bad_payload", f"expected an Upload, got a {type(upload).__name__}")
         _check_meta(upload.device_id, device, "the upload")
         _check_upload(upload)
+        t.append(time.perf_counter())
         if static_answer is not None:
+            metrics.observe_stages(t)
             return Response(static_answer, media_type=OCTET, headers={"X-Paramcast-Quant": q})
         try:
             update = await batcher.run(upload)
+            t.append(time.perf_counter())
         except UploadRejected as exc:  # the method's own checks (token indices, a stale version)
             raise ApiError(exc.status, exc.error, str(exc)) from None
         if not isinstance(update, HeadParams | WeightDelta):
@@ -329,6 +334,8 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
             raise ApiError(422, "update_overflow",
                            f"the update generated for these features cannot be encoded as {q} ({exc}); features "
                            f"within |x| <= {limits.max_abs_feature:g} (max_abs_feature) and fp32 usually fit") from None
+        t.append(time.perf_counter())
+        metrics.observe_stages(t)
         return Response(data, media_type=OCTET, headers={"X-Paramcast-Quant": q})
 
     @app.post("/v1/history", summary="Store a device's labelled samples in the cloud's history",

@@ -28,11 +28,12 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-__all__ = ["MULTIPROC_ENV", "Metrics", "MetricsMiddleware"]
+__all__ = ["ADAPT_STAGES", "MULTIPROC_ENV", "Metrics", "MetricsMiddleware"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+ADAPT_STAGES = ("read_check", "batch", "encode")
 
 
 class Metrics:
@@ -52,6 +53,11 @@ class Metrics:
                                     buckets=BATCH_BUCKETS, **reg)
         self.generate = Histogram("paramcast_generate_seconds", "Time of one generator call.",
                                   buckets=LATENCY_BUCKETS, **reg)
+        self.adapt_stage = Histogram(
+            "paramcast_adapt_stage_seconds",
+            "Where a successful /v1/adapt spends its time in the handler: read_check (body read, decode, checks), "
+            "batch (queued for the batcher, generated, handed back to the event loop), encode (queued on the "
+            "encoder thread, encoded, handed back).", ["stage"], buckets=LATENCY_BUCKETS, **reg)
         if self.multiprocess_dir:
             self._exposed = CollectorRegistry()
             MultiProcessCollector(self._exposed, self.multiprocess_dir)
@@ -70,6 +76,12 @@ class Metrics:
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)
         self.generate.observe(seconds)
+
+    def observe_stages(self, t: list[float]) -> None:
+        """``t``: the handler's perf_counter at entry, after the checks, after the batch, after encoding
+        (a static answer's handler stops after the checks)."""
+        for stage, a, b in zip(ADAPT_STAGES, t, t[1:], strict=False):  # static: read_check only
+            self.adapt_stage.labels(stage=stage).observe(b - a)
 
     def value(self, name: str, **labels: str) -> float | None:
         """One exposed sample, e.g. ``value("paramcast_batch_size_count")`` (None when absent)."""
