@@ -34,7 +34,6 @@ def test_compute_ceiling_int8_uses_the_bare_int8_layer():
     assert 0 < err["weight_max_abs"] <= 0.03 * err["weight_max_abs_ref"]  # int8 codes, not another head
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make services installs it as root)")
 def _spins() -> list[str]:
     """The processes running :data:`bench._SPIN` now."""
     found = []
@@ -47,6 +46,7 @@ def _spins() -> list[str]:
     return found
 
 
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make services installs it as root)")
 def test_bench_serve_with_wrk_batched_and_static(tmp_path):
     docs = tmp_path / "service.md"
     docs.write_text(f"# doc\n{bench.DOCS_BEGIN}\nold table\n{bench.DOCS_END}\ntail\n")

@@ -41,18 +41,18 @@ def _cpu() -> dict[str, Any]:
     """The CPU's model and what torch's kernels may use on it: speed figures (bf16 above all, which runs
     natively only with AVX512-BF16 or AMX and is emulated, many times slower than fp32, elsewhere) are
     read against them."""
-    model, flags = platform.processor() or None, set()
+    model, flags = None, set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name" and model in (None, "", platform.machine()):
+            if key.strip() == "model name" and model is None:
                 model = value.strip()
             elif key.strip() == "flags":
                 flags = set(value.split())
                 break
     except OSError:
         pass  # not Linux: the model from platform, no flags
-    return {"cpu": model, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    return {"cpu": model or platform.processor() or None, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cpu_bf16": sorted(flags & {"avx512_bf16", "amx_bf16"})}
 
 

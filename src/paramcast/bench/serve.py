@@ -607,10 +607,11 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
             (tmp / f"token-{i:03d}.txt").write_text(t)
         for engine, mode in runs:
             name = mode if engine == "uvicorn" else f"{engine}/{mode}"
+            static = mode.startswith("static")  # static, static-busy: the precomputed answer
             server = _Server(method=method, num_answers=num_answers, token_file=token_file,
                              max_batch=1 if mode == "naive" else max_batch, max_wait_ms=max_wait_ms,
                              threads=threads, log=tmp / f"server-{name.replace('/', '-')}.log", engine=engine,
-                             method_args=method_args, static_answer=static_answer if mode.startswith("static") else None,
+                             method_args=method_args, static_answer=static_answer if static else None,
                              encode_threads=encode_threads)
             try:
                 info = server.info
@@ -620,7 +621,6 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
                            for i in range(devices)]
                 for i, body in enumerate(uploads):
                     (tmp / f"upload-{i:03d}.bin").write_bytes(body)
-                static = mode.startswith("static")
                 for j, tool in enumerate(loads):
                     before = _sums(server.metrics())
                     with beside(_spin_cmd() if mode == "static-busy" else None):
