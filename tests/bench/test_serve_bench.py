@@ -108,3 +108,21 @@ def test_cpu_interference_is_recorded_and_rendered(monkeypatch):
                                          "max_batch": 1, "max_wait_ms": 0, "threads": 1, "cpus": 2},
                               "modes": {}, "cpu_interference": res})
     assert "**2.0x** slower" in text
+
+
+def test_bounds_add_the_run_s_own_parts():
+    """static 500 req/s = 2 ms a request; the cheapest head within max batch 8 is 0.5 ms (batch 8; batch 32 is
+    cheaper but beyond the max batch), encoding 0.5 ms: serial 1 / 3 ms, naive 1 / (2 + 4 + 0.5) ms."""
+    rows = [{"batch": 1, "method_ms": 4.0, "method_ms_per_head": 4.0}, {"batch": 8, "method_ms": 4.0, "method_ms_per_head": 0.5},
+            {"batch": 32, "method_ms": 3.2, "method_ms_per_head": 0.1}]
+    result = {"config": {"max_batch": 8}, "modes": {"static": {"req_per_s": 500.0}, "batched": {"req_per_s": 100.0}},
+              "compute": {"rows": rows, "encode": {"encode_ms": 0.5}}}
+    b = bench._bounds(result)
+    assert b["head_batch"] == 8 and b["serial_req_per_s"] == pytest.approx(333.3, abs=0.1)
+    assert b["serial_fraction_of_static"] == pytest.approx(0.667, abs=1e-3)
+    assert b["two_cpu_req_per_s"] == 500.0  # 1 / (0.5 + 0.5) ms = 1,000 > the HTTP side's 500
+    assert b["naive_serial_req_per_s"] == pytest.approx(153.8, abs=0.1) and b["batched_over_naive"] == pytest.approx(2.17, abs=0.01)
+    assert b["batched_fraction_of_serial"] == pytest.approx(0.3, abs=1e-3)
+    result["modes"]["static-busy"] = {"req_per_s": 400.0}
+    assert bench._bounds(result)["two_cpu_req_per_s"] == 400.0
+    assert bench._bounds({**result, "compute": {}}) is None  # --no-compute: nothing to add up

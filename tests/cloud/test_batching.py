@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import toy_service as toy
-from paramcast.cloud import Batching, DynamicBatcher, TokenStore, create_app
+from paramcast.cloud import Batching, DynamicBatcher, InlineBatcher, TokenStore, create_app
 
 
 def test_batcher_groups_and_isolates_failures():
@@ -51,13 +51,49 @@ def test_batcher_never_mixes_keys_and_respects_max_batch():
     b.close()
 
 
-def test_concurrent_devices_get_their_alone_answers():
+def test_inline_batcher_groups_on_the_loop_and_isolates_failures():
+    calls = []
+
+    def fn(items):
+        calls.append((threading.current_thread(), len(items)))
+        if any(i < 0 for i in items):
+            raise ValueError("negative")
+        return [i * 2 for i in items]
+
+    async def go():
+        b = InlineBatcher(fn, max_batch=4, max_wait_ms=50)
+        out = await asyncio.gather(*[b.run(i) for i in [*range(6), -1]], return_exceptions=True)
+        b.close()
+        with pytest.raises(RuntimeError, match="closed"):
+            await b.run(1)
+        return out
+
+    out = asyncio.run(go())
+    assert out[:6] == [0, 2, 4, 6, 8, 10] and isinstance(out[6], ValueError)
+    assert {t for t, _ in calls} == {threading.current_thread()}  # no worker thread
+    assert calls[0][1] == 4 and max(size for _, size in calls) <= 4  # a full batch goes at once, the rest after the wait
+
+
+def test_inline_batcher_close_fails_what_waits():
+    async def go():
+        b = InlineBatcher(lambda items: items, max_batch=8, max_wait_ms=10_000)
+        task = asyncio.ensure_future(b.run(1))
+        await asyncio.sleep(0)
+        b.close()
+        return await asyncio.gather(task, return_exceptions=True)
+
+    (err,) = asyncio.run(go())
+    assert isinstance(err, RuntimeError) and "closed" in str(err)
+
+
+@pytest.mark.parametrize("encode_threads", [1, 0], ids=["threads", "inline"])
+def test_concurrent_devices_get_their_alone_answers(encode_threads):
     n = 12
     store = TokenStore()
     for i in range(n):
         store.add_token(f"dev-{i}", f"token-{i}-abcdefghijklmnop")
     method = toy.ToyHyper()
-    app = create_app(method, tokens=store, batching=Batching(max_batch=n, max_wait_ms=200))
+    app = create_app(method, tokens=store, batching=Batching(max_batch=n, max_wait_ms=200, encode_threads=encode_threads))
     uploads = [toy.make_upload(f"dev-{i}", features=torch.randn(1, toy.C)) for i in range(n)]
     alone = [method.cloud_step(u) for u in uploads]
 
@@ -79,4 +115,5 @@ def test_concurrent_devices_get_their_alone_answers():
         torch.testing.assert_close(got.weight, want.weight, rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(got.bias, want.bias, rtol=1e-6, atol=1e-6)
     assert app.state.metrics.value("paramcast_batch_size_count") < n, "uploads were not batched"
+    assert type(app.state.batcher) is (InlineBatcher if encode_threads == 0 else DynamicBatcher)
     app.state.close()

@@ -650,6 +650,9 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
         result["fraction_of_static"] = round(rows["batched"]["req_per_s"] / rows["static"]["req_per_s"], 3)
     if {"batched", "static-busy"} <= set(rows) and rows["static-busy"]["req_per_s"]:
         result["fraction_of_static_busy"] = round(rows["batched"]["req_per_s"] / rows["static-busy"]["req_per_s"], 3)
+    bounds = _bounds(result)
+    if bounds:
+        result["bounds"] = bounds
     if "batched" in rows and rows["batched"]["req_per_s"]:
         ratios = {name.split("/")[0]: round(r["req_per_s"] / rows["batched"]["req_per_s"], 3)
                   for name, r in rows.items() if name.endswith("/batched")}
@@ -666,11 +669,48 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
     return result
 
 
+def _bounds(result: dict) -> dict | None:
+    """What this run's own measurements allow an adapted request, before any server design (issue 18).
+
+    An adapted request costs at least the static ceiling's whole request (``1 / static req/s``: the event
+    loop saturated on HTTP, auth, reading, decoding and checking the upload) plus its share of the
+    generator at its cheapest measured batch (``compute``'s ms per head, batch <= max batch) plus encoding
+    one answer (``compute.encode``). ``serial`` adds them up: one CPU does all three (as ``--encode-threads 0``'s
+    server does, every step on its event loop). ``two_cpu`` pipelines them perfectly: the HTTP side at the ``static-busy`` ceiling
+    (``static`` where not measured) on one CPU, generation and encoding on the other, the GIL ignored.
+    ``naive_serial`` is the same sum at batch 1: batching shrinks only the generator's share, so
+    ``batched_over_naive`` is the most it divides a request's work by (measured naive throughput can fall
+    further below its sum than batched does, so the measured ratio may exceed it). None without both a ``static`` row and a compute block with an encode time."""
+    rows, comp = result["modes"], result.get("compute") or {}
+    static = rows.get("static", {}).get("req_per_s")
+    enc = (comp.get("encode") or {}).get("encode_ms")
+    heads = [r for r in comp.get("rows", []) if r["batch"] <= result["config"]["max_batch"]]
+    if not static or enc is None or not heads:
+        return None
+    http_ms = 1e3 / static
+    best = min(heads, key=lambda r: r["method_ms_per_head"])
+    compute_ms = best["method_ms_per_head"] + enc
+    one = next((r["method_ms"] for r in heads if r["batch"] == 1), None)
+    out = {"http_ms": round(http_ms, 3), "head_ms": best["method_ms_per_head"], "head_batch": best["batch"],
+           "encode_ms": enc, "serial_req_per_s": round(1e3 / (http_ms + compute_ms), 1),
+           "two_cpu_req_per_s": round(min(rows.get("static-busy", rows["static"])["req_per_s"], 1e3 / compute_ms), 1)}
+    out["serial_fraction_of_static"] = round(out["serial_req_per_s"] / static, 3)
+    out["two_cpu_fraction_of_static"] = round(out["two_cpu_req_per_s"] / static, 3)
+    if one is not None:
+        out["naive_serial_req_per_s"] = round(1e3 / (http_ms + one + enc), 1)
+        out["batched_over_naive"] = round(out["serial_req_per_s"] / out["naive_serial_req_per_s"], 2)
+    batched = rows.get("batched", {}).get("req_per_s")
+    if batched:
+        out["batched_fraction_of_serial"] = round(batched / out["serial_req_per_s"], 3)
+    return out
+
+
 def to_markdown(result: dict) -> str:
     c = result["config"]
     args = f", {', '.join(c['method_args'])}" if c.get("method_args") else ""
     tools = "; ".join(f"{k}: {v}" for k, v in c.get("load_tools", {}).items())
-    enc = f", {c['encode_threads']} encoding threads" if c.get("encode_threads", 1) != 1 else ""
+    enc = {0: ", batching, generation and encoding on the event loop (--encode-threads 0)", 1: ""}.get(
+        c.get("encode_threads", 1), f", {c.get('encode_threads')} encoding threads")
     lines = [f"Serving benchmark: {c['devices']} concurrent devices, {c['seconds']} s per mode, method "
              f"`{c['method']}` (V = {c['num_answers']}{args}), downlink {c['quant']}, max batch {c['max_batch']}, "
              f"max wait {c['max_wait_ms']} ms, {c['threads']} torch threads{enc}, {c['cpus']} CPUs.",
@@ -699,6 +739,17 @@ def to_markdown(result: dict) -> str:
                       f"busy as generation keeps it): **{result['fraction_of_static_busy']:.0%}**."]
     if result.get("speedup"):
         lines += ["", f"Batched / naive throughput: **{result['speedup']}x**."]
+    b = result.get("bounds")
+    if b:
+        lines += ["", f"Bounds from this run's own parts (an adapted request = the static request, {b['http_ms']} ms, + "
+                      f"its share of the generator at batch {b['head_batch']}, {b['head_ms']} ms, + encoding its answer, "
+                      f"{b['encode_ms']} ms): all on one CPU **{b['serial_req_per_s']} req/s = "
+                      f"{b['serial_fraction_of_static']:.0%} of static**; HTTP on one CPU and the rest on the other, "
+                      f"perfectly overlapped, {b['two_cpu_req_per_s']} req/s = {b['two_cpu_fraction_of_static']:.0%}."
+                  + (f" The same sum at batch 1 gives {b['naive_serial_req_per_s']} req/s: batching divides a request's "
+                     f"work by at most **{b['batched_over_naive']}x**." if "batched_over_naive" in b else "")
+                  + (f" Batched reached {b['batched_fraction_of_serial']:.0%} of the serial bound."
+                     if "batched_fraction_of_serial" in b else "")]
     for engine, ratio in result.get("engine_ratio", {}).items():
         lines += ["", f"{engine} / uvicorn batched throughput: **{ratio}x** (overhead {1 / ratio:.2f}x)."
                   if ratio else f"{engine}: no request answered."]

@@ -61,7 +61,9 @@ def serve(
                               help="history store, an SQLite file or a postgresql:// URL (enables POST /v1/history)"),
     max_batch: int = typer.Option(32, envvar="PARAMCAST_MAX_BATCH", help="uploads per generator call (1 = no batching)"),
     max_wait_ms: float = typer.Option(2.0, envvar="PARAMCAST_MAX_WAIT_MS", help="wait for a batch to fill"),
-    encode_threads: int = typer.Option(1, envvar="PARAMCAST_ENCODE_THREADS", help="threads encoding answers"),
+    encode_threads: int = typer.Option(1, envvar="PARAMCAST_ENCODE_THREADS",
+                                        help="threads encoding answers; 0 = no worker threads: batch, generate and encode "
+                                             "on the event loop (more req/s, a longer p99 tail: docs/service.md)"),
     max_upload_bytes: int = typer.Option(1 << 20, envvar="PARAMCAST_MAX_UPLOAD_BYTES"),
     max_history_bytes: int = typer.Option(16 << 20, envvar="PARAMCAST_MAX_HISTORY_BYTES"),
     upload_shape: str = typer.Option(None, envvar="PARAMCAST_UPLOAD_SHAPE", help="N,C every upload must have, e.g. 1,192"),

@@ -16,7 +16,8 @@ Routes (OpenAPI docs at ``/docs``):
   and ``/v1/info`` require a device token too (``/healthz`` stays open for liveness probes).
 
 Concurrent adapt requests are grouped by :class:`~paramcast.cloud.batching.DynamicBatcher` into one
-``method.cloud_step_batch`` call. Every refusal is a 4xx whose JSON body ``{"error", "detail"}`` says
+``method.cloud_step_batch`` call on its worker thread (``Batching(encode_threads=0)``: by
+:class:`~paramcast.cloud.batching.InlineBatcher`, on the event loop). Every refusal is a 4xx whose JSON body ``{"error", "detail"}`` says
 what is wrong; a 500 means a bug in the server, never bad input. A client that hangs up mid-request
 is counted as 499 (``client_closed``, nginx's code) and logged on one line. Nothing is unpickled.
 Limits that need the socket (header timeout, connection limit) live in :mod:`paramcast.cloud.server`.
@@ -47,7 +48,7 @@ from starlette.requests import ClientDisconnect
 
 from paramcast import catalog, wire
 from paramcast.cloud.auth import TokenStore
-from paramcast.cloud.batching import DynamicBatcher
+from paramcast.cloud.batching import DynamicBatcher, InlineBatcher
 from paramcast.cloud.errors import ApiError
 from paramcast.cloud.metrics import Metrics, MetricsMiddleware
 from paramcast.cloud.openapi import ADAPT, BEARER, HISTORY, PLAIN
@@ -70,15 +71,16 @@ class Batching:
     max_batch: int = 32       # uploads answered by one generator call; 1 = naive per-request generation
     max_wait_ms: float = 2.0  # how long a non-full batch waits for more uploads
     encode_threads: int = 1   # threads encoding answers (an fp32 answer runs no torch op; quantising ones do, and
-                              # more threads then oversubscribe torch's OpenMP pools)
+                              # more threads then oversubscribe torch's OpenMP pools); 0: no worker threads at all,
+                              # uploads are batched, generated and encoded on the event loop (InlineBatcher)
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1 (1 disables batching), got {self.max_batch}")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
-        if self.encode_threads < 1:
-            raise ValueError(f"encode_threads must be >= 1, got {self.encode_threads}")
+        if self.encode_threads < 0:
+            raise ValueError(f"encode_threads must be >= 0 (0: generate and encode on the event loop), got {self.encode_threads}")
 
 
 @dataclass(frozen=True)
@@ -193,11 +195,14 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
                 return [cloud.cloud_step(uploads[0])]
             return cloud.cloud_step_batch(uploads)
 
+    inline = batching.encode_threads == 0
+    if inline and batcher is DynamicBatcher:
+        batcher = InlineBatcher
     batcher = batcher(generate, max_batch=batching.max_batch, max_wait_ms=batching.max_wait_ms,
                       key=_upload_key, on_batch=metrics.observe_batch)
     # Answers are encoded on their own thread(s), overlapping the next generator call. Not in the
     # default thread pool: 40 threads each running torch ops oversubscribe the cores (measured 4x slower).
-    encoder = ThreadPoolExecutor(max_workers=batching.encode_threads, thread_name_prefix="paramcast-encode")
+    encoder = ThreadPoolExecutor(max_workers=max(1, batching.encode_threads), thread_name_prefix="paramcast-encode")
     update_info = _probe(method, upload_shape, task, model_version)
     num_labels = (num_labels or getattr(method, "num_answers", None)
                   or (update_info["weight"][0] if update_info and update_info["type"] == "HeadParams" else None)
@@ -329,7 +334,10 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
         if isinstance(update, WeightDelta) and update.quant != "fp32":
             q = update.quant  # a compressed delta travels as its method quantised it (DWC's error feedback)
         try:
-            data = await asyncio.get_running_loop().run_in_executor(encoder, partial(wire.encode, update, quant=q))
+            if inline:
+                data = wire.encode(update, quant=q)
+            else:
+                data = await asyncio.get_running_loop().run_in_executor(encoder, partial(wire.encode, update, quant=q))
         except wire.WireError as exc:  # an update that cannot travel (NaN/Inf, fp16 overflow) is not the payload's fault
             raise ApiError(422, "update_overflow",
                            f"the update generated for these features cannot be encoded as {q} ({exc}); features "

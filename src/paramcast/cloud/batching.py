@@ -6,6 +6,9 @@ requests that arrive while the generator is busy (up to ``max_batch``, waiting a
 ``max_wait_ms`` for a batch to fill) and answers them with one ``fn(items)`` call in a worker
 thread, which reads the weights once per batch.
 
+:class:`InlineBatcher` does the same on the event loop's own thread (``paramcast serve --encode-threads 0``):
+no worker thread, so no GIL hand-off after each torch kernel, for a longer tail while the loop is busy.
+
 Items whose ``key`` differs (e.g. uploads of different shapes) never share a call. If a batched call
 raises, every item is retried alone, so one bad item cannot fail its neighbours.
 """
@@ -20,7 +23,7 @@ from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from typing import Generic, TypeVar
 
-__all__ = ["DynamicBatcher", "answer_grouped"]
+__all__ = ["DynamicBatcher", "InlineBatcher", "answer_grouped"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -36,10 +39,7 @@ class DynamicBatcher(Generic[T, R]):
     def __init__(self, fn: Callable[[Sequence[T]], Sequence[R]], *, max_batch: int = 32,
                  max_wait_ms: float = 2.0, key: Callable[[T], Hashable] | None = None,
                  on_batch: Callable[[int, float], None] | None = None, name: str = "paramcast-batcher"):
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        if max_wait_ms < 0:
-            raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+        _check(max_batch, max_wait_ms)
         self.fn = fn
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1e3
@@ -91,12 +91,7 @@ class DynamicBatcher(Generic[T, R]):
                 break
             batch, stop = self._collect(first)
             live = [(item, fut) for item, fut in batch if fut.set_running_or_notify_cancel()]
-            outcomes = answer_grouped(self.fn, [item for item, _ in live], key=self.key, on_batch=self.on_batch)
-            for (_, fut), (result, exc) in zip(live, outcomes, strict=True):
-                if exc is None:
-                    fut.set_result(result)
-                else:
-                    fut.set_exception(exc)
+            _settle(live, answer_grouped(self.fn, [item for item, _ in live], key=self.key, on_batch=self.on_batch))
         while True:  # fail whatever is still queued after close()
             try:
                 entry = self._queue.get_nowait()
@@ -104,6 +99,71 @@ class DynamicBatcher(Generic[T, R]):
                 return
             if entry is not _STOP and entry[1].set_running_or_notify_cancel():
                 entry[1].set_exception(RuntimeError("batcher is closed"))
+
+
+class InlineBatcher(Generic[T, R]):
+    """Group items on the event loop and call ``fn`` there, on the loop's own thread (no worker thread).
+
+    The call blocks the loop while it runs; requests that arrive meanwhile wait in the sockets and form
+    the next batch. With no second Python thread there is no GIL hand-off after each torch kernel
+    (``benchmarks/diagnostics/gil_convoy.py``); torch still runs each kernel on its OpenMP threads.
+    Same constructor and ``run`` / ``close`` as :class:`DynamicBatcher`.
+    """
+
+    def __init__(self, fn: Callable[[Sequence[T]], Sequence[R]], *, max_batch: int = 32,
+                 max_wait_ms: float = 2.0, key: Callable[[T], Hashable] | None = None,
+                 on_batch: Callable[[int, float], None] | None = None):
+        _check(max_batch, max_wait_ms)
+        self.fn, self.max_batch, self.max_wait_s, self.key, self.on_batch = fn, max_batch, max_wait_ms / 1e3, key, on_batch
+        self._pending: list[tuple[T, asyncio.Future]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    async def run(self, item: T) -> R:
+        if self._closed:
+            raise RuntimeError("batcher is closed")
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._pending.append((item, fut))
+        if len(self._pending) >= self.max_batch:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.max_wait_s, self._flush)
+        return await fut
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        live = [(item, fut) for item, fut in self._pending if not fut.done()]
+        self._pending = []
+        _settle(live, answer_grouped(self.fn, [item for item, _ in live], key=self.key, on_batch=self.on_batch))
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for _, fut in self._pending:
+            if not fut.done():
+                fut.set_exception(RuntimeError("batcher is closed"))
+        self._pending = []
+
+
+def _check(max_batch: int, max_wait_ms: float) -> None:
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    if max_wait_ms < 0:
+        raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+
+
+def _settle(live: list, outcomes: list) -> None:
+    """Resolve each ``(item, future)`` of ``live`` (threading or asyncio futures) with its ``(result, exception)``."""
+    for (_, fut), (result, exc) in zip(live, outcomes, strict=True):
+        if exc is None:
+            fut.set_result(result)
+        else:
+            fut.set_exception(exc)
 
 
 def answer_grouped(fn: Callable[[Sequence[T]], Sequence[R]], items: Sequence[T], *,
