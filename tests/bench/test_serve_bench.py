@@ -115,8 +115,9 @@ def test_bounds_add_the_run_s_own_parts():
     cheaper but beyond the max batch), encoding 0.5 ms: serial 1 / 3 ms, naive 1 / (2 + 4 + 0.5) ms."""
     rows = [{"batch": 1, "method_ms": 4.0, "method_ms_per_head": 4.0}, {"batch": 8, "method_ms": 4.0, "method_ms_per_head": 0.5},
             {"batch": 32, "method_ms": 3.2, "method_ms_per_head": 0.1}]
-    result = {"config": {"max_batch": 8}, "modes": {"static": {"req_per_s": 500.0}, "batched": {"req_per_s": 100.0}},
-              "compute": {"rows": rows, "encode": {"encode_ms": 0.5}}}
+    result = {"config": {"max_batch": 8, "quant": "fp32"},
+              "modes": {"static": {"req_per_s": 500.0}, "batched": {"req_per_s": 100.0}},
+              "compute": {"rows": rows, "encode": {"quant": "fp32", "encode_ms": 0.5}}}
     b = bench._bounds(result)
     assert b["head_batch"] == 8 and b["serial_req_per_s"] == pytest.approx(333.3, abs=0.1)
     assert b["serial_fraction_of_static"] == pytest.approx(0.667, abs=1e-3)
@@ -126,3 +127,9 @@ def test_bounds_add_the_run_s_own_parts():
     result["modes"]["static-busy"] = {"req_per_s": 400.0}
     assert bench._bounds(result)["two_cpu_req_per_s"] == 400.0
     assert bench._bounds({**result, "compute": {}}) is None  # --no-compute: nothing to add up
+    # the compute block encodes fp32: no bound for another downlink
+    assert bench._bounds({**result, "config": {"max_batch": 8, "quant": "int8"}}) is None
+    config = {"devices": 1, "seconds": 1, "method": "m", "num_answers": 8, "quant": "fp32", "max_batch": 8,
+              "max_wait_ms": 0, "threads": 1, "cpus": 2}
+    text = bench.to_markdown({"config": config, "modes": {}, "bounds": bench._bounds(result)})
+    assert "**333.3 req/s = 67% of static**" in text and "at most **2.17x**" in text and "30% of the serial bound" in text

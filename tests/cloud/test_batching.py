@@ -68,10 +68,45 @@ def test_inline_batcher_groups_on_the_loop_and_isolates_failures():
             await b.run(1)
         return out
 
-    out = asyncio.run(go())
+    out = asyncio.run(asyncio.wait_for(go(), 5))
     assert out[:6] == [0, 2, 4, 6, 8, 10] and isinstance(out[6], ValueError)
     assert {t for t, _ in calls} == {threading.current_thread()}  # no worker thread
-    assert calls[0][1] == 4 and max(size for _, size in calls) <= 4  # a full batch goes at once, the rest after the wait
+    # a full batch goes at once; the other three wait together, fail together, and are retried alone
+    assert [size for _, size in calls] == [4, 3, 1, 1, 1]
+
+
+def test_inline_batcher_skips_a_cancelled_waiter_and_answers_the_rest():
+    seen = []
+
+    async def go():
+        b = InlineBatcher(lambda items: (seen.append(list(items)), items)[1], max_batch=8, max_wait_ms=20)
+        tasks = [asyncio.ensure_future(b.run(i)) for i in range(3)]
+        await asyncio.sleep(0)
+        tasks[1].cancel()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    out = asyncio.run(asyncio.wait_for(go(), 5))
+    assert out[0] == 0 and isinstance(out[1], asyncio.CancelledError) and out[2] == 2 and seen == [[0, 2]]
+
+
+def test_inline_batcher_fails_the_batch_when_on_batch_raises():
+    def on_batch(size, seconds):
+        raise RuntimeError("metrics broke")
+
+    async def go():
+        b = InlineBatcher(lambda items: items, max_batch=2, max_wait_ms=10_000, on_batch=on_batch)
+        return await asyncio.gather(b.run(1), b.run(2), return_exceptions=True)
+
+    out = asyncio.run(asyncio.wait_for(go(), 5))
+    assert all(isinstance(e, RuntimeError) and "metrics broke" in str(e) for e in out)  # nobody is left hanging
+
+
+def test_inline_serving_refuses_a_batcher_with_its_own_thread():
+    class ThreadedBatcher(DynamicBatcher):  # e.g. Ray Serve's @serve.batch: generates off the loop
+        pass
+
+    with pytest.raises(ValueError, match="InlineBatcher"):
+        create_app(toy.ToyHyper(), batching=Batching(encode_threads=0), batcher=ThreadedBatcher)
 
 
 def test_inline_batcher_close_fails_what_waits():
@@ -87,7 +122,13 @@ def test_inline_batcher_close_fails_what_waits():
 
 
 @pytest.mark.parametrize("encode_threads", [1, 0], ids=["threads", "inline"])
-def test_concurrent_devices_get_their_alone_answers(encode_threads):
+def test_concurrent_devices_get_their_alone_answers(encode_threads, monkeypatch):
+    from paramcast.cloud import app as app_module
+
+    encoded_on = set()
+    real_encode = app_module.wire.encode
+    monkeypatch.setattr(app_module.wire, "encode",
+                        lambda *a, **k: (encoded_on.add(threading.current_thread().name), real_encode(*a, **k))[1])
     n = 12
     store = TokenStore()
     for i in range(n):
@@ -116,4 +157,6 @@ def test_concurrent_devices_get_their_alone_answers(encode_threads):
         torch.testing.assert_close(got.bias, want.bias, rtol=1e-6, atol=1e-6)
     assert app.state.metrics.value("paramcast_batch_size_count") < n, "uploads were not batched"
     assert type(app.state.batcher) is (InlineBatcher if encode_threads == 0 else DynamicBatcher)
+    on_encoder = {name for name in encoded_on if name.startswith("paramcast-encode")}
+    assert bool(on_encoder) == (encode_threads == 1)  # inline: every answer encoded on the loop's thread
     app.state.close()

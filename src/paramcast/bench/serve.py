@@ -680,10 +680,12 @@ def _bounds(result: dict) -> dict | None:
     (``static`` where not measured) on one CPU, generation and encoding on the other, the GIL ignored.
     ``naive_serial`` is the same sum at batch 1: batching shrinks only the generator's share, so
     ``batched_over_naive`` is the most it divides a request's work by (measured naive throughput can fall
-    further below its sum than batched does, so the measured ratio may exceed it). None without both a ``static`` row and a compute block with an encode time."""
+    further below its sum than batched does, so the measured ratio may exceed it). None without a ``static``
+    row and a compute block whose encode time is at the run's downlink quant (the block encodes fp32 only)."""
     rows, comp = result["modes"], result.get("compute") or {}
     static = rows.get("static", {}).get("req_per_s")
-    enc = (comp.get("encode") or {}).get("encode_ms")
+    encode = comp.get("encode") or {}
+    enc = encode.get("encode_ms") if encode.get("quant") == result["config"].get("quant", "fp32") else None
     heads = [r for r in comp.get("rows", []) if r["batch"] <= result["config"]["max_batch"]]
     if not static or enc is None or not heads:
         return None
@@ -693,7 +695,7 @@ def _bounds(result: dict) -> dict | None:
     one = next((r["method_ms"] for r in heads if r["batch"] == 1), None)
     out = {"http_ms": round(http_ms, 3), "head_ms": best["method_ms_per_head"], "head_batch": best["batch"],
            "encode_ms": enc, "serial_req_per_s": round(1e3 / (http_ms + compute_ms), 1),
-           "two_cpu_req_per_s": round(min(rows.get("static-busy", rows["static"])["req_per_s"], 1e3 / compute_ms), 1)}
+           "two_cpu_req_per_s": round(min((rows.get("static-busy") or {}).get("req_per_s") or static, 1e3 / compute_ms), 1)}
     out["serial_fraction_of_static"] = round(out["serial_req_per_s"] / static, 3)
     out["two_cpu_fraction_of_static"] = round(out["two_cpu_req_per_s"] / static, 3)
     if one is not None:

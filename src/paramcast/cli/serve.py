@@ -135,6 +135,9 @@ def serve(
         raise typer.BadParameter(f"--engine {engine!r} must be uvicorn or ray")
     if ray_batching != "replica" and engine != "ray":
         raise typer.BadParameter(f"--ray-batching {ray_batching!r} needs --engine ray (@serve.batch runs in Ray Serve only)")
+    if ray_batching == "serve" and encode_threads == 0:
+        raise typer.BadParameter("--encode-threads 0 runs everything on the event loop with paramcast's batcher; "
+                                 "--ray-batching serve generates on Ray's own thread: use --encode-threads >= 1")
     try:
         limits = Limits(max_upload_bytes=max_upload_bytes, max_history_bytes=max_history_bytes,
                         max_abs_feature=max_abs_feature, body_timeout_s=timeout_body,

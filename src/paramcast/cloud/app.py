@@ -198,6 +198,9 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
     inline = batching.encode_threads == 0
     if inline and batcher is DynamicBatcher:
         batcher = InlineBatcher
+    elif inline and batcher is not InlineBatcher:
+        raise ValueError(f"encode_threads=0 (everything on the event loop) needs paramcast's InlineBatcher, but the batcher "
+                         f"is {getattr(batcher, '__name__', batcher)!r}, which generates on its own thread: use encode_threads >= 1")
     batcher = batcher(generate, max_batch=batching.max_batch, max_wait_ms=batching.max_wait_ms,
                       key=_upload_key, on_batch=metrics.observe_batch)
     # Answers are encoded on their own thread(s), overlapping the next generator call. Not in the

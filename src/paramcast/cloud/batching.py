@@ -137,9 +137,17 @@ class InlineBatcher(Generic[T, R]):
             self._timer = None
         live = [(item, fut) for item, fut in self._pending if not fut.done()]
         self._pending = []
-        _settle(live, answer_grouped(self.fn, [item for item, _ in live], key=self.key, on_batch=self.on_batch))
+        try:
+            _settle(live, answer_grouped(self.fn, [item for item, _ in live], key=self.key, on_batch=self.on_batch))
+        except BaseException as exc:  # e.g. on_batch raising: no waiter is left hanging
+            for _, fut in live:
+                if not fut.done():
+                    fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError("batch aborted"))
+            raise
 
     def close(self, timeout: float = 5.0) -> None:
+        """Fail what waits; call it on the loop's thread (asyncio futures). ``timeout``: unused, for the same call as
+        :meth:`DynamicBatcher.close`."""
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
