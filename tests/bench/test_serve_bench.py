@@ -121,11 +121,20 @@ def test_bounds_add_the_run_s_own_parts():
     b = bench._bounds(result)
     assert b["head_batch"] == 8 and b["serial_req_per_s"] == pytest.approx(333.3, abs=0.1)
     assert b["serial_fraction_of_static"] == pytest.approx(0.667, abs=1e-3)
-    assert b["two_cpu_req_per_s"] == 500.0  # 1 / (0.5 + 0.5) ms = 1,000 > the HTTP side's 500
+    assert b["all_cpus_req_per_s"] == 500.0  # 1 / (0.5 + 0.5) ms = 1,000 > the HTTP side's 500
     assert b["naive_serial_req_per_s"] == pytest.approx(153.8, abs=0.1) and b["batched_over_naive"] == pytest.approx(2.17, abs=0.01)
     assert b["batched_fraction_of_serial"] == pytest.approx(0.3, abs=1e-3)
     result["modes"]["static-busy"] = {"req_per_s": 400.0}
-    assert bench._bounds(result)["two_cpu_req_per_s"] == 400.0
+    assert bench._bounds(result)["all_cpus_req_per_s"] == 400.0
+    # the CPU budget: 1 CPU's 1,000 ms a second over the CPU an adapted request needs: server + load CPU per static
+    # request (0.5 cores / 500 req/s = 1 ms) + 1 ms of generation and encoding = 500 req/s, above static-busy's 400
+    result["modes"]["static"]["cpu_cores"] = {"server": 0.45, "load": 0.05}
+    result["config"]["cpus"] = 1
+    assert bench._bounds(result)["cpu_budget_req_per_s"] == 500.0 and bench._bounds(result)["all_cpus_req_per_s"] == 400.0
+    result["modes"]["static"]["cpu_cores"] = {"server": 0.9, "load": 0.1}  # the budget is now the least: 333.3
+    b = bench._bounds(result)
+    assert b["cpu_budget_req_per_s"] == pytest.approx(333.3, abs=0.1) and b["all_cpus_req_per_s"] == b["cpu_budget_req_per_s"]
+    del result["modes"]["static-busy"], result["modes"]["static"]["cpu_cores"], result["config"]["cpus"]
     assert bench._bounds({**result, "compute": {}}) is None  # --no-compute: nothing to add up
     # the compute block encodes fp32: no bound for another downlink
     assert bench._bounds({**result, "config": {"max_batch": 8, "quant": "int8"}}) is None
