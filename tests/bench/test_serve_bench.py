@@ -142,3 +142,12 @@ def test_bounds_add_the_run_s_own_parts():
               "max_wait_ms": 0, "threads": 1, "cpus": 2}
     text = bench.to_markdown({"config": config, "modes": {}, "bounds": bench._bounds(result)})
     assert "**333.3 req/s = 67% of static**" in text and "at most **2.17x**" in text and "30% of the serial bound" in text
+
+
+def test_servers_under_test_do_not_inherit_paramcast_variables(monkeypatch):
+    monkeypatch.setenv("PARAMCAST_MAX_WAIT_MS", "9")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    env, ignored = bench._server_env()
+    assert "PARAMCAST_MAX_WAIT_MS" in ignored and "PARAMCAST_MAX_WAIT_MS" not in env
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE" and not any(k.startswith("PARAMCAST_") for k in env)
+

@@ -153,6 +153,13 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
+def _server_env() -> tuple[dict[str, str], list[str]]:
+    """The environment of a server under test, and the ``PARAMCAST_*`` names left out of it: every server option
+    comes from the bench's own flags, so a variable the user set for ``paramcast serve`` cannot change one arm."""
+    ignored = sorted(k for k in os.environ if k.startswith("PARAMCAST_"))
+    return {k: v for k, v in os.environ.items() if k not in ignored}, ignored
+
+
 class _Server:
     """The service in its own process on a free loopback port."""
 
@@ -173,7 +180,7 @@ class _Server:
         # Ray's run directory: short, under /tmp (its unix socket paths must fit 107 bytes)
         self._run_dir = tempfile.mkdtemp(prefix="pc-ray-", dir="/tmp")
         cmd += _engine_args(engine, Path(self._run_dir))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PARAMCAST_")}
+        env, _ = _server_env()
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 120
@@ -580,6 +587,11 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
                                "command": "paramcast bench serve " + " ".join(sys.argv[3:] if sys.argv[1:3] == ["bench", "serve"]
                                                                               else sys.argv[1:])},
                     "modes": {}}
+    ignored = _server_env()[1]
+    if ignored:
+        result["config"]["ignored_env"] = ignored
+        print(f"warning: the servers under test do not inherit {', '.join(ignored)}: bench serve sets every server "
+              "option with its own flags (--threads, --encode-threads, --max-wait-ms, --method-arg, ...)", file=sys.stderr)
     if compute:
         result["compute"] = compute_ceiling(method, num_answers, method_args, threads=threads)
         result["cpu_interference"] = cpu_interference()
