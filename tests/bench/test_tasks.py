@@ -219,8 +219,9 @@ def test_environment_records_the_cpu(monkeypatch, tmp_path):
 
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu sse avx2 amx_bf16 avx512f\n")
-    real = report.Path
-    monkeypatch.setattr(report, "Path", lambda p: info if p == "/proc/cpuinfo" else real(p))
+    from paramcast.methods.cdc_mmpg import serving
+
+    monkeypatch.setattr(serving, "CPUINFO", info)
     monkeypatch.setattr(report.platform, "processor", lambda: "")
     env = report.environment()
     assert env["cpu"] == "Test CPU 9000" and env["cpu_bf16"] == ["amx_bf16"]

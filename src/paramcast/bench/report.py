@@ -41,17 +41,10 @@ def _cpu() -> dict[str, Any]:
     """The CPU's model and what torch's kernels may use on it: speed figures (bf16 above all, which runs
     natively only with AVX512-BF16 or AMX and is emulated, many times slower than fp32, elsewhere) are
     read against them."""
-    model, flags = None, set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model is None:
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-                break
-    except OSError:
-        pass  # not Linux: the model from platform, no flags
+    # the one reader of /proc/cpuinfo; imported here, as importing it loads the method
+    from paramcast.methods.cdc_mmpg.serving import cpuinfo
+
+    model, flags = cpuinfo() or (None, frozenset())  # not Linux: the model from platform, no flags
     return {"cpu": model or platform.processor() or None, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cpu_bf16": sorted(flags & {"avx512_bf16", "amx_bf16"})}
 

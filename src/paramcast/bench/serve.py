@@ -658,10 +658,9 @@ def bench_serve(devices: int = 32, seconds: float = 10.0, num_answers: int = 150
     if {"batched", "naive"} <= set(rows):
         naive = rows["naive"]["req_per_s"]
         result["speedup"] = round(rows["batched"]["req_per_s"] / naive, 2) if naive else None
-    if {"batched", "static"} <= set(rows) and rows["static"]["req_per_s"]:
-        result["fraction_of_static"] = round(rows["batched"]["req_per_s"] / rows["static"]["req_per_s"], 3)
-    if {"batched", "static-busy"} <= set(rows) and rows["static-busy"]["req_per_s"]:
-        result["fraction_of_static_busy"] = round(rows["batched"]["req_per_s"] / rows["static-busy"]["req_per_s"], 3)
+    for ceiling in ("static", "static-busy"):  # fraction_of_static, fraction_of_static_busy
+        if {"batched", ceiling} <= set(rows) and rows[ceiling]["req_per_s"]:
+            result[f"fraction_of_{ceiling.replace('-', '_')}"] = round(rows["batched"]["req_per_s"] / rows[ceiling]["req_per_s"], 3)
     bounds = _bounds(result)
     if bounds:
         result["bounds"] = bounds

@@ -205,7 +205,7 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
                       key=_upload_key, on_batch=metrics.observe_batch)
     # Answers are encoded on their own thread(s), overlapping the next generator call. Not in the
     # default thread pool: 40 threads each running torch ops oversubscribe the cores (measured 4x slower).
-    encoder = ThreadPoolExecutor(max_workers=max(1, batching.encode_threads), thread_name_prefix="paramcast-encode")
+    encoder = None if inline else ThreadPoolExecutor(max_workers=batching.encode_threads, thread_name_prefix="paramcast-encode")
     update_info = _probe(method, upload_shape, task, model_version)
     num_labels = (num_labels or getattr(method, "num_answers", None)
                   or (update_info["weight"][0] if update_info and update_info["type"] == "HeadParams" else None)
@@ -213,7 +213,8 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
 
     def close() -> None:
         batcher.close()
-        encoder.shutdown(wait=False)
+        if encoder is not None:
+            encoder.shutdown(wait=False)
         if store is not None:
             store.close()
 
@@ -337,7 +338,7 @@ def create_app(method: Method, *, store_path: str | Path | None = None,
         if isinstance(update, WeightDelta) and update.quant != "fp32":
             q = update.quant  # a compressed delta travels as its method quantised it (DWC's error feedback)
         try:
-            if inline:
+            if encoder is None:  # inline: on the event loop
                 data = wire.encode(update, quant=q)
             else:
                 data = await asyncio.get_running_loop().run_in_executor(encoder, partial(wire.encode, update, quant=q))

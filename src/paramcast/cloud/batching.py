@@ -131,10 +131,13 @@ class InlineBatcher(Generic[T, R]):
             self._timer = loop.call_later(self.max_wait_s, self._flush)
         return await fut
 
-    def _flush(self) -> None:
+    def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _flush(self) -> None:
+        self._cancel_timer()
         live = [(item, fut) for item, fut in self._pending if not fut.done()]
         self._pending = []
         try:
@@ -149,9 +152,7 @@ class InlineBatcher(Generic[T, R]):
         """Fail what waits; call it on the loop's thread (asyncio futures). ``timeout``: unused, for the same call as
         :meth:`DynamicBatcher.close`."""
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
         for _, fut in self._pending:
             if not fut.done():
                 fut.set_exception(RuntimeError("batcher is closed"))

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-__all__ = ["INT8_ENGINES", "SERVE_DTYPES", "Int8Weights", "ServedLinear", "by_batch", "int8_linear", "pack_int8", "prepack_int8"]
+__all__ = ["CPUINFO", "INT8_ENGINES", "SERVE_DTYPES", "Int8Weights", "ServedLinear", "by_batch", "cpuinfo", "int8_linear", "pack_int8", "prepack_int8"]
 
 SERVE_DTYPES = ("fp32", "bf16", "int8")
 #: (smallest batch, quantized engine) for the int8 GEMM, from benchmarks/results/serve_int8*.md:
@@ -106,17 +107,35 @@ def prepack_int8(weight: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor |
         torch.backends.quantized.engine = before
 
 
+#: where :func:`cpuinfo` reads the CPU's model and flags
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpuinfo() -> tuple[str | None, frozenset[str]] | None:
+    """The first CPU's model name and flags in :data:`CPUINFO`; None where it cannot be read (not Linux).
+    Decides :data:`REDUCE_RANGE`, and every benchmark result records it (``paramcast.bench.report.environment``)."""
+    model, flags = None, frozenset()
+    try:
+        with CPUINFO.open() as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model is None:
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = frozenset(value.split())
+                    break
+    except OSError:
+        return None
+    return model, flags
+
+
 def _reduce_range() -> bool:
     """True where the CPU has no VNNI (AVX2 only, e.g. these AMD EPYC machines): there the int8 GEMM
     multiplies u8 activations by s8 weights with ``vpmaddubsw``, whose int16 pair sums saturate
     (2 * 255 * 127 > 32767) and return a wrong head (measured: 28 % of max |W| off); 7-bit activations
     (``reduce_range``, PyTorch's own x86 default) cannot saturate, at half the activation resolution."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return True
-    return not ({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
+    info = cpuinfo()
+    return info is None or not ({"avx512_vnni", "avx_vnni", "amx_int8"} & info[1])
 
 
 #: whether :func:`int8_linear` quantises activations to 7 bits (:func:`_reduce_range`)
